@@ -1,0 +1,141 @@
+"""Exact per-feature contributions, streamed batch by batch.
+
+For an encoder ``f`` that is bias-free and piecewise linear through the origin,
+``f(x) = J(x) x`` inside each linear region, so ``C[n, d, g] = J[n, d, g] * x[n, g]`` sums over
+``g`` to ``f(x_n)[d]``. The Jacobian rows of a whole batch come from ``n_components`` backward
+passes (cells are independent, so the gradient of a column sum is every cell's row).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Literal
+
+import numpy as np
+import torch
+from scipy import sparse
+from torch import nn
+
+from ._encoder import attribution_mode
+
+Reduction = Literal["l2", "normed_l2"] | None
+REDUCTIONS = (None, "l2", "normed_l2")
+
+
+def check_reduction(reduction: object) -> None:
+    """Raise a clear error for an unknown reduction."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}.")
+
+
+class InputMap:
+    """The fixed map from raw features to the encoder's input: centre, then maybe project.
+
+    ``z = (x - mean) @ components`` (or ``x - mean`` without components). Contributions are
+    always per raw feature, relative to ``mean``.
+    """
+
+    def __init__(self, mean: np.ndarray, components: np.ndarray | None = None) -> None:
+        self.mean = np.asarray(mean, dtype=np.float32)
+        self.components = None if components is None else np.asarray(components, np.float32)
+
+    @property
+    def n_features(self) -> int:
+        """Number of raw input features."""
+        return self.mean.shape[0]
+
+    @property
+    def n_inputs(self) -> int:
+        """Number of encoder inputs."""
+        return self.n_features if self.components is None else self.components.shape[1]
+
+    def centred(self, X_chunk: np.ndarray | sparse.spmatrix) -> np.ndarray:
+        """Dense float32 ``x - mean`` of a chunk of rows."""
+        dense = X_chunk.toarray() if sparse.issparse(X_chunk) else np.asarray(X_chunk)
+        return dense.astype(np.float32, copy=False) - self.mean
+
+    def encoder_input(self, centred: np.ndarray) -> np.ndarray:
+        """The encoder's input for centred rows."""
+        if self.components is None:
+            return centred
+        return centred @ self.components
+
+    def chunks(
+        self, X: np.ndarray | sparse.spmatrix, batch_size: int
+    ) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+        """Yield ``(rows, centred, encoder_input)`` for consecutive chunks of ``X``."""
+        for start in range(0, X.shape[0], batch_size):
+            rows = slice(start, min(start + batch_size, X.shape[0]))
+            centred = self.centred(X[rows])
+            yield rows, centred, self.encoder_input(centred)
+
+
+def jacobian(module: nn.Module, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return ``f(z)`` (b, D) and the attribution Jacobian (b, D, k) of a batch."""
+    z = z.detach().requires_grad_(True)
+    with attribution_mode(module), torch.enable_grad():
+        y = module(z)
+        n_out = y.shape[1]
+        rows = [
+            torch.autograd.grad(y[:, d].sum(), z, retain_graph=d < n_out - 1)[0]
+            for d in range(n_out)
+        ]
+    return y.detach(), torch.stack(rows, dim=1)
+
+
+def _reduce(c: np.ndarray, reduction: Reduction) -> np.ndarray:
+    if reduction is None:
+        return c
+    l2 = np.sqrt(np.einsum("ndg,ndg->ng", c, c))
+    if reduction == "l2":
+        return l2
+    total = l2.sum(axis=1, keepdims=True)
+    return np.divide(l2, total, out=np.zeros_like(l2), where=total > 0)
+
+
+def stream_contributions(
+    module: nn.Module,
+    X: np.ndarray | sparse.spmatrix,
+    input_map: InputMap,
+    *,
+    batch_size: int,
+    reduction: Reduction = None,
+    dtype: np.dtype | type = np.float32,
+    progress: bool = False,
+) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+    """Yield ``(rows, embedding, contributions)`` chunk by chunk.
+
+    Contributions of a chunk are ``(b, D, F)`` (or ``(b, F)`` when reduced), always per raw
+    feature. With a projection, ``J_feature = J_input @ components.T``; the product with the
+    centred input is taken in float64 so that the sum stays exact in float32.
+    """
+    check_reduction(reduction)
+    device = next(module.parameters()).device
+    was_training = module.training
+    module.eval()
+    chunks = input_map.chunks(X, batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        total = -(-X.shape[0] // batch_size)
+        chunks = tqdm(chunks, total=total, desc="contributions", unit="batch")
+    try:
+        for rows, centred, z in chunks:
+            y, jac = jacobian(module, torch.from_numpy(z).to(device))
+            jac = jac.cpu().numpy()
+            if input_map.components is None:
+                c = jac * centred[:, None, :]
+            else:
+                jac = jac.astype(np.float64) @ input_map.components.T.astype(np.float64)
+                c = jac * centred[:, None, :].astype(np.float64)
+            yield rows, y.cpu().numpy(), _reduce(c, reduction).astype(dtype, copy=False)
+    finally:
+        module.train(was_training)
+
+
+def exactness(embedding: np.ndarray, contributions: np.ndarray) -> float:
+    """``max |sum_g C - embedding| / max |embedding|``, computed in float64."""
+    total = contributions.astype(np.float64).sum(axis=-1)
+    scale = np.abs(embedding).max()
+    err = np.abs(total - embedding.astype(np.float64)).max()
+    return float(err / scale) if scale > 0 else float(err)

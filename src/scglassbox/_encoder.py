@@ -1,0 +1,126 @@
+"""Encoders whose outputs split exactly into per-feature contributions.
+
+Two built-in families, both bias-free with PReLU activations:
+
+``"mlp"``
+    Strictly positively homogeneous of degree 1: ``f(c x) = c f(x)`` for ``c > 0``. Within each
+    linear region ``f(x) = J(x) x``, so the contributions ``J(x) * x`` are true gradient x input
+    (equal to Integrated Gradients from the baseline 0).
+``"mlp_norm"``
+    The same with a shift-free normalisation after each hidden activation (divide by the root
+    mean square of the layer). The network is scale-invariant (degree 0):
+    ``f(2x) = f(x)``. Its contributions ``A(x) * x`` use the Jacobian with every normalisation
+    scale frozen at its value for that cell: still an exact additive split, but not a
+    gradient (the true gradient satisfies ``J x = 0``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch import nn
+
+ENCODERS = ("mlp", "mlp_norm")
+#: What ``encoder="default"`` means; chosen by ``benchmarks/run.py``.
+DEFAULT_ENCODER = "mlp_norm"
+DEFAULT_HIDDEN = (256, 256, 256)
+
+
+class ScaleNorm(nn.Module):
+    """Divide a hidden vector by its root mean square (no shift, no gain).
+
+    Maps 0 to 0. With ``frozen_scale`` set (during attribution) the scale is treated as a
+    constant, which makes the layer linear in its input. A gain would be redundant: the next
+    bias-free linear layer absorbs it.
+    """
+
+    def __init__(self, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.eps = eps
+        self.frozen_scale = False
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        inv_scale = torch.rsqrt(h.pow(2).mean(dim=-1, keepdim=True) + self.eps)
+        if self.frozen_scale:
+            inv_scale = inv_scale.detach()
+        return h * inv_scale
+
+
+class GlassBoxMLP(nn.Module):
+    """Bias-free PReLU multilayer perceptron, optionally with :class:`ScaleNorm` layers.
+
+    Parameters
+    ----------
+    n_in
+        Number of input features.
+    n_out
+        Number of embedding dimensions.
+    hidden
+        Widths of the hidden layers.
+    norm
+        Insert a :class:`ScaleNorm` after each hidden activation.
+    """
+
+    def __init__(
+        self, n_in: int, n_out: int, hidden: Sequence[int] = DEFAULT_HIDDEN, norm: bool = False
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = n_in
+        for h in hidden:
+            layers += [nn.Linear(width, h, bias=False), nn.PReLU(h)]
+            if norm:
+                layers.append(ScaleNorm())
+            width = h
+        layers.append(nn.Linear(width, n_out, bias=False))
+        self.net = nn.Sequential(*layers)
+        self.n_in, self.n_out, self.hidden, self.norm = n_in, n_out, tuple(hidden), norm
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    @property
+    def architecture(self) -> dict:
+        """Everything needed to rebuild this module (weights aside)."""
+        return {
+            "name": "mlp_norm" if self.norm else "mlp",
+            "n_in": self.n_in,
+            "n_out": self.n_out,
+            "hidden": list(self.hidden),
+        }
+
+
+def build_encoder(name: str, n_in: int, n_out: int, **kwargs) -> GlassBoxMLP:
+    """Build a built-in encoder by name (``"default"``, ``"mlp"`` or ``"mlp_norm"``)."""
+    if name == "default":
+        name = DEFAULT_ENCODER
+    if name not in ENCODERS:
+        raise ValueError(
+            f"encoder must be one of {('default', *ENCODERS)} or a torch.nn.Module, got {name!r}."
+        )
+    allowed = {"hidden"}
+    unknown = set(kwargs) - allowed
+    if unknown:
+        raise ValueError(
+            f"encoder_kwargs has unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}."
+        )
+    hidden = tuple(int(h) for h in kwargs.get("hidden", DEFAULT_HIDDEN))
+    if any(h < 1 for h in hidden):
+        raise ValueError(f"encoder_kwargs['hidden'] must hold positive widths, got {hidden}.")
+    return GlassBoxMLP(n_in, n_out, hidden=hidden, norm=name == "mlp_norm")
+
+
+@contextlib.contextmanager
+def attribution_mode(module: nn.Module) -> Iterator[None]:
+    """Freeze every normalisation scale in ``module`` while contributions are taken."""
+    frozen = [m for m in module.modules() if hasattr(m, "frozen_scale")]
+    before = [m.frozen_scale for m in frozen]
+    for m in frozen:
+        m.frozen_scale = True
+    try:
+        yield
+    finally:
+        for m, b in zip(frozen, before, strict=True):
+            m.frozen_scale = b

@@ -1,0 +1,114 @@
+"""The fuzzy kNN graph and the low-dimensional kernel, reusing umap-learn's own functions."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+logger = logging.getLogger(__name__)
+
+#: Edges lighter than this share of the heaviest edge are dropped before sampling, as the
+#: reference package does; so one epoch (|E| weighted draws) is the same work in both.
+EDGE_PRUNE_FRACTION = 0.025
+
+#: Below this many cells the kNN search is exact (as umap-learn's small-data path).
+EXACT_KNN_BELOW = 4096
+
+
+@dataclass(frozen=True)
+class EdgeList:
+    """A pruned, weighted edge list of a fuzzy graph (both directions of each edge)."""
+
+    heads: np.ndarray
+    tails: np.ndarray
+    weights: np.ndarray
+    n_nodes: int
+
+    @property
+    def n_edges(self) -> int:
+        """Number of directed edges kept."""
+        return int(self.heads.shape[0])
+
+
+def find_ab_params(spread: float, min_dist: float) -> tuple[float, float]:
+    """Fit ``a, b`` of ``q = 1 / (1 + a d^(2b))`` exactly as umap-learn does."""
+    from umap.umap_ import find_ab_params as _find_ab_params
+
+    a, b = _find_ab_params(spread, min_dist)
+    return float(a), float(b)
+
+
+def fuzzy_graph(
+    X: np.ndarray | sparse.spmatrix,
+    *,
+    n_neighbors: int,
+    metric: str,
+    random_state: int | None,
+) -> sparse.csr_matrix:
+    """Build UMAP's fuzzy simplicial set of ``X``.
+
+    Exact neighbours for small data, pynndescent otherwise; the fuzzy union is
+    umap-learn's ``fuzzy_simplicial_set``.
+    """
+    from umap.umap_ import fuzzy_simplicial_set, nearest_neighbors
+
+    n = X.shape[0]
+    rng = np.random.RandomState(random_state)
+    if n < EXACT_KNN_BELOW:
+        from sklearn.neighbors import NearestNeighbors
+
+        nn = NearestNeighbors(n_neighbors=n_neighbors, metric=metric).fit(X)
+        knn_dists, knn_indices = nn.kneighbors(X)
+        knn_indices = knn_indices.astype(np.int32)
+        knn_dists = knn_dists.astype(np.float32)
+    else:
+        knn_indices, knn_dists, _ = nearest_neighbors(
+            X,
+            n_neighbors,
+            metric,
+            {},
+            False,
+            rng,
+            n_jobs=1 if random_state is not None else -1,
+        )
+    graph, _, _ = fuzzy_simplicial_set(
+        X, n_neighbors, rng, metric, knn_indices=knn_indices, knn_dists=knn_dists
+    )
+    return sparse.csr_matrix(graph)
+
+
+def check_graph(graph: object, n_obs: int) -> sparse.csr_matrix:
+    """Validate a user-supplied fuzzy graph and return it as float32 CSR."""
+    if not sparse.issparse(graph):
+        if isinstance(graph, np.ndarray) and graph.ndim == 2:
+            graph = sparse.csr_matrix(graph)
+        else:
+            raise TypeError(
+                f"graph must be a scipy sparse matrix of shape ({n_obs}, {n_obs}), "
+                f"got {type(graph).__name__}."
+            )
+    if graph.shape != (n_obs, n_obs):
+        raise ValueError(f"graph has shape {graph.shape}, but X has {n_obs} rows.")
+    graph = sparse.csr_matrix(graph, dtype=np.float32)
+    if graph.nnz == 0:
+        raise ValueError("graph has no edges.")
+    if not np.all(np.isfinite(graph.data)) or graph.data.min() < 0:
+        raise ValueError("graph weights must be finite and non-negative.")
+    return graph
+
+
+def edge_list(graph: sparse.spmatrix) -> EdgeList:
+    """Turn a fuzzy graph into the edge list that training samples from."""
+    coo = sparse.coo_matrix(graph)
+    keep = (coo.data >= EDGE_PRUNE_FRACTION * coo.data.max()) & (coo.row != coo.col)
+    if not keep.any():
+        raise ValueError("graph has no edges between distinct cells.")
+    return EdgeList(
+        heads=coo.row[keep].astype(np.int64),
+        tails=coo.col[keep].astype(np.int64),
+        weights=coo.data[keep].astype(np.float64),
+        n_nodes=graph.shape[0],
+    )

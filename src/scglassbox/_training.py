@@ -1,0 +1,194 @@
+"""Training: UMAP's fuzzy cross-entropy on sampled edges, driven by Lightning.
+
+Each step draws ``batch_size`` edges with probability proportional to their weight, encodes the
+step's unique cells once, and takes ``negative_sample_rate`` negatives per edge among those
+encoded cells. All sampling is index arithmetic on tensors on the training device; there is no
+per-item Python dataset. One epoch is ``|E|`` edge draws, the same work as one epoch of the
+reference package.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import warnings
+from collections.abc import Iterator
+
+import lightning.pytorch as lp
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ._graph import EdgeList
+
+logger = logging.getLogger(__name__)
+
+#: Added to squared distances before the log: keeps the repulsive gradient finite.
+DIST_EPS = 1e-3
+
+
+class UMAPModule(lp.LightningModule):
+    """LightningModule that trains ``encoder`` on UMAP's loss over an edge list."""
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        features: torch.Tensor,
+        edges: EdgeList,
+        *,
+        a: float,
+        b: float,
+        negative_sample_rate: int,
+        repulsion_strength: float,
+        lr: float,
+        batch_size: int,
+        epochs: int,
+        seed: int,
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.features = features
+        self.heads = torch.from_numpy(edges.heads)
+        self.tails = torch.from_numpy(edges.tails)
+        cdf = np.cumsum(edges.weights)
+        self.cdf = torch.from_numpy(cdf / cdf[-1])
+        self.a, self.b = a, b
+        self.negative_sample_rate = negative_sample_rate
+        self.repulsion_strength = repulsion_strength
+        self.lr = lr
+        self.batch_size = min(batch_size, edges.n_edges)
+        self.epochs = epochs
+        self.seed = seed
+        self.steps_per_epoch = math.ceil(edges.n_edges / self.batch_size)
+        # A buffer, so the history survives the trip back from spawned DDP workers.
+        self.register_buffer("history", torch.full((epochs,), float("nan"), dtype=torch.float64))
+        self._epoch_loss = None
+        self._gen = None
+
+    def on_fit_start(self) -> None:
+        dev = self.device
+        self.features = self.features.to(dev)
+        self.heads, self.tails, self.cdf = (t.to(dev) for t in (self.heads, self.tails, self.cdf))
+        self._gen = torch.Generator(device=dev)
+        self._gen.manual_seed(self.seed + 7919 * self.global_rank)
+
+    def train_dataloader(self) -> DataLoader:
+        # Only the step count matters; the sampling happens on the device in training_step.
+        return DataLoader(range(self.steps_per_epoch), batch_size=None, shuffle=False)
+
+    def configure_optimizers(self):
+        opt = torch.optim.Adam(self.encoder.parameters(), lr=self.lr)
+        total = max(self.epochs * self.trainer.num_training_batches, 1)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(1.0 - s / total, 0.01))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def _log_q_terms(self, dsq: torch.Tensor) -> torch.Tensor:
+        # q = 1 / (1 + a d^(2b)) = sigmoid(-s) with s = log a + b log d^2.
+        return math.log(self.a) + self.b * torch.log(dsq + DIST_EPS)
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        n, gen, dev = self.batch_size, self._gen, self.device
+        idx = torch.searchsorted(
+            self.cdf, torch.rand(n, generator=gen, device=dev, dtype=torch.float64)
+        )
+        idx.clamp_(max=self.heads.shape[0] - 1)
+        nodes, inverse = torch.unique(
+            torch.cat([self.heads[idx], self.tails[idx]]), return_inverse=True
+        )
+        emb = self.encoder(self.features[nodes])
+        head, tail = emb[inverse[:n]], emb[inverse[n:]]
+        k = self.negative_sample_rate
+        neg = emb[torch.randint(nodes.shape[0], (n * k,), generator=gen, device=dev)]
+        s_pos = self._log_q_terms((head - tail).pow(2).sum(1))
+        s_neg = self._log_q_terms((head.repeat_interleave(k, 0) - neg).pow(2).sum(1))
+        # -log q = softplus(s), -log(1 - q) = softplus(-s): stable cross-entropy terms.
+        loss = (F.softplus(s_pos).sum() + self.repulsion_strength * F.softplus(-s_neg).sum()) / n
+        detached = loss.detach()
+        self._epoch_loss = detached if self._epoch_loss is None else self._epoch_loss + detached
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        if self._epoch_loss is not None:
+            steps = max(self.trainer.num_training_batches, 1)
+            self.history[self.current_epoch] = self._epoch_loss.double() / steps
+        self._epoch_loss = None
+
+
+class EpochProgress(lp.Callback):
+    """One progress bar over epochs (Lightning's own restarts every epoch)."""
+
+    def __init__(self) -> None:
+        self._bar = None
+
+    def on_train_start(self, trainer: lp.Trainer, module: UMAPModule) -> None:
+        if trainer.is_global_zero:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=trainer.max_epochs, desc="glassbox-umap", unit="epoch")
+
+    def on_train_epoch_end(self, trainer: lp.Trainer, module: UMAPModule) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+            loss = module.history[trainer.current_epoch]
+            self._bar.set_postfix(loss=f"{float(loss):.4f}")
+
+    def on_train_end(self, trainer: lp.Trainer, module: UMAPModule) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    on_exception = on_train_end  # type: ignore[assignment]
+
+
+@contextlib.contextmanager
+def _quiet_lightning(quiet: bool) -> Iterator[None]:
+    names = ("lightning.pytorch", "lightning.fabric", "lightning")
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    with warnings.catch_warnings():
+        # The dataloader only yields step numbers: worker processes would not help.
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        if quiet:
+            for lg in loggers:
+                lg.setLevel(logging.WARNING)
+        try:
+            yield
+        finally:
+            for lg, lvl in zip(loggers, levels, strict=True):
+                lg.setLevel(lvl)
+
+
+def train(
+    module: UMAPModule,
+    *,
+    quiet: bool,
+    accelerator: str,
+    devices: int | str | list[int],
+    trainer_kwargs: dict | None,
+) -> np.ndarray:
+    """Fit ``module`` with a Lightning trainer; return the per-epoch loss history."""
+    kwargs = {
+        "max_epochs": module.epochs,
+        "accelerator": accelerator,
+        "devices": devices,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_model_summary": False,
+        "enable_progress_bar": False,
+        "num_sanity_val_steps": 0,
+        "callbacks": [] if quiet else [EpochProgress()],
+    }
+    extra = dict(trainer_kwargs or {})
+    kwargs["callbacks"] = kwargs["callbacks"] + list(extra.pop("callbacks", []))
+    kwargs.update(extra)
+    with _quiet_lightning(quiet):
+        trainer = lp.Trainer(**kwargs)
+        trainer.fit(module)
+    if trainer.interrupted:
+        raise KeyboardInterrupt("training was interrupted")
+    return module.history.cpu().numpy().copy()

@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+from scipy import sparse
+
+from scglassbox._contributions import exactness
+
+RTOL = 1e-5
+
+
+@pytest.mark.parametrize("model", ["fitted", "fitted_pca"])
+def test_contributions_sum_to_embedding(model, wine, request):
+    est = request.getfixturevalue(model)
+    X, _ = wine
+    C, emb = est.compute_contributions(X, return_embedding=True)
+    assert C.shape == (X.shape[0], 2, X.shape[1]) and C.dtype == np.float32
+    np.testing.assert_array_equal(emb, est.transform(X))
+    assert exactness(emb, C) <= RTOL
+
+
+def test_pca_contributions_are_per_input_feature(fitted_pca, wine):
+    X, _ = wine
+    assert fitted_pca.components_.shape == (X.shape[1], 5)
+    C = fitted_pca.compute_contributions(X[:10])
+    assert C.shape == (10, 2, X.shape[1])
+    # The same contributions as the Jacobian w.r.t. the PCA scores, pulled back by hand.
+    import torch
+
+    from scglassbox._contributions import jacobian
+
+    centred = X[:10] - fitted_pca.mean_
+    _, jac = jacobian(fitted_pca.encoder_, torch.from_numpy(centred @ fitted_pca.components_))
+    manual = (jac.numpy() @ fitted_pca.components_.T) * centred[:, None, :]
+    np.testing.assert_allclose(C, manual, rtol=1e-4, atol=1e-6)
+
+
+def test_reductions(fitted, wine):
+    X, _ = wine
+    C = fitted.compute_contributions(X)
+    l2 = fitted.compute_contributions(X, reduction="l2")
+    np.testing.assert_allclose(l2, np.linalg.norm(C, axis=1), rtol=1e-5, atol=1e-7)
+    normed = fitted.compute_contributions(X, reduction="normed_l2")
+    np.testing.assert_allclose(normed.sum(axis=1), 1.0, rtol=1e-5)
+    assert (normed >= 0).all()
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        fitted.compute_contributions(X, reduction="l1")
+
+
+def test_batches_do_not_change_the_result(fitted, wine):
+    X, _ = wine
+    whole = fitted.compute_contributions(X, batch_size=1000)
+    streamed = fitted.compute_contributions(X, batch_size=7)
+    # Only float32 rounding differs (matmul blocking depends on the batch shape).
+    np.testing.assert_allclose(whole, streamed, rtol=1e-4, atol=1e-6)
+
+
+def test_sparse_and_dense_give_the_same_contributions(fitted_pca, wine):
+    X, _ = wine
+    Xs = X.copy()
+    Xs[np.abs(Xs) < 0.5] = 0
+    dense = fitted_pca.compute_contributions(Xs)
+    for fmt in (sparse.csr_matrix, sparse.csc_matrix):
+        np.testing.assert_array_equal(fitted_pca.compute_contributions(fmt(Xs)), dense)
+
+
+def test_float16_output(fitted, wine):
+    X, _ = wine
+    C16 = fitted.compute_contributions(X, dtype=np.float16)
+    assert C16.dtype == np.float16
+    np.testing.assert_allclose(C16, fitted.compute_contributions(X), rtol=1e-2, atol=1e-3)
+
+
+def test_exactness_is_able_to_fail():
+    emb = np.ones((3, 2), dtype=np.float32)
+    C = np.full((3, 2, 4), 0.25, dtype=np.float32)
+    assert exactness(emb, C) == 0
+    C[0, 0, 0] += 1e-3
+    assert exactness(emb, C) > RTOL

@@ -1,0 +1,114 @@
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scglassbox._contributions import jacobian
+from scglassbox._encoder import GlassBoxMLP, ScaleNorm, attribution_mode, build_encoder
+
+RTOL = 1e-5
+
+
+def _random_net(seed, n_in, hidden, n_out, norm):
+    torch.manual_seed(seed)
+    net = GlassBoxMLP(n_in, n_out, hidden=hidden, norm=norm)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.PReLU):
+                m.weight.uniform_(-0.5, 1.5)  # any slope, not only the initial 0.25
+    return net
+
+
+def _true_jacobian(net, x):
+    """Full autograd Jacobian, one cell at a time (no frozen scales)."""
+    return torch.stack([torch.autograd.functional.jacobian(net, xi[None])[0, :, 0] for xi in x])
+
+
+nets = st.builds(
+    dict,
+    seed=st.integers(0, 10_000),
+    n_in=st.integers(1, 40),
+    hidden=st.lists(st.integers(1, 64), min_size=1, max_size=3),
+    n_out=st.integers(1, 4),
+    norm=st.booleans(),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(spec=nets, scale=st.floats(1e-3, 1e3))
+def test_contributions_reconstruct_random_networks(spec, scale):
+    net = _random_net(**spec)
+    x = torch.randn(16, spec["n_in"], generator=torch.Generator().manual_seed(spec["seed"]))
+    x = x * scale
+    y, jac = jacobian(net, x)
+    recon = (jac.double() * x.double()[:, None, :]).sum(-1)
+    err = (recon - y.double()).abs().max() / y.double().abs().max().clamp_min(1e-30)
+    assert err <= RTOL
+
+
+def test_mlp_is_degree_one_homogeneous_and_gradient_times_input():
+    net = _random_net(0, 10, [32, 32], 2, norm=False)
+    x = torch.randn(8, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(net(3.0 * x), 3.0 * net(x), rtol=1e-5, atol=1e-6)
+    _, jac = jacobian(net, x)
+    true = _true_jacobian(net, x)
+    torch.testing.assert_close(jac, true)
+
+
+def test_mlp_norm_is_scale_invariant_and_contributions_are_not_gradients():
+    net = _random_net(1, 10, [32, 32], 2, norm=True)
+    x = torch.randn(8, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(net(3.0 * x), net(x), rtol=1e-4, atol=1e-5)
+    true = _true_jacobian(net, x)
+    # Degree-0 homogeneity: the true Jacobian annihilates x (Euler), so J x = 0 ...
+    assert (true @ x[:, :, None]).abs().max() < 1e-4
+    # ... while the frozen-scale split still sums to f(x).
+    y, jac = jacobian(net, x)
+    torch.testing.assert_close((jac * x[:, None, :]).sum(-1), y, rtol=1e-5, atol=1e-5)
+
+
+def test_attribution_mode_restores_flags():
+    net = build_encoder("mlp_norm", 5, 2, hidden=(8, 8))
+    norms = [m for m in net.modules() if isinstance(m, ScaleNorm)]
+    assert norms and not any(m.frozen_scale for m in norms)
+    with attribution_mode(net):
+        assert all(m.frozen_scale for m in norms)
+    assert not any(m.frozen_scale for m in norms)
+
+
+def test_build_encoder_has_no_bias():
+    for name in ("mlp", "mlp_norm", "default"):
+        net = build_encoder(name, 7, 3)
+        assert not any("bias" in k for k, _ in net.named_parameters())
+        assert net(torch.zeros(2, 7)).abs().max() == 0  # the origin maps to the origin
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "match"),
+    [
+        ("nope", {}, "encoder must be one of"),
+        ("mlp", {"width": 3}, "unknown keys"),
+        ("mlp", {"hidden": (0,)}, "positive widths"),
+    ],
+)
+def test_build_encoder_errors(name, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        build_encoder(name, 3, 2, **kwargs)
+
+
+def test_jacobian_matches_finite_differences():
+    net = _random_net(3, 6, [16], 2, norm=False).double()
+    x = torch.randn(1, 6, dtype=torch.float64)
+    _, jac = jacobian(net, x)
+    eps = 1e-6
+    fd = np.stack(
+        [
+            ((net(x + eps * e) - net(x - eps * e)) / (2 * eps)).detach().numpy()[0]
+            for e in torch.eye(6, dtype=torch.float64)[:, None, :]
+        ],
+        axis=1,
+    )
+    np.testing.assert_allclose(jac[0].numpy(), fd, rtol=1e-5, atol=1e-7)
