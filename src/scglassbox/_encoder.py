@@ -25,7 +25,7 @@ from torch import nn
 ENCODERS = ("mlp", "mlp_norm")
 #: What ``encoder="default"`` means; chosen by ``benchmarks/run.py``.
 DEFAULT_ENCODER = "mlp_norm"
-DEFAULT_HIDDEN = (256, 256, 256)
+DEFAULT_HIDDEN = (128, 128)
 
 
 class ScaleNorm(nn.Module):

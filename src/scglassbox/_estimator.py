@@ -34,9 +34,21 @@ logger = logging.getLogger(__name__)
 CUSTOM_ENCODER_RTOL = 1e-4
 
 
-def _auto_epochs(n_obs: int) -> int:
-    # Like umap-learn: more passes over small data, fewer over large.
-    return 500 if n_obs <= 10_000 else 200
+#: With ``epochs=None``: aim for this many optimiser steps, within the epoch bounds below.
+AUTO_STEPS = 1000
+AUTO_EPOCHS = (10, 500)
+
+
+def auto_epochs(n_edges: int, batch_size: int) -> int:
+    """Epochs for about :data:`AUTO_STEPS` steps, clipped to :data:`AUTO_EPOCHS`.
+
+    A network generalises across cells, so it needs a number of gradient steps rather than a
+    number of passes per cell: small data gets many epochs (like umap-learn's 500), large
+    data few.
+    """
+    steps_per_epoch = -(-n_edges // max(min(batch_size, n_edges), 1))
+    lo, hi = AUTO_EPOCHS
+    return int(min(hi, max(lo, round(AUTO_STEPS / steps_per_epoch))))
 
 
 class GlassBoxUMAP:
@@ -76,7 +88,7 @@ class GlassBoxUMAP:
         Adam learning rate (decays linearly over training).
     epochs
         Training epochs; one epoch is ``|E|`` edge draws, as in the reference package.
-        ``None``: 500 up to 10,000 cells, else 200 (as umap-learn).
+        ``None``: about 1,000 optimiser steps (at least 10 and at most 500 epochs).
     batch_size
         Edges per training step, and cells per batch for inference.
     random_state
@@ -118,7 +130,7 @@ class GlassBoxUMAP:
         pca_components: int | None = None,
         encoder: str | nn.Module = "default",
         encoder_kwargs: dict[str, Any] | None = None,
-        lr: float = 1e-3,
+        lr: float = 3e-3,
         epochs: int | None = None,
         batch_size: int = 10_000,
         random_state: int | None = None,
@@ -218,7 +230,14 @@ class GlassBoxUMAP:
         return X
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X: object, y: object = None, *, graph: object = None) -> GlassBoxUMAP:
+    def fit(
+        self,
+        X: object,
+        y: object = None,
+        *,
+        graph: object = None,
+        projection: tuple[np.ndarray, np.ndarray | None] | None = None,
+    ) -> GlassBoxUMAP:
         """Fit the encoder on ``X``.
 
         Parameters
@@ -230,6 +249,10 @@ class GlassBoxUMAP:
         graph
             Optional precomputed fuzzy graph ``(n_samples, n_samples)``, for example scanpy's
             ``adata.obsp['connectivities']``. Without it the kNN graph is built here.
+        projection
+            Optional fixed input map ``(mean, components)``: the encoder then reads
+            ``(X - mean) @ components`` (or ``X - mean`` when ``components`` is ``None``)
+            instead of fitting its own centring and PCA, e.g. to reuse scanpy's PCA.
 
         Returns
         -------
@@ -253,13 +276,20 @@ class GlassBoxUMAP:
             graph = _graph.check_graph(graph, n)
         edges = _graph.edge_list(graph)
 
-        input_map = self._fit_input_map(X)
+        if projection is None:
+            input_map = self._fit_input_map(X)
+        else:
+            input_map = InputMap(*projection)
+            if input_map.n_features != n_features or (
+                input_map.components is not None and input_map.components.shape[0] != n_features
+            ):
+                raise ValueError(f"projection does not match X's {n_features} features.")
         encoder = self._make_encoder(input_map.n_inputs)
         features = np.concatenate(
             [z for _, _, z in input_map.chunks(X, max(self.batch_size, 4096))], axis=0
         )
         a, b = _graph.find_ab_params(self.spread, self.min_dist)
-        epochs = self.epochs or _auto_epochs(n)
+        epochs = self.epochs or auto_epochs(edges.n_edges, self.batch_size)
         seed = self._seed()
         module = UMAPModule(
             encoder,
@@ -351,6 +381,25 @@ class GlassBoxUMAP:
     def fit_transform(self, X: object, y: object = None, *, graph: object = None) -> np.ndarray:
         """Fit on ``X`` and return its embedding."""
         return self.fit(X, graph=graph).embedding_
+
+    @classmethod
+    def from_adata(cls, adata: object, key: str = "glassbox_umap") -> GlassBoxUMAP:
+        """Rebuild the estimator that :func:`scglassbox.tl.glassbox_umap` stored in ``adata``.
+
+        Its ``transform`` is bitwise identical to the original model's on the same machine.
+        Features are the genes in ``adata.uns[key]['var_names']``, in that order.
+        """
+        uns = getattr(adata, "uns", None)
+        if uns is None or key not in uns or "model" not in uns[key]:
+            raise KeyError(
+                f"adata.uns[{key!r}]['model'] not found: run gb.tl.glassbox_umap(adata) first "
+                "(or pass the key_added you used)."
+            )
+        est = cls.from_dict(uns[key]["model"])
+        names = uns[key]["model"].get("var_names")
+        if names is not None:
+            est.feature_names_in_ = np.asarray(names).astype(str)
+        return est
 
     def compute_contributions(
         self,

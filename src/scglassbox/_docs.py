@@ -1,0 +1,34 @@
+"""Shared parameter documentation, inserted into docstrings by :func:`doc_params`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+F = TypeVar("F", bound=Callable)
+
+_PARAMS = {
+    "adata": """adata
+    Annotated data matrix.""",
+    "key": """key
+    The ``key_added`` used by :func:`~scglassbox.tl.glassbox_umap` (default
+    ``'glassbox_umap'``).""",
+    "copy": """copy
+    Return a modified copy instead of writing into ``adata``.""",
+    "quiet": """quiet
+    Hide progress bars and Lightning's messages.""",
+    "view": """view
+    What to summarise per cell and gene: ``'l2'`` (norm over embedding dimensions),
+    ``'normed_l2'`` (that, divided per cell by its sum over genes) or ``'dim1'``,
+    ``'dim2'``, ... (the signed contribution to that dimension).""",
+}
+
+
+def doc_params(func: F) -> F:
+    """Replace ``{name}`` placeholders in ``func.__doc__`` with the shared texts."""
+    if func.__doc__:
+        doc = func.__doc__
+        for name, text in _PARAMS.items():
+            doc = doc.replace("{" + name + "}", text.replace("\n", "\n    "))
+        func.__doc__ = doc
+    return func

@@ -1,0 +1,138 @@
+"""Accessors for what :func:`scglassbox.tl.glassbox_umap` and friends stored."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from .._docs import doc_params
+from .._views import view_of
+
+
+def _uns(adata: AnnData, key: str) -> dict:
+    if key not in adata.uns:
+        raise KeyError(
+            f"adata.uns[{key!r}] not found: run gb.tl.glassbox_umap(adata"
+            + ("" if key == "glassbox_umap" else f", key_added={key!r}")
+            + ") first."
+        )
+    return adata.uns[key]
+
+
+@doc_params
+def contribution_view(
+    adata: AnnData, view: str = "l2", *, key: str = "glassbox_umap"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cell contributions reduced to one value per cell and gene.
+
+    Parameters
+    ----------
+    {adata}
+    {view}
+    {key}
+
+    Returns
+    -------
+    ``(values, genes)``: a ``(n_obs, n_genes_used)`` float32 array and the gene names.
+    """
+    uns = _uns(adata, key)
+    ckey = f"{key}_contributions"
+    if ckey not in adata.obsm:
+        raise KeyError(
+            f"adata.obsm[{ckey!r}] not found: per-cell contributions were not stored "
+            "(rerun gb.tl.glassbox_umap with contributions='full' or 'float16')."
+        )
+    return view_of(np.asarray(adata.obsm[ckey]), view), np.asarray(uns["var_names"]).astype(str)
+
+
+@doc_params
+def contributions_df(
+    adata: AnnData, view: str = "l2", *, key: str = "glassbox_umap", genes: list[str] | None = None
+) -> pd.DataFrame:
+    """Per-cell contributions as a cells x genes DataFrame (index: ``obs_names``).
+
+    Parameters
+    ----------
+    {adata}
+    {view}
+    {key}
+    genes
+        Keep only these genes (in this order).
+    """
+    values, names = contribution_view(adata, view, key=key)
+    df = pd.DataFrame(values, index=adata.obs_names, columns=names)
+    if genes is not None:
+        missing = [g for g in genes if g not in df.columns]
+        if missing:
+            raise KeyError(f"genes not among the model's genes: {missing}")
+        df = df[list(genes)]
+    return df
+
+
+@doc_params
+def gene_importance_df(adata: AnnData, *, key: str = "glassbox_umap") -> pd.DataFrame:
+    """Global per-gene importance: mean |contribution| per embedding dimension.
+
+    Parameters
+    ----------
+    {adata}
+    {key}
+
+    Returns
+    -------
+    One row per gene used, columns ``dim1``, ``dim2``, ... and ``total`` (their sum), sorted
+    by ``total`` in decreasing order.
+    """
+    genes = np.asarray(_uns(adata, key)["var_names"]).astype(str)
+    varm = np.asarray(adata.varm[f"{key}_contributions"])
+    pos = adata.var_names.get_indexer(genes)
+    genes, rows = genes[pos >= 0], varm[pos[pos >= 0]]
+    df = pd.DataFrame(rows, index=pd.Index(genes, name="gene"),
+                      columns=[f"dim{i + 1}" for i in range(rows.shape[1])])  # fmt: skip
+    df["total"] = df.sum(axis=1)
+    return df.sort_values("total", ascending=False)
+
+
+@doc_params
+def rank_contributions_df(
+    adata: AnnData,
+    groupby: str,
+    *,
+    group: str | list[str] | None = None,
+    key: str = "glassbox_umap",
+    n_genes: int | None = None,
+) -> pd.DataFrame:
+    """Tidy ranking stored by :func:`~scglassbox.tl.rank_contributions`.
+
+    Parameters
+    ----------
+    {adata}
+    groupby
+        The ``groupby`` used for the ranking.
+    group
+        One or more groups (default: all).
+    {key}
+    n_genes
+        Top genes per group (default: all).
+
+    Returns
+    -------
+    Columns ``group``, ``rank`` (1 = largest), ``gene``, ``mean``, ``sem``.
+    """
+    rkey = f"{key}_rank_{groupby}"
+    res = _uns(adata, rkey) if rkey in adata.uns else None
+    if res is None:
+        raise KeyError(f"run gb.tl.rank_contributions(adata, {groupby!r}) first.")
+    mean, sem = res["mean"], res["sem"]
+    groups = list(mean.columns) if group is None else ([group] if isinstance(group, str) else group)
+    frames = []
+    for g in groups:
+        if g not in mean.columns:
+            raise KeyError(f"group {g!r} not in {list(mean.columns)}.")
+        order = mean[g].sort_values(ascending=False).index[:n_genes]
+        frames.append(pd.DataFrame({
+            "group": g, "rank": np.arange(1, len(order) + 1), "gene": order,
+            "mean": mean.loc[order, g].to_numpy(), "sem": sem.loc[order, g].to_numpy(),
+        }))  # fmt: skip
+    return pd.concat(frames, ignore_index=True)

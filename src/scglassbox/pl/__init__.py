@@ -1,0 +1,26 @@
+"""Plots of glass-box UMAP results (``gb.pl``).
+
+matplotlib plots follow scanpy's conventions (``show``, ``ax``, ``return_fig``) and never
+modify the AnnData they are given; :func:`explore` builds an interactive Bokeh view
+(optional extra ``scglassbox[interactive]``).
+"""
+
+from ._bars import contribution_bars, loss, ranking
+from ._embedding import contributions, glassbox_umap, top_feature
+from ._explore import explore, save_html
+from ._markers import compare_markers
+from ._matrix import contribution_dotplot, contribution_matrixplot
+
+__all__ = [
+    "compare_markers",
+    "contribution_bars",
+    "contribution_dotplot",
+    "contribution_matrixplot",
+    "contributions",
+    "explore",
+    "glassbox_umap",
+    "loss",
+    "ranking",
+    "save_html",
+    "top_feature",
+]

@@ -1,0 +1,274 @@
+"""Bar and line charts: mean contributions of a selection, global importance, training loss."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from anndata import AnnData
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from .._docs import doc_params
+from . import _views as v
+from ._utils import finish, panels
+
+#: Bar colours: unsigned views; positive / negative signed contributions (ends of RdBu).
+BAR_COLOR = "#4C72B0"
+POS_COLOR = "#b2182b"
+NEG_COLOR = "#2166ac"
+
+
+def _selections(
+    adata: AnnData,
+    groupby: str | None,
+    groups: str | Sequence[str] | None,
+    mask: object,
+) -> list[tuple[str, np.ndarray]]:
+    """``(title, cell mask)`` per panel."""
+    if mask is not None:
+        if groupby is not None or groups is not None:
+            raise ValueError("Pass either mask or groupby/groups, not both.")
+        return [("selected cells", v.obs_mask(adata, mask))]
+    if groupby is None:
+        if groups is not None:
+            raise ValueError("groups needs groupby.")
+        return [("all cells", np.ones(adata.n_obs, dtype=bool))]
+    cat = v.categorical(adata, groupby)
+    cats = list(cat.categories)
+    wanted = cats if groups is None else [groups] if isinstance(groups, str) else list(groups)
+    missing = [g for g in wanted if g not in cats]
+    if missing:
+        raise KeyError(f"groups {missing} not in adata.obs[{groupby!r}]: {cats}.")
+    col = np.asarray(cat)
+    return [(f"{groupby}: {g}", col == g) for g in wanted]
+
+
+def _barh(
+    ax: Axes,
+    genes: np.ndarray,
+    mean: np.ndarray,
+    err: np.ndarray | None,
+    *,
+    signed: bool,
+    xlabel: str,
+    title: str,
+) -> None:
+    """Horizontal bars, first gene at the top."""
+    y = np.arange(len(genes))[::-1]
+    colors = np.where(mean >= 0, POS_COLOR, NEG_COLOR) if signed else BAR_COLOR
+    ax.barh(
+        y,
+        mean,
+        xerr=err,
+        color=colors,
+        height=0.75,
+        error_kw={"ecolor": "0.25", "elinewidth": 0.8, "capsize": 2},
+    )
+    if signed:
+        ax.axvline(0, color="0.3", lw=0.8)
+    ax.set_yticks(y, labels=list(genes))
+    ax.set_ylim(-0.6, len(genes) - 0.4)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+
+
+def _bar_panel_size(n_genes: int) -> tuple[float, float]:
+    return 3.8, 0.9 + 0.22 * n_genes
+
+
+@doc_params
+def contribution_bars(
+    adata: AnnData,
+    *,
+    groupby: str | None = None,
+    groups: str | Sequence[str] | None = None,
+    mask: np.ndarray | str | None = None,
+    view: str = "l2",
+    n_genes: int = 20,
+    key: str = "glassbox_umap",
+    ncols: int = 4,
+    show: bool | None = None,
+    ax: Axes | None = None,
+    return_fig: bool = False,
+) -> Figure | Axes | list[Axes] | None:
+    """Top genes by mean contribution, with SEM error bars, for a selection of cells.
+
+    The selection is all cells (default), each group of ``groupby`` (one panel per group;
+    ``groups`` restricts which), or a boolean cohort ``mask``. Genes are ranked by their mean
+    (by the absolute mean for the signed ``'dimK'`` views, whose bars are red when positive
+    and blue when negative).
+
+    Parameters
+    ----------
+    {adata}
+    groupby
+        A categorical ``obs`` column: one panel per group.
+    groups
+        Only these groups of ``groupby`` (to pool groups into one selection, pass
+        ``mask=adata.obs[groupby].isin(groups)`` instead).
+    mask
+        A boolean array over cells or the name of a boolean ``obs`` column.
+    {view}
+    n_genes
+        Genes per panel.
+    {key}
+    ncols
+        Panels per row.
+    show
+        Show the plot (default: scanpy's ``settings.autoshow``).
+    ax
+        Draw into this axes (single panel only).
+    return_fig
+        Return the figure instead of the axes.
+
+    Returns
+    -------
+    The axes (a list for several panels) when ``show=False``, the figure when
+    ``return_fig=True``, else ``None``.
+    """
+    v.check_view(adata, view, key)
+    if n_genes < 1:
+        raise ValueError(f"n_genes must be >= 1, got {n_genes}.")
+    sels = _selections(adata, groupby, groups, mask)
+    mean, sem, counts, names = v.selection_stats(adata, view, key, [m for _, m in sels])
+    signed = v.is_signed(view)
+    fig, axs = panels(len(sels), ax=ax, ncols=ncols, panel_size=_bar_panel_size(n_genes))
+    for i, ((title, _), a) in enumerate(zip(sels, axs, strict=True)):
+        score = np.abs(mean[i]) if signed else mean[i]
+        top = np.argsort(-score, kind="stable")[:n_genes]
+        _barh(
+            a,
+            names[top],
+            mean[i, top],
+            sem[i, top],
+            signed=signed,
+            xlabel=f"mean {v.view_label(view)}",
+            title=f"{title} (n={counts[i]:,})",
+        )
+    return finish(fig, axs[0] if len(axs) == 1 else axs, show=show, return_fig=return_fig)
+
+
+@doc_params
+def ranking(
+    adata: AnnData,
+    *,
+    n_genes: int = 20,
+    dimensions: int | Sequence[int] | None = None,
+    key: str = "glassbox_umap",
+    ncols: int = 4,
+    show: bool | None = None,
+    ax: Axes | None = None,
+    return_fig: bool = False,
+) -> Figure | Axes | list[Axes] | None:
+    """Global gene importance: mean absolute contribution per embedding dimension.
+
+    Reads ``adata.varm[key + '_contributions']`` (so it also works when per-cell
+    contributions were not stored); one panel per dimension.
+
+    Parameters
+    ----------
+    {adata}
+    n_genes
+        Genes per panel.
+    dimensions
+        1-based dimensions to show (default: all).
+    {key}
+    ncols
+        Panels per row.
+    show
+        Show the plot (default: scanpy's ``settings.autoshow``).
+    ax
+        Draw into this axes (single panel only).
+    return_fig
+        Return the figure instead of the axes.
+
+    Returns
+    -------
+    The axes (a list for several panels) when ``show=False``, the figure when
+    ``return_fig=True``, else ``None``.
+    """
+    from ..get import gene_importance_df
+
+    v.key_info(adata, key)
+    vkey = f"{key}_contributions"
+    if vkey not in adata.varm:
+        raise KeyError(f"adata.varm[{vkey!r}] not found: run gb.tl.glassbox_umap(adata) first.")
+    df = gene_importance_df(adata, key=key)
+    n_dims = adata.varm[vkey].shape[1]
+    dims = (
+        list(range(1, n_dims + 1))
+        if dimensions is None
+        else [dimensions]
+        if isinstance(dimensions, int)
+        else list(dimensions)
+    )
+    bad = [d for d in dims if not 1 <= d <= n_dims]
+    if bad:
+        raise ValueError(f"dimensions {bad} out of range 1..{n_dims}.")
+    fig, axs = panels(len(dims), ax=ax, ncols=ncols, panel_size=_bar_panel_size(n_genes))
+    for d, a in zip(dims, axs, strict=True):
+        col = df[f"dim{d}"].sort_values(ascending=False, kind="stable").iloc[:n_genes]
+        _barh(
+            a,
+            col.index.to_numpy(),
+            col.to_numpy(),
+            None,
+            signed=False,
+            xlabel="mean |contribution|",
+            title=f"dim {d}",
+        )
+    return finish(fig, axs[0] if len(axs) == 1 else axs, show=show, return_fig=return_fig)
+
+
+@doc_params
+def loss(
+    adata: AnnData,
+    *,
+    key: str = "glassbox_umap",
+    log: bool = False,
+    show: bool | None = None,
+    ax: Axes | None = None,
+    return_fig: bool = False,
+) -> Figure | Axes | None:
+    """Training loss per epoch, with the lowest epoch marked.
+
+    Parameters
+    ----------
+    {adata}
+    {key}
+    log
+        Logarithmic y axis.
+    show
+        Show the plot (default: scanpy's ``settings.autoshow``).
+    ax
+        Draw into this axes.
+    return_fig
+        Return the figure instead of the axes.
+
+    Returns
+    -------
+    The axes when ``show=False``, the figure when ``return_fig=True``, else ``None``.
+    """
+    uns = v.key_info(adata, key)
+    hist = np.asarray(uns.get("loss_history", []), dtype=np.float64).ravel()
+    if hist.size == 0:
+        raise ValueError(f"adata.uns[{key!r}]['loss_history'] is empty or missing.")
+    fig, axs = panels(1, ax=ax, ncols=1, panel_size=(4.5, 3.2))
+    a = axs[0]
+    epochs = np.arange(1, hist.size + 1)
+    a.plot(epochs, hist, color=BAR_COLOR, lw=1.5, marker="o" if hist.size <= 50 else None, ms=3)
+    best = int(np.nanargmin(hist))
+    a.plot(epochs[best], hist[best], "o", color=POS_COLOR, ms=6, label=f"lowest: epoch {best + 1}")
+    a.set(xlabel="epoch", ylabel="loss", title=f"{key}: training loss")
+    if log:
+        a.set_yscale("log")
+    a.legend(frameon=False)
+    a.grid(alpha=0.3)
+    for side in ("top", "right"):
+        a.spines[side].set_visible(False)
+    return finish(fig, a, show=show, return_fig=return_fig)

@@ -1,0 +1,240 @@
+"""The glass-box embedding, coloured by the cells' own data or by gene contributions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from .._docs import doc_params
+from . import _views as v
+from ._utils import OTHER_COLOR, finish, palette, panels
+
+#: Size of one embedding panel in inches (as scanpy's default ``figure.figsize`` of 4 x 4
+#: plus room for the colour bar).
+PANEL_SIZE = (4.6, 4.0)
+
+
+@doc_params
+def glassbox_umap(
+    adata: AnnData,
+    *,
+    color: str | Sequence[str] | None = None,
+    key: str = "glassbox_umap",
+    show: bool | None = None,
+    ax: Axes | None = None,
+    return_fig: bool = False,
+    **kwargs: Any,
+) -> Figure | Axes | list[Axes] | None:
+    """Scatter plot of the glass-box UMAP embedding.
+
+    A thin wrapper of :func:`scanpy.pl.embedding` with ``basis=key``; everything scanpy
+    accepts (``color`` as obs columns or genes, ``groups``, ``palette``, ``ncols``, ...) works
+    the same way. As in scanpy, colouring by a categorical column without colours stored in
+    ``adata.uns[color + '_colors']`` stores scanpy's default colours there.
+
+    Parameters
+    ----------
+    {adata}
+    color
+        Keys of ``obs`` or genes to colour by.
+    {key}
+    show
+        Show the plot (default: scanpy's ``settings.autoshow``).
+    ax
+        Draw into this axes (single panel only).
+    return_fig
+        Return the figure instead of the axes.
+    **kwargs
+        Passed on to :func:`scanpy.pl.embedding`.
+
+    Returns
+    -------
+    As :func:`scanpy.pl.embedding`: the axes (or list of axes) when ``show=False``, the
+    figure when ``return_fig=True``, else ``None``.
+    """
+    import scanpy as sc
+
+    v.embedding(adata, key)  # clear error if the fit is missing
+    return sc.pl.embedding(
+        adata, basis=key, color=color, show=show, ax=ax, return_fig=return_fig, **kwargs
+    )
+
+
+def _panel(
+    values: np.ndarray,
+    emb: np.ndarray,
+    obs_names: pd.Index,
+    *,
+    key: str,
+    title: str,
+    ax: Axes,
+    signed: bool,
+    kwargs: dict[str, Any],
+) -> None:
+    """One embedding panel coloured by ``values`` via :func:`scanpy.pl.embedding`."""
+    import scanpy as sc
+
+    kw = dict(kwargs)
+    if signed:
+        # Strongest contributions (either sign) on top; symmetric limits centred on 0.
+        order = np.argsort(np.abs(values), kind="stable")
+        vmax = kw.pop("vmax", None)
+        vmin = kw.pop("vmin", None)
+        m = float(np.abs(values).max()) if vmax is None else float(vmax)
+        m = m if m > 0 else 1.0
+        kw.setdefault("cmap", "RdBu_r")
+        kw.update(vmin=-m if vmin is None else vmin, vmax=m, sort_order=False)
+    else:
+        order = np.arange(len(values))
+        kw.setdefault("cmap", "viridis")
+    tmp = AnnData(
+        obs=pd.DataFrame({"value": values[order]}, index=obs_names[order].astype(str)),
+        obsm={f"X_{key}": emb[order]},
+    )
+    sc.pl.embedding(tmp, basis=key, color="value", title=title, ax=ax, show=False, **kw)
+
+
+@doc_params
+def contributions(
+    adata: AnnData,
+    genes: str | Sequence[str],
+    *,
+    view: str = "l2",
+    key: str = "glassbox_umap",
+    ncols: int = 4,
+    show: bool | None = None,
+    ax: Axes | None = None,
+    return_fig: bool = False,
+    **kwargs: Any,
+) -> Figure | Axes | list[Axes] | None:
+    """The embedding coloured by each gene's per-cell contribution, one panel per gene.
+
+    Signed views (``'dim1'``, ``'dim2'``, ...) use a diverging colour map centred on zero
+    (``'RdBu_r'``, symmetric limits) and draw the strongest contributions on top.
+
+    Parameters
+    ----------
+    {adata}
+    genes
+        One gene or several (each must be among ``adata.uns[key]['var_names']``).
+    {view}
+    {key}
+    ncols
+        Panels per row.
+    show
+        Show the plot (default: scanpy's ``settings.autoshow``).
+    ax
+        Draw into this axes (one gene only).
+    return_fig
+        Return the figure instead of the axes.
+    **kwargs
+        Passed on to :func:`scanpy.pl.embedding` (``size``, ``cmap``, ``vmax``, ``frameon``,
+        ...). With a signed view, ``vmax`` sets the symmetric limit.
+
+    Returns
+    -------
+    The axes (list of axes for several genes) when ``show=False``, the figure when
+    ``return_fig=True``, else ``None``.
+    """
+    genes = [genes] if isinstance(genes, str) else list(genes)
+    if not genes:
+        raise ValueError("genes is empty.")
+    values, names = v.contribution_view(adata, view, key, genes=genes)
+    emb = v.embedding(adata, key)
+    signed = v.is_signed(view)
+    fig, axs = panels(len(genes), ax=ax, ncols=ncols, panel_size=PANEL_SIZE)
+    short = {"l2": "L2", "normed_l2": "normed L2"}.get(view, f"dim {view[3:]}")
+    for i, (gene, a) in enumerate(zip(names, axs, strict=True)):
+        _panel(
+            values[:, i],
+            emb,
+            adata.obs_names,
+            key=key,
+            title=f"{gene} ({short})",
+            ax=a,
+            signed=signed,
+            kwargs=kwargs,
+        )
+    return finish(fig, axs[0] if len(axs) == 1 else axs, show=show, return_fig=return_fig)
+
+
+def top_feature_labels(
+    adata: AnnData, *, n_top: int = 10, key: str = "glassbox_umap"
+) -> pd.Categorical:
+    """Each cell's top contributing gene (by L2), keeping the ``n_top`` most frequent.
+
+    Cells whose top gene is rarer are labelled ``'other'`` (always the last category).
+    """
+    if n_top < 1:
+        raise ValueError(f"n_top must be >= 1, got {n_top}.")
+    top = np.empty(adata.n_obs, dtype=np.int64)
+    for start in range(0, adata.n_obs, v.CHUNK_CELLS):
+        rows = np.arange(start, min(start + v.CHUNK_CELLS, adata.n_obs))
+        values, names = v.contribution_view(adata, "l2", key, cells=rows)
+        top[rows] = values.argmax(axis=1)
+    counts = np.bincount(top, minlength=len(names))
+    keep = np.argsort(-counts, kind="stable")[:n_top]
+    keep = keep[counts[keep] > 0]
+    labels = np.where(np.isin(top, keep), names[top], "other")
+    cats = [*names[keep]] + (["other"] if (~np.isin(top, keep)).any() else [])
+    return pd.Categorical(labels, categories=cats)
+
+
+@doc_params
+def top_feature(
+    adata: AnnData,
+    *,
+    n_top: int = 10,
+    key: str = "glassbox_umap",
+    show: bool | None = None,
+    ax: Axes | None = None,
+    return_fig: bool = False,
+    **kwargs: Any,
+) -> Figure | Axes | None:
+    """The embedding with each cell coloured by its top contributing gene (by L2).
+
+    Parameters
+    ----------
+    {adata}
+    n_top
+        Show the ``n_top`` genes that are most often a cell's top gene; the other cells are
+        labelled ``'other'`` (light grey, drawn underneath).
+    {key}
+    show
+        Show the plot (default: scanpy's ``settings.autoshow``).
+    ax
+        Draw into this axes.
+    return_fig
+        Return the figure instead of the axes.
+    **kwargs
+        Passed on to :func:`scanpy.pl.embedding` (``size``, ``legend_loc``, ...).
+
+    Returns
+    -------
+    The axes when ``show=False``, the figure when ``return_fig=True``, else ``None``.
+    """
+    import scanpy as sc
+
+    labels = top_feature_labels(adata, n_top=n_top, key=key)
+    emb = v.embedding(adata, key)
+    cats = list(labels.categories)
+    colors = palette(None, None, [c for c in cats if c != "other"])
+    if "other" in cats:
+        colors.append(OTHER_COLOR)
+    is_other = np.asarray(labels == "other")
+    order = np.argsort(~is_other, kind="stable")  # 'other' first, i.e. underneath
+    col = "top contributing gene"
+    tmp = AnnData(
+        obs=pd.DataFrame({col: labels[order]}, index=adata.obs_names[order].astype(str)),
+        obsm={f"X_{key}": emb[order]},
+    )
+    tmp.uns[f"{col}_colors"] = np.array(colors, dtype=object)
+    fig, axs = panels(1, ax=ax, ncols=1, panel_size=(PANEL_SIZE[0] + 1.4, PANEL_SIZE[1]))
+    sc.pl.embedding(tmp, basis=key, color=col, ax=axs[0], show=False, **kwargs)
+    return finish(fig, axs[0], show=show, return_fig=return_fig)

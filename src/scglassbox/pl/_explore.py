@@ -1,0 +1,9 @@
+"""Placeholder."""
+
+
+def explore(adata, **kwargs):  # noqa: D103
+    raise NotImplementedError
+
+
+def save_html(layout, path, **kwargs):  # noqa: D103
+    raise NotImplementedError
