@@ -28,6 +28,12 @@ def check_reduction(reduction: object) -> None:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}.")
 
 
+def column_mean(X: np.ndarray | sparse.spmatrix) -> np.ndarray:
+    """Per-feature mean in float64, identical for dense and sparse input."""
+    total = X.sum(axis=0, dtype=np.float64)
+    return np.asarray(total, dtype=np.float64).ravel() / X.shape[0]
+
+
 class InputMap:
     """The fixed map from raw features to the encoder's input: centre, then maybe project.
 

@@ -13,7 +13,14 @@ from scipy import sparse
 from torch import nn
 
 from . import _graph
-from ._contributions import InputMap, Reduction, check_reduction, jacobian, stream_contributions
+from ._contributions import (
+    InputMap,
+    Reduction,
+    check_reduction,
+    column_mean,
+    jacobian,
+    stream_contributions,
+)
 from ._encoder import ENCODERS, build_encoder
 from ._storage import (
     FORMAT_VERSION,
@@ -27,6 +34,7 @@ from ._storage import (
     state_dict_to_numpy,
 )
 from ._training import UMAPModule, train
+from ._views import str_array
 
 logger = logging.getLogger(__name__)
 
@@ -328,7 +336,7 @@ class GlassBoxUMAP:
         return int(self.random_state)
 
     def _fit_input_map(self, X: np.ndarray | sparse.csr_matrix) -> InputMap:
-        mean = np.asarray(X.mean(axis=0), dtype=np.float64).ravel()
+        mean = column_mean(X)
         if self.pca_components is None:
             return InputMap(mean)
         from sklearn.decomposition import PCA
@@ -398,7 +406,7 @@ class GlassBoxUMAP:
         est = cls.from_dict(uns[key]["model"])
         names = uns[key]["model"].get("var_names")
         if names is not None:
-            est.feature_names_in_ = np.asarray(names).astype(str)
+            est.feature_names_in_ = str_array(names)
         return est
 
     def compute_contributions(

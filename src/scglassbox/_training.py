@@ -98,10 +98,14 @@ class UMAPModule(lp.LightningModule):
         nodes, inverse = torch.unique(
             torch.cat([self.heads[idx], self.tails[idx]]), return_inverse=True
         )
-        emb = self.encoder(self.features[nodes])
-        head, tail = emb[inverse[:n]], emb[inverse[n:]]
+        # index_select, not emb[idx]: its backward (index_add) is deterministic on CPU, while
+        # advanced indexing accumulates duplicate rows in a thread-dependent order.
+        emb = self.encoder(self.features.index_select(0, nodes))
+        head, tail = emb.index_select(0, inverse[:n]), emb.index_select(0, inverse[n:])
         k = self.negative_sample_rate
-        neg = emb[torch.randint(nodes.shape[0], (n * k,), generator=gen, device=dev)]
+        neg = emb.index_select(
+            0, torch.randint(nodes.shape[0], (n * k,), generator=gen, device=dev)
+        )
         s_pos = self._log_q_terms((head - tail).pow(2).sum(1))
         s_neg = self._log_q_terms((head.repeat_interleave(k, 0) - neg).pow(2).sum(1))
         # -log q = softplus(s), -log(1 - q) = softplus(-s): stable cross-entropy terms.
@@ -188,7 +192,13 @@ def train(
     kwargs.update(extra)
     with _quiet_lightning(quiet):
         trainer = lp.Trainer(**kwargs)
-        trainer.fit(module)
+        try:
+            trainer.fit(module)
+        except SystemExit as e:
+            # Lightning turns Ctrl-C into sys.exit(1); a notebook user expects an interrupt.
+            if trainer.interrupted:
+                raise KeyboardInterrupt("training was interrupted; nothing was stored") from e
+            raise
     if trainer.interrupted:
-        raise KeyboardInterrupt("training was interrupted")
+        raise KeyboardInterrupt("training was interrupted; nothing was stored")
     return module.history.cpu().numpy().copy()

@@ -28,3 +28,8 @@ def view_of(contrib: np.ndarray, view: str) -> np.ndarray:
         return l2
     total = l2.sum(axis=1, keepdims=True)
     return np.divide(l2, total, out=np.zeros_like(l2), where=total > 0)
+
+
+def str_array(values: object) -> np.ndarray:
+    """Names as a plain ``<U`` array (zarr may hand back numpy's variable-width StringDType)."""
+    return np.asarray(values, dtype=object).astype(str)

@@ -7,7 +7,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._docs import doc_params
-from .._views import view_of
+from .._views import str_array, view_of
 
 
 def _uns(adata: AnnData, key: str) -> dict:
@@ -43,7 +43,7 @@ def contribution_view(
             f"adata.obsm[{ckey!r}] not found: per-cell contributions were not stored "
             "(rerun gb.tl.glassbox_umap with contributions='full' or 'float16')."
         )
-    return view_of(np.asarray(adata.obsm[ckey]), view), np.asarray(uns["var_names"]).astype(str)
+    return view_of(np.asarray(adata.obsm[ckey]), view), str_array(uns["var_names"])
 
 
 @doc_params
@@ -84,7 +84,7 @@ def gene_importance_df(adata: AnnData, *, key: str = "glassbox_umap") -> pd.Data
     One row per gene used, columns ``dim1``, ``dim2``, ... and ``total`` (their sum), sorted
     by ``total`` in decreasing order.
     """
-    genes = np.asarray(_uns(adata, key)["var_names"]).astype(str)
+    genes = str_array(_uns(adata, key)["var_names"])
     varm = np.asarray(adata.varm[f"{key}_contributions"])
     pos = adata.var_names.get_indexer(genes)
     genes, rows = genes[pos >= 0], varm[pos[pos >= 0]]

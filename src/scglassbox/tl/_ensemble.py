@@ -1,4 +1,4 @@
-"""Seed ensembles: how stable are the per-group gene importances across fits?"""
+"""Seed ensembles: how stable are per-group gene importances across fits."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ import numpy as np
 from anndata import AnnData
 from scipy import sparse
 
-from .._contributions import InputMap, exactness, stream_contributions
+from .._contributions import InputMap, column_mean, exactness, stream_contributions
 from .._docs import doc_params
 from .._estimator import GlassBoxUMAP
 
@@ -127,7 +127,7 @@ def scanpy_projection(
     if outside.any():
         return None, f"{int(outside.sum())} genes with PCA loadings are outside mask_var"
     components = pcs[expr.var_mask].astype(np.float32)
-    mean = np.asarray(expr.X.mean(axis=0), dtype=np.float64).ravel()
+    mean = column_mean(expr.X)
     imap = InputMap(mean, components)
     err, top = 0.0, np.abs(scores[:, :k]).max()
     for rows, _, z in imap.chunks(expr.X, 8192):

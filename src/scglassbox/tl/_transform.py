@@ -11,6 +11,7 @@ from scipy import sparse
 
 from .._docs import doc_params
 from .._estimator import GlassBoxUMAP
+from .._views import str_array
 from ._glassbox_umap import (
     ContributionStorage,
     _check_storage,
@@ -102,7 +103,7 @@ def glassbox_transform(
         raise ValueError(f"missing_genes must be 'error' or 'zero', got {missing_genes!r}.")
     est = GlassBoxUMAP.from_adata(adata_ref, key)
     ref = adata_ref.uns[key]
-    genes = np.asarray(ref["var_names"]).astype(str)
+    genes = str_array(ref["var_names"])
     source = str(ref["params"].get("source", "X"))
     X, missing = _query_matrix(adata, genes, source, missing_genes)
     emb, contrib, summary, exact = contributions_and_summary(est, X, storage=contributions)

@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+
+import scglassbox as gb
+from tests.conftest import make_synthetic
+
+KEY = "glassbox_umap"
+
+
+def test_rank_contributions_pbmc(pbmc_fitted):
+    a = pbmc_fitted.copy()
+    gb.tl.rank_contributions(a, "bulk_labels")
+    res = a.uns[f"{KEY}_rank_bulk_labels"]
+    groups = a.obs["bulk_labels"].cat.categories
+    assert res["mean"].shape == (len(a.uns[KEY]["var_names"]), len(groups))
+    # normed_l2 sums to 1 per cell, so each group's mean sums to 1 too.
+    np.testing.assert_allclose(res["mean"].sum(0), 1.0, rtol=1e-4)
+    assert (res["sem"].to_numpy() >= 0).all()
+    # pbmc68k_reduced ships rank_genes_groups for bulk_labels: the overlap is reported.
+    assert "marker_overlap" in res and set(res["marker_overlap"].index) <= set(groups)
+    df = gb.get.rank_contributions_df(a, "bulk_labels", group="CD56+ NK", n_genes=5)
+    assert list(df["rank"]) == [1, 2, 3, 4, 5]
+    assert df["mean"].is_monotonic_decreasing
+
+
+def test_rank_bad_groupby(pbmc_fitted):
+    with pytest.raises(ValueError, match="not a column"):
+        gb.tl.rank_contributions(pbmc_fitted, "nope", copy=True)
+
+
+def test_planted_markers_are_found():
+    """Each type's top contributors are mostly its planted marker genes."""
+    adata = make_synthetic(n_obs=800, n_vars=300, seed=2, n_types=4, n_markers=15)
+    gb.tl.glassbox_umap(adata, epochs=60, random_state=0, quiet=True, mask_var=None)
+    gb.tl.rank_contributions(adata, "cell_type")
+    planted = adata.uns["planted_markers"]
+    precisions = []
+    for t, genes in planted.items():
+        top = gb.get.rank_contributions_df(adata, "cell_type", group=t, n_genes=15)["gene"]
+        precisions.append(np.isin(top, genes).mean())
+    assert np.mean(precisions) >= 0.5, precisions
+
+
+def test_ensemble(synthetic):
+    gb.tl.glassbox_ensemble(synthetic, "cell_type", seeds=(0, 1), epochs=5, quiet=True)
+    res = synthetic.uns["glassbox_ensemble_cell_type"]
+    assert res["per_seed"].shape[0] == 2
+    assert res["mean"].shape == res["sem"].shape
+    stab = res["stability"]["spearman"].to_numpy()
+    assert np.all((stab > -1) & (stab <= 1))
+    with pytest.raises(ValueError, match="at least 2 distinct"):
+        gb.tl.glassbox_ensemble(synthetic, "cell_type", seeds=(1,))
