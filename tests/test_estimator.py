@@ -30,7 +30,7 @@ def test_learns_structure(fitted, wine):
     from sklearn.model_selection import cross_val_score
     from sklearn.neighbors import KNeighborsClassifier
 
-    X, y = wine
+    _, y = wine
     acc = cross_val_score(KNeighborsClassifier(15), fitted.embedding_, y, cv=5).mean()
     assert acc > 0.85
 

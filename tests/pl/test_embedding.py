@@ -26,9 +26,7 @@ def test_glassbox_umap(pbmc_gb):
     coll = cells_collection(axs[0], pbmc_gb.n_obs)
     np.testing.assert_allclose(sorted_rows(coll.get_offsets()), sorted_rows(emb), rtol=1e-6)
     # categorical colours are those stored in uns, one per group
-    colors = dict(
-        zip(pbmc_gb.obs["bulk_labels"].cat.categories, pbmc_gb.uns["bulk_labels_colors"])
-    )
+    colors = dict(zip(pbmc_gb.obs["bulk_labels"].cat.categories, pbmc_gb.uns["bulk_labels_colors"]))
     face = coll.get_facecolors()[:, :3]
     offsets = np.asarray(coll.get_offsets())
     first = pbmc_gb.obs["bulk_labels"].iloc[0]
@@ -123,9 +121,7 @@ def test_top_feature_all_listed(linear_gb):
 
 
 def test_images(linear_gb, check_image):
-    check_image(
-        pl.glassbox_umap(linear_gb, color="bulk_labels", return_fig=True), "glassbox_umap"
-    )
+    check_image(pl.glassbox_umap(linear_gb, color="bulk_labels", return_fig=True), "glassbox_umap")
     genes = ["CST3", "NKG7", "HLA-DRA"]
     check_image(pl.contributions(linear_gb, genes, return_fig=True), "contributions_l2")
     check_image(

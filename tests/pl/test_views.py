@@ -36,9 +36,7 @@ def test_chunked_subsets(linear_gb, monkeypatch):
 
 def test_float16_storage(linear_gb):
     a = linear_gb.copy()
-    a.obsm["glassbox_umap_contributions"] = a.obsm["glassbox_umap_contributions"].astype(
-        np.float16
-    )
+    a.obsm["glassbox_umap_contributions"] = a.obsm["glassbox_umap_contributions"].astype(np.float16)
     values, _ = v.contribution_view(a, "l2")
     ref, _ = v.contribution_view(linear_gb, "l2")
     assert values.dtype == np.float32

@@ -200,5 +200,5 @@ def test_round_trip_keeps_everything(synthetic_fitted, tmp_path, fmt):
 
 
 def test_from_adata_without_fit_says_so(synthetic):
-    with pytest.raises(KeyError, match="run gb.tl.glassbox_umap"):
+    with pytest.raises(KeyError, match=r"run gb\.tl\.glassbox_umap"):
         gb.GlassBoxUMAP.from_adata(synthetic)

@@ -12,15 +12,33 @@ def test_rank_contributions_pbmc(pbmc_fitted):
     gb.tl.rank_contributions(a, "bulk_labels")
     res = a.uns[f"{KEY}_rank_bulk_labels"]
     groups = a.obs["bulk_labels"].cat.categories
-    assert res["mean"].shape == (len(a.uns[KEY]["var_names"]), len(groups))
+    mean, sem = gb.get.group_contributions(a, "bulk_labels")
+    assert mean.shape == (len(a.uns[KEY]["var_names"]), len(groups))
     # normed_l2 sums to 1 per cell, so each group's mean sums to 1 too.
-    np.testing.assert_allclose(res["mean"].sum(0), 1.0, rtol=1e-4)
-    assert (res["sem"].to_numpy() >= 0).all()
+    np.testing.assert_allclose(mean.sum(0), 1.0, rtol=1e-4)
+    assert (sem.to_numpy() >= 0).all()
+    # The NK cells' own mean, computed by hand, matches.
+    nk = (a.obs["bulk_labels"] == "CD56+ NK").to_numpy()
+    by_hand = gb.get.contributions_df(a, "normed_l2")[nk].mean(0)
+    np.testing.assert_allclose(mean["CD56+ NK"], by_hand, rtol=1e-4, atol=1e-7)
     # pbmc68k_reduced ships rank_genes_groups for bulk_labels: the overlap is reported.
     assert "marker_overlap" in res and set(res["marker_overlap"].index) <= set(groups)
     df = gb.get.rank_contributions_df(a, "bulk_labels", group="CD56+ NK", n_genes=5)
     assert list(df["rank"]) == [1, 2, 3, 4, 5]
     assert df["mean"].is_monotonic_decreasing
+
+
+def test_rank_round_trips_with_slash_in_group_names(pbmc_fitted, tmp_path):
+    import anndata as ad
+
+    a = pbmc_fitted.copy()
+    gb.tl.rank_contributions(a, "bulk_labels")
+    assert any("/" in g for g in a.obs["bulk_labels"].cat.categories)
+    a.write_h5ad(tmp_path / "a.h5ad")
+    a.write_zarr(tmp_path / "a.zarr")
+    for back in (ad.read_h5ad(tmp_path / "a.h5ad"), ad.read_zarr(tmp_path / "a.zarr")):
+        pd_mean, _ = gb.get.group_contributions(back, "bulk_labels")
+        np.testing.assert_array_equal(pd_mean, gb.get.group_contributions(a, "bulk_labels")[0])
 
 
 def test_rank_bad_groupby(pbmc_fitted):
@@ -44,8 +62,10 @@ def test_planted_markers_are_found():
 def test_ensemble(synthetic):
     gb.tl.glassbox_ensemble(synthetic, "cell_type", seeds=(0, 1), epochs=5, quiet=True)
     res = synthetic.uns["glassbox_ensemble_cell_type"]
-    assert res["per_seed"].shape[0] == 2
-    assert res["mean"].shape == res["sem"].shape
+    assert res["per_seed"].shape[:2] == (2, 4)
+    mean, sem = gb.get.group_contributions(synthetic, uns_key="glassbox_ensemble_cell_type")
+    assert mean.shape == sem.shape == (len(res["genes"]), 4)
+    np.testing.assert_allclose(mean.to_numpy(), res["per_seed"].mean(0).T, rtol=1e-5)
     stab = res["stability"]["spearman"].to_numpy()
     assert np.all((stab > -1) & (stab <= 1))
     with pytest.raises(ValueError, match="at least 2 distinct"):

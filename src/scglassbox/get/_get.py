@@ -95,6 +95,43 @@ def gene_importance_df(adata: AnnData, *, key: str = "glassbox_umap") -> pd.Data
 
 
 @doc_params
+def group_contributions(
+    adata: AnnData,
+    groupby: str | None = None,
+    *,
+    key: str = "glassbox_umap",
+    uns_key: str | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-group mean contributions and their standard errors as genes x groups DataFrames.
+
+    Parameters
+    ----------
+    {adata}
+    groupby
+        The ``groupby`` of :func:`~scglassbox.tl.rank_contributions`.
+    {key}
+    uns_key
+        Read this ``uns`` entry instead, e.g. the result of
+        :func:`~scglassbox.tl.glassbox_ensemble` (``'glassbox_ensemble_' + groupby``).
+
+    Returns
+    -------
+    ``(mean, sem)``.
+    """
+    ukey = uns_key or f"{key}_rank_{groupby}"
+    if ukey not in adata.uns:
+        raise KeyError(
+            f"adata.uns[{ukey!r}] not found: "
+            f"run gb.tl.rank_contributions(adata, {groupby!r}) first."
+        )
+    res = adata.uns[ukey]
+    genes, groups = str_array(res["genes"]), str_array(res["groups"])
+    mean = pd.DataFrame(np.asarray(res["mean"]).T, index=genes, columns=groups)
+    sem = pd.DataFrame(np.asarray(res["sem"]).T, index=genes, columns=groups)
+    return mean, sem
+
+
+@doc_params
 def rank_contributions_df(
     adata: AnnData,
     groupby: str,
@@ -102,8 +139,9 @@ def rank_contributions_df(
     group: str | list[str] | None = None,
     key: str = "glassbox_umap",
     n_genes: int | None = None,
+    uns_key: str | None = None,
 ) -> pd.DataFrame:
-    """Tidy ranking stored by :func:`~scglassbox.tl.rank_contributions`.
+    """Tidy per-group gene ranking stored by :func:`~scglassbox.tl.rank_contributions`.
 
     Parameters
     ----------
@@ -115,16 +153,14 @@ def rank_contributions_df(
     {key}
     n_genes
         Top genes per group (default: all).
+    uns_key
+        As for :func:`group_contributions`.
 
     Returns
     -------
     Columns ``group``, ``rank`` (1 = largest), ``gene``, ``mean``, ``sem``.
     """
-    rkey = f"{key}_rank_{groupby}"
-    res = _uns(adata, rkey) if rkey in adata.uns else None
-    if res is None:
-        raise KeyError(f"run gb.tl.rank_contributions(adata, {groupby!r}) first.")
-    mean, sem = res["mean"], res["sem"]
+    mean, sem = group_contributions(adata, groupby, key=key, uns_key=uns_key)
     groups = list(mean.columns) if group is None else ([group] if isinstance(group, str) else group)
     frames = []
     for g in groups:

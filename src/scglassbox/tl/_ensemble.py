@@ -87,10 +87,11 @@ def glassbox_ensemble(
     Returns
     -------
     ``adata`` copy if ``copy`` else ``None``; writes ``adata.uns[key_added]`` with ``mean``
-    and ``sem`` (genes x groups: mean over seeds of each group's mean view, and its standard
-    error over seeds), ``stability`` (per group: mean pairwise Spearman correlation of the
-    gene importances between seeds, 1 = identical rankings), ``per_seed`` (seeds x genes x
-    groups) and ``params``.
+    and ``sem`` (groups x genes: mean over seeds of each group's mean view, and its standard
+    error over seeds), ``groups``, ``genes``, ``stability`` (DataFrame per group: mean
+    pairwise Spearman correlation of the gene importances between seeds, 1 = identical
+    rankings), ``per_seed`` (seeds x groups x genes) and ``params``. Read it with
+    :func:`scglassbox.get.group_contributions`.
     """
     seeds = [int(s) for s in seeds]
     if len(seeds) < 2 or len(set(seeds)) != len(seeds):
@@ -109,15 +110,15 @@ def glassbox_ensemble(
         est.fit(expr.X, graph=graph, projection=projection)
         per_seed.append(_group_means(est, expr.X, codes, n_groups, view))
     stack = np.stack(per_seed)
-    cols = pd.Index(cats.categories.astype(str))
+    groups = np.asarray(cats.categories.astype(str))
     result = {
         "params": {"groupby": groupby, "view": view, "seeds": np.asarray(seeds)},
-        "mean": pd.DataFrame(stack.mean(0), index=expr.var_names, columns=cols),
-        "sem": pd.DataFrame(
-            stack.std(0, ddof=1) / np.sqrt(len(seeds)), index=expr.var_names, columns=cols
-        ),
-        "stability": pd.DataFrame({"spearman": _stability(stack)}, index=cols),
-        "per_seed": stack.astype(np.float32),
+        "groups": groups,
+        "genes": expr.var_names,
+        "mean": stack.mean(0).T.astype(np.float32),
+        "sem": (stack.std(0, ddof=1) / np.sqrt(len(seeds))).T.astype(np.float32),
+        "stability": pd.DataFrame({"spearman": _stability(stack)}, index=pd.Index(groups)),
+        "per_seed": stack.transpose(0, 2, 1).astype(np.float32),
     }
     if copy:
         adata = adata.copy()

@@ -91,24 +91,28 @@ def rank_contributions(
     Returns
     -------
     ``adata`` copy if ``copy`` else ``None``; writes ``adata.uns[key_added]`` with ``mean``
-    and ``sem`` (DataFrames, genes x groups), ``n_cells`` per group, ``params`` and, when DE
-    markers are available, ``marker_overlap`` (DataFrame per group: ``overlap``,
-    ``fraction``, ``shared``, ``top_contributors``, ``markers``). Read it with
-    :func:`scglassbox.get.rank_contributions_df`.
+    and ``sem`` (arrays, groups x genes), ``groups``, ``genes``, ``n_cells`` per group,
+    ``params`` and, when DE markers are available, ``marker_overlap`` (DataFrame indexed by
+    group: ``overlap``, ``fraction``, ``shared``, ``top_contributors``, ``markers``). Read it
+    with :func:`scglassbox.get.rank_contributions_df` or
+    :func:`scglassbox.get.group_contributions`.
     """
     values, genes = contribution_view(adata, view, key=key)
     cats = _groups(adata, groupby)
     mean, sem = group_stats(values, cats.codes, len(cats.categories))
-    cols = pd.Index(cats.categories.astype(str))
+    groups = np.asarray(cats.categories.astype(str))
+    # Arrays plus name arrays, not DataFrames with group columns: group names such as
+    # "CD4+/CD25 T Reg" hold '/', which h5ad and zarr refuse as keys.
     result = {
         "params": {"groupby": groupby, "view": view, "key": key, "n_genes": int(n_genes)},
-        "mean": pd.DataFrame(mean, index=genes, columns=cols),
-        "sem": pd.DataFrame(sem, index=genes, columns=cols),
-        "n_cells": pd.Series(np.bincount(cats.codes, minlength=len(cols)), index=cols).to_frame(
-            "n_cells"
-        ),
+        "groups": groups,
+        "genes": genes,
+        "mean": mean.T.astype(np.float32),
+        "sem": sem.T.astype(np.float32),
+        "n_cells": np.bincount(cats.codes, minlength=len(groups)),
     }
-    overlap = _marker_overlap(adata, result["mean"], rank_genes_key, groupby, n_genes)
+    mean_df = pd.DataFrame(mean, index=genes, columns=groups)
+    overlap = _marker_overlap(adata, mean_df, rank_genes_key, groupby, n_genes)
     if overlap is not None:
         result["marker_overlap"] = overlap
     if copy:

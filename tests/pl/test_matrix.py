@@ -1,0 +1,100 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from scglassbox import pl
+from scglassbox.pl import _views as v
+
+
+def group_means(adata, view, groupby="bulk_labels"):
+    values, names = v.contribution_view(adata, view)
+    df = pd.DataFrame(values, columns=names)
+    return df.groupby(adata.obs[groupby].to_numpy()).mean()
+
+
+def expected_top(means, n, signed=False):
+    score = means.abs() if signed else means
+    return {g: list(score.loc[g].sort_values(ascending=False, kind="stable").index[:n])
+            for g in means.index}  # fmt: skip
+
+
+def group_labels(plot):
+    groups = getattr(plot, "var_groups", None)  # scanpy >= 1.11
+    return list(groups.labels if groups is not None else plot.var_group_labels)
+
+
+def test_matrixplot(pbmc_gb):
+    mp = pl.contribution_matrixplot(pbmc_gb, "bulk_labels", n_genes=3, return_fig=True)
+    means = group_means(pbmc_gb, "normed_l2")
+    top = expected_top(means, 3)
+    cats = list(pbmc_gb.obs["bulk_labels"].cat.categories)
+    assert group_labels(mp) == cats
+    flat = [g for c in cats for g in top[c]]
+    assert list(mp.var_names) == flat
+    values = mp.values_df
+    assert list(values.index) == cats
+    np.testing.assert_allclose(
+        values.to_numpy(), means.loc[cats, flat].to_numpy(), rtol=1e-4, atol=1e-8
+    )
+    mp.make_figure()
+    main = mp.get_axes()["mainplot_ax"]
+    assert [t.get_text() for t in main.get_xticklabels()] == flat
+    assert "normed L2 contribution" in mp.color_legend_title
+
+
+def test_matrixplot_signed_groups(pbmc_gb):
+    groups = ["CD19+ B", "CD34+"]
+    mp = pl.contribution_matrixplot(
+        pbmc_gb, "bulk_labels", view="dim2", groups=groups, n_genes=4, return_fig=True
+    )
+    means = group_means(pbmc_gb, "dim2").loc[groups]
+    top = expected_top(means, 4, signed=True)
+    assert list(mp.values_df.index) == groups
+    assert list(mp.var_names) == top["CD19+ B"] + top["CD34+"]
+    assert mp.cmap == "RdBu_r"
+    assert mp.vboundnorm.vcenter == 0
+
+
+def test_dotplot(pbmc_gb):
+    dp = pl.contribution_dotplot(pbmc_gb, "bulk_labels", n_genes=2, top_k=10, return_fig=True)
+    means = group_means(pbmc_gb, "normed_l2")
+    top = expected_top(means, 2)
+    cats = list(pbmc_gb.obs["bulk_labels"].cat.categories)
+    flat = [g for c in cats for g in top[c]]
+    np.testing.assert_allclose(
+        dp.dot_color_df.to_numpy(), means.loc[cats, flat].to_numpy(), rtol=1e-4, atol=1e-8
+    )
+    # dot size: fraction of the group's cells that have the gene in their own top 10
+    values, names = v.contribution_view(pbmc_gb, "normed_l2")
+    kth = -np.sort(-values, axis=1)[:, 9]
+    cols = [list(names).index(g) for g in flat]
+    hits = pd.DataFrame(values[:, cols] >= kth[:, None], columns=flat)
+    frac = hits.groupby(pbmc_gb.obs["bulk_labels"].to_numpy()).mean().loc[cats]
+    np.testing.assert_allclose(dp.dot_size_df.to_numpy(), frac.to_numpy())
+    assert "top 10" in dp.size_title
+
+
+def test_errors(pbmc_gb):
+    with pytest.raises(KeyError, match="not a column"):
+        pl.contribution_matrixplot(pbmc_gb, "nope", show=False)
+    with pytest.raises(KeyError, match="not in adata.obs"):
+        pl.contribution_dotplot(pbmc_gb, "phase", groups=["G9"], show=False)
+    with pytest.raises(ValueError, match="n_genes"):
+        pl.contribution_matrixplot(pbmc_gb, "phase", n_genes=0, show=False)
+
+
+def test_images(linear_gb, check_image):
+    check_image(
+        pl.contribution_matrixplot(linear_gb, "bulk_labels", n_genes=3, return_fig=True),
+        "matrixplot",
+    )
+    check_image(
+        pl.contribution_dotplot(linear_gb, "bulk_labels", n_genes=3, return_fig=True),
+        "dotplot",
+    )
+    check_image(
+        pl.contribution_matrixplot(
+            linear_gb, "bulk_labels", view="dim2", n_genes=2, return_fig=True
+        ),
+        "matrixplot_dim2",
+    )
