@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+import scglassbox as gb
+from scglassbox._contributions import exactness
+from scglassbox._graph import EdgeList, edge_list
+from scglassbox._training import UMAPModule
+
+
+def test_ddp_on_two_cpu_processes(wine):
+    """Lightning's trainer options pass through: 2 CPU processes with DDP train one model."""
+    X, y = wine
+    est = gb.GlassBoxUMAP(
+        random_state=0,
+        epochs=10,
+        quiet=True,
+        accelerator="cpu",
+        devices=2,
+        trainer_kwargs={"strategy": "ddp_spawn"},
+    ).fit(X)
+    assert np.isfinite(est.loss_history_).all() and len(est.loss_history_) == 10
+    C, emb = est.compute_contributions(X, return_embedding=True)
+    assert exactness(emb, C) <= 1e-5
+    # The weights came back from the workers: the embedding is not the untrained one.
+    untrained = gb.GlassBoxUMAP(random_state=0, epochs=1, lr=1e-12, quiet=True).fit(X)
+    assert not np.allclose(emb, untrained.embedding_, atol=1e-3)
+
+
+def test_one_epoch_is_one_pass_of_edge_draws():
+    rng = np.random.default_rng(0)
+    edges = EdgeList(
+        heads=rng.integers(0, 50, 2500),
+        tails=rng.integers(0, 50, 2500),
+        weights=rng.random(2500) + 0.1,
+        n_nodes=50,
+    )
+    import torch
+
+    module = UMAPModule(
+        torch.nn.Linear(3, 2, bias=False),
+        torch.zeros(50, 3),
+        edges,
+        a=1.0,
+        b=1.0,
+        negative_sample_rate=5,
+        repulsion_strength=1.0,
+        lr=1e-3,
+        batch_size=1000,
+        epochs=1,
+        seed=0,
+    )
+    assert module.steps_per_epoch * module.batch_size >= edges.n_edges
+    assert (module.steps_per_epoch - 1) * module.batch_size < edges.n_edges
+
+
+def test_edge_pruning_and_self_loops():
+    from scipy import sparse
+
+    g = sparse.csr_matrix(np.array([[1.0, 1.0, 0.01], [1.0, 0, 0.5], [0.01, 0.5, 0]]))
+    edges = edge_list(g)
+    pairs = set(zip(edges.heads.tolist(), edges.tails.tolist(), strict=True))
+    assert pairs == {(0, 1), (1, 0), (1, 2), (2, 1)}  # no self loop, 0.01 < 2.5% of 1.0
+    with pytest.raises(ValueError, match="no edges"):
+        edge_list(sparse.csr_matrix(np.eye(3)))
