@@ -28,7 +28,7 @@ def _summary_png(adata, path: Path, groupby: str | None, key: str) -> None:
     ax2.barh(top.index, top["dim2"], left=top["dim1"], label="dim 2", color="#DD8452")
     ax2.set_xlabel("mean |contribution|")
     ax2.set_title("Top genes placing cells")
-    ax2.legend(loc="lower right", frameon=False)
+    ax2.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
