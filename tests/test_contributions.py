@@ -75,3 +75,18 @@ def test_exactness_is_able_to_fail():
     assert exactness(emb, C) == 0
     C[0, 0, 0] += 1e-3
     assert exactness(emb, C) > RTOL
+
+
+@pytest.mark.skipif(
+    not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU (none on this machine)"
+)
+def test_training_and_contributions_on_gpu(wine):
+    import scglassbox as gb
+
+    X, _ = wine
+    est = gb.GlassBoxUMAP(random_state=0, epochs=20, accelerator="gpu", quiet=True).fit(X)
+    est.to("cuda")
+    C, emb = est.compute_contributions(X, return_embedding=True)
+    assert exactness(emb, C) <= RTOL
+    cpu = est.to("cpu").transform(X)
+    np.testing.assert_allclose(emb, cpu, rtol=1e-4, atol=1e-5)

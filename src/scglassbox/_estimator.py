@@ -462,6 +462,16 @@ class GlassBoxUMAP:
             out[rows], emb[rows] = c, y
         return (out, emb) if return_embedding else out
 
+    def to(self, device: str | torch.device) -> GlassBoxUMAP:
+        """Move the trained encoder (for ``transform`` and contributions) to ``device``.
+
+        After ``fit`` the encoder is on the CPU; ``est.to("cuda")`` speeds up contributions
+        of large data sets. Results agree with the CPU's to float32 rounding, not bitwise.
+        """
+        self._check_fitted()
+        self.encoder_ = self.encoder_.to(device)
+        return self
+
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict:
         """The fitted model as a nested dict of numpy arrays and scalars (``uns``-safe)."""
