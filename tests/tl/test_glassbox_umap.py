@@ -86,6 +86,23 @@ def test_reuses_scanpy_pca_and_stays_exact(synthetic_fitted):
     assert_exact(a)
 
 
+def test_reuses_pca_on_a_subset_of_its_cells(synthetic):
+    sub = synthetic[:400].copy()  # X_pca rows of a subset: shifted by a constant vector
+    sc.pp.neighbors(sub)
+    gb.tl.glassbox_umap(sub, epochs=3, quiet=True)
+    assert sub.uns[KEY]["input"].startswith("reused scanpy's PCA")
+    assert_exact(sub)
+
+
+def test_nan_loadings_are_not_reused(synthetic):
+    synthetic.varm["PCs"][0, 0] = np.nan
+    mask = np.ones(synthetic.n_vars, dtype=bool)
+    gb.tl.glassbox_umap(synthetic, epochs=3, quiet=True, mask_var=mask)
+    assert "NaN or infinite loadings" in synthetic.uns[KEY]["input"]
+    assert np.isfinite(synthetic.obsm[f"X_{KEY}"]).all()
+    assert_exact(synthetic)
+
+
 def test_scaled_x_falls_back_with_a_warning(synthetic, caplog):
     sc.pp.scale(synthetic)  # X changes after the PCA: the PCA no longer reproduces X_pca
     gb.tl.glassbox_umap(synthetic, epochs=3, quiet=True)

@@ -118,21 +118,27 @@ def scanpy_projection(
     loadings_key = "PCs" if "PCs" in adata.varm else None
     if loadings_key is None:
         return None, "varm['PCs'] (the PCA loadings) is missing"
-    scores = np.asarray(adata.obsm[rep])
+    scores = np.asarray(adata.obsm[rep], dtype=np.float64)
     k = scores.shape[1] if n_pcs is None else min(n_pcs, scores.shape[1])
+    # Compare centred scores: a subset of the cells a PCA was fitted on has another mean,
+    # which shifts all its scores by one vector and leaves the neighbour graph unchanged.
+    scores = scores[:, :k] - scores[:, :k].mean(axis=0)
     if expr.source == "raw":
         return None, "contributions use .raw, but scanpy's PCA was computed on .X"
     pcs = np.asarray(adata.varm[loadings_key])[:, :k]
-    outside = ~expr.var_mask & (np.abs(pcs).sum(axis=1) > 0)
+    # Some files store NaN (not 0) loadings for genes outside the PCA's mask.
+    outside = ~expr.var_mask & (np.nan_to_num(np.abs(pcs)).sum(axis=1) > 0)
     if outside.any():
         return None, f"{int(outside.sum())} genes with PCA loadings are outside mask_var"
     components = pcs[expr.var_mask].astype(np.float32)
+    if not np.isfinite(components).all():
+        return None, "varm['PCs'] holds NaN or infinite loadings for genes in mask_var"
     mean = column_mean(expr.X)
     imap = InputMap(mean, components)
-    err, top = 0.0, np.abs(scores[:, :k]).max()
+    err, top = 0.0, np.abs(scores).max()
     for rows, _, z in imap.chunks(expr.X, 8192):
-        err = max(err, float(np.abs(z - scores[rows, :k]).max()))
-    if not err <= PCA_MATCH_RTOL * top:
+        err = max(err, float(np.abs(z - scores[rows]).max()))
+    if not err <= PCA_MATCH_RTOL * top:  # also catches NaN
         return None, (
             f"(x - mean) @ varm['PCs'] differs from obsm[{rep!r}] by {err / top:.1e} (relative): "
             f"the PCA was computed on other values than {expr.source} (scaled or changed since?)"
@@ -261,7 +267,8 @@ def glassbox_umap(
 
     Reuses the graph of :func:`scanpy.pp.neighbors` (never recomputes it) and, when the graph
     was built on ``X_pca`` and ``varm['PCs']`` reproduces it, scanpy's PCA as the encoder's
-    fixed input projection. Contributions are per gene of the chosen expression, relative to
+    fixed input projection (also on a subset of the cells the PCA was fitted on, whose scores
+    differ by a constant shift). Contributions are per gene of the chosen expression, relative to
     the mean cell, and sum exactly to each cell's embedding coordinates.
 
     Parameters
