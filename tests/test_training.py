@@ -9,7 +9,7 @@ from scglassbox._training import UMAPModule
 
 def test_ddp_on_two_cpu_processes(wine):
     """Lightning's trainer options pass through: 2 CPU processes with DDP train one model."""
-    X, y = wine
+    X, _ = wine
     est = gb.GlassBoxUMAP(
         random_state=0,
         epochs=10,

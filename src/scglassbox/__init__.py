@@ -7,7 +7,7 @@ The embedding of every cell is an exact sum of per-gene contributions.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import datasets, get, tl
+from . import datasets, get, pl, tl
 from ._estimator import GlassBoxUMAP
 
 try:
@@ -15,4 +15,4 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
-__all__ = ["GlassBoxUMAP", "__version__", "datasets", "get", "tl"]
+__all__ = ["GlassBoxUMAP", "__version__", "datasets", "get", "pl", "tl"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+from anndata import AnnData
 
 
 def parse_view(view: str, n_components: int) -> int | None:
@@ -33,3 +35,12 @@ def view_of(contrib: np.ndarray, view: str) -> np.ndarray:
 def str_array(values: object) -> np.ndarray:
     """Names as a plain ``<U`` array (zarr may hand back numpy's variable-width StringDType)."""
     return np.asarray(values, dtype=object).astype(str)
+
+
+def categorical(adata: AnnData, groupby: str) -> pd.Categorical:
+    """``adata.obs[groupby]`` as a categorical in the user's order, unused categories removed."""
+    if groupby not in adata.obs.columns:
+        raise KeyError(f"groupby={groupby!r} is not a column of adata.obs.")
+    col = adata.obs[groupby]
+    cat = col.cat if isinstance(col.dtype, pd.CategoricalDtype) else col.astype("category").cat
+    return cat.remove_unused_categories().values

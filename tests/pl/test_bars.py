@@ -59,7 +59,7 @@ def test_bars_all_groups_and_mask(pbmc_gb):
     ax = pl.contribution_bars(pbmc_gb, mask=mask, view="normed_l2", n_genes=5, show=False)
     values, names = v.contribution_view(pbmc_gb, "normed_l2")
     mean = values[mask].mean(axis=0)
-    labels, widths = bars_of(ax)
+    labels, _ = bars_of(ax)
     assert labels == list(names[np.argsort(-mean, kind="stable")[:5]])
     assert ax.get_title() == f"selected cells (n={mask.sum()})"
 
@@ -70,7 +70,7 @@ def test_bars_errors(pbmc_gb):
         pl.contribution_bars(pbmc_gb, mask=mask, groupby="phase", show=False)
     with pytest.raises(ValueError, match="groups needs groupby"):
         pl.contribution_bars(pbmc_gb, groups="G1", show=False)
-    with pytest.raises(KeyError, match="not in adata.obs"):
+    with pytest.raises(KeyError, match=r"not in adata\.obs"):
         pl.contribution_bars(pbmc_gb, groupby="phase", groups=["G7"], show=False)
     with pytest.raises(ValueError, match="boolean array"):
         pl.contribution_bars(pbmc_gb, mask=np.ones(3, bool), show=False)

@@ -26,7 +26,8 @@ def test_glassbox_umap(pbmc_gb):
     coll = cells_collection(axs[0], pbmc_gb.n_obs)
     np.testing.assert_allclose(sorted_rows(coll.get_offsets()), sorted_rows(emb), rtol=1e-6)
     # categorical colours are those stored in uns, one per group
-    colors = dict(zip(pbmc_gb.obs["bulk_labels"].cat.categories, pbmc_gb.uns["bulk_labels_colors"]))
+    cats = pbmc_gb.obs["bulk_labels"].cat.categories
+    colors = dict(zip(cats, pbmc_gb.uns["bulk_labels_colors"], strict=True))
     face = coll.get_facecolors()[:, :3]
     offsets = np.asarray(coll.get_offsets())
     first = pbmc_gb.obs["bulk_labels"].iloc[0]
@@ -37,7 +38,7 @@ def test_glassbox_umap(pbmc_gb):
 
 
 def test_glassbox_umap_missing_fit(pbmc_gb):
-    with pytest.raises(KeyError, match="run gb.tl.glassbox_umap"):
+    with pytest.raises(KeyError, match=r"run gb\.tl\.glassbox_umap"):
         pl.glassbox_umap(pbmc_gb, key="nope", show=False)
 
 

@@ -39,7 +39,7 @@ def test_matrixplot(pbmc_gb):
     mp.make_figure()
     main = mp.get_axes()["mainplot_ax"]
     assert [t.get_text() for t in main.get_xticklabels()] == flat
-    assert "normed L2 contribution" in mp.color_legend_title
+    assert mp.color_legend_title == "mean normed L2\ncontribution in group"
 
 
 def test_matrixplot_signed_groups(pbmc_gb):
@@ -77,7 +77,7 @@ def test_dotplot(pbmc_gb):
 def test_errors(pbmc_gb):
     with pytest.raises(KeyError, match="not a column"):
         pl.contribution_matrixplot(pbmc_gb, "nope", show=False)
-    with pytest.raises(KeyError, match="not in adata.obs"):
+    with pytest.raises(KeyError, match=r"not in adata\.obs"):
         pl.contribution_dotplot(pbmc_gb, "phase", groups=["G9"], show=False)
     with pytest.raises(ValueError, match="n_genes"):
         pl.contribution_matrixplot(pbmc_gb, "phase", n_genes=0, show=False)

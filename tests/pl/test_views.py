@@ -48,7 +48,7 @@ def test_errors(linear_gb):
         v.contribution_view(linear_gb, "l2", genes=["CST3", "NOPE1", "NOPE2"])
     with pytest.raises(ValueError, match="view must be"):
         v.contribution_view(linear_gb, "dim3")
-    with pytest.raises(KeyError, match="run gb.tl.glassbox_umap"):
+    with pytest.raises(KeyError, match=r"run gb\.tl\.glassbox_umap"):
         v.contribution_view(linear_gb, "l2", key="other")
     a = linear_gb.copy()
     del a.obsm["glassbox_umap_contributions"]

@@ -42,7 +42,7 @@ def test_rank_round_trips_with_slash_in_group_names(pbmc_fitted, tmp_path):
 
 
 def test_rank_bad_groupby(pbmc_fitted):
-    with pytest.raises(ValueError, match="not a column"):
+    with pytest.raises(KeyError, match="not a column"):
         gb.tl.rank_contributions(pbmc_fitted, "nope", copy=True)
 
 

@@ -3,9 +3,10 @@
 Everything the browser needs is computed here once and sent as typed arrays; selections are
 summarised in the browser by a ``CustomJS`` callback, so the file works without a Python
 kernel (a notebook output or one standalone HTML file). To stay responsive with 100,000
-cells, only the ``n_genes`` most important genes (plus any requested) are sent, and their
-signed contributions and expression values travel as int16 with a float32 scale per gene
-(relative precision ~3e-5 of each gene's largest absolute value).
+cells, only the most important genes (overall and per group, plus any requested) are sent,
+and their signed contributions travel as int16 with a float32 scale per gene and dimension
+(precise to 1.5e-5 of the gene's largest absolute contribution), and so do expression
+values for the hover text (with an offset: precise to 1.5e-5 of the gene's range).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from anndata import AnnData
@@ -91,12 +92,12 @@ let k = meta.genes.indexOf(auto.value);
 if (k < 0) k = meta.current[0];
 meta.current[0] = k;
 const gene = meta.genes[k];
-const fval = src.data.fval, fcon = src.data.fcon, c = src.data.c;
+const fval = src.data.fval, fcon = src.data.fcon, c = src.data.c, v = vals.data.v;
 let cmax = 0.0;
 for (let i = 0; i < N; i++) {
     fcon[i] = contrib(i, k, 0);
     if (fcon[i] > cmax) cmax = fcon[i];
-    fval[i] = meta.has_values ? vals.data.v[i * K + k] * meta.vscale[k] + meta.voffset[k] : NaN;
+    fval[i] = meta.has_values ? v[i * K + k] * meta.vscale[k] + meta.voffset[k] : NaN;
 }
 function swatches(names, colors) {
     return names.map((nm, j) => '<div style="white-space:nowrap">' +
@@ -118,7 +119,7 @@ if (mode === 1) {
     legend.text = `<b>${mode === 0 ? meta.groupby : 'top feature'}</b>` + swatches(names, colors);
 }
 hover.tooltips = meta.base_tooltips.concat([
-    [`${gene} ${meta.value_label}`, '@fval{0.000}'],
+    [`${gene} ${meta.value_label}`, '@fval{0.00}'],
     [`${gene} L2 contribution`, '@fcon{0.0000}'],
 ]);
 src.change.emit();
@@ -135,19 +136,19 @@ def _bokeh():
         ) from e
 
 
-def _quantize(x: np.ndarray, *, signed: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Columns of ``x`` as int16: ``x ~ q * scale + offset`` (offset 0 for signed data)."""
-    x = np.asarray(x, dtype=np.float64)
-    finite = np.where(np.isfinite(x), x, 0.0)
-    if signed:
-        offset = np.zeros(x.shape[1])
-        scale = np.abs(finite).max(axis=0) / _INT16_MAX
+def _quantize(x: np.ndarray, *, centre: bool = False) -> tuple[np.ndarray, ...]:
+    """Columns of ``x`` as int16: ``x ~ q * scale + offset`` (``offset = 0`` unless centred).
+
+    Returns ``(q, scale, offset)``; the error is at most ``scale / 2`` per value.
+    """
+    x = np.where(np.isfinite(x), x, 0.0).astype(np.float64)
+    if centre:
+        lo, hi = x.min(axis=0), x.max(axis=0)
+        offset, half_range = (lo + hi) / 2, (hi - lo) / 2
     else:
-        lo, hi = finite.min(axis=0), finite.max(axis=0)
-        offset = (lo + hi) / 2
-        scale = (hi - lo) / (2 * _INT16_MAX)
-    scale = np.where(scale > 0, scale, 1.0)
-    q = np.rint((finite - offset) / scale).clip(-_INT16_MAX, _INT16_MAX).astype(np.int16)
+        offset, half_range = np.zeros(x.shape[1]), np.abs(x).max(axis=0)
+    scale = np.where(half_range > 0, half_range / _INT16_MAX, 1.0)
+    q = np.rint((x - offset) / scale).clip(-_INT16_MAX, _INT16_MAX).astype(np.int16)
     return q, scale.astype(np.float32), offset.astype(np.float32)
 
 
@@ -170,18 +171,28 @@ def _expression(adata: AnnData, key: str, genes: np.ndarray, cells: np.ndarray):
     return block.astype(np.float32)
 
 
-def _summaries(adata: AnnData, key: str, cells: np.ndarray, n_genes_used: int):
-    """Over the shown cells: mean L2 per gene, each cell's L2 total and top gene."""
+def _summaries(
+    adata: AnnData, key: str, cells: np.ndarray, n_genes_used: int, codes: np.ndarray, n_groups: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Mean L2 per gene (overall, per group), each cell's L2 total and top gene."""
     gsum = np.zeros(n_genes_used, dtype=np.float64)
+    group_sum = np.zeros((n_groups, n_genes_used), dtype=np.float64)
     total = np.empty(len(cells), dtype=np.float32)
     top = np.empty(len(cells), dtype=np.int64)
     for start in range(0, len(cells), v.CHUNK_CELLS):
         part = cells[start : start + v.CHUNK_CELLS]
+        rows = slice(start, start + len(part))
         l2, _ = v.contribution_view(adata, "l2", key, cells=part)
         gsum += l2.sum(axis=0, dtype=np.float64)
-        total[start : start + len(part)] = l2.sum(axis=1)
-        top[start : start + len(part)] = l2.argmax(axis=1)
-    return gsum / max(len(cells), 1), total, top
+        onehot = sparse.csr_matrix(
+            (np.ones(len(part)), (codes[rows], np.arange(len(part)))),
+            shape=(n_groups, len(part)),
+        )
+        group_sum += onehot @ l2.astype(np.float64)
+        total[rows] = l2.sum(axis=1)
+        top[rows] = l2.argmax(axis=1)
+    counts = np.bincount(codes, minlength=n_groups)[:, None]
+    return gsum / max(len(cells), 1), group_sum / np.maximum(counts, 1), total, top
 
 
 @doc_params
@@ -191,6 +202,7 @@ def explore(
     groupby: str | None = None,
     key: str = "glassbox_umap",
     n_genes: int = 30,
+    n_genes_per_group: int = 3,
     genes: Sequence[str] | None = None,
     n_bars: int = 15,
     n_top: int = 10,
@@ -200,6 +212,7 @@ def explore(
     width: int = 480,
     height: int = 460,
     legend_width: int = 180,
+    output_backend: Literal["webgl", "canvas"] = "webgl",
 ) -> LayoutDOM:
     """Interactive view: the embedding linked to a bar chart of contributions.
 
@@ -223,11 +236,15 @@ def explore(
         Categorical ``obs`` column for *Group* colouring and the hover text.
     {key}
     n_genes
-        The genes with the largest mean L2 contribution that are sent to the browser; only
-        they can be picked and appear in the bars. The size of the page grows with
-        ``n_cells * n_genes``.
+        The genes with the largest mean L2 contribution over all cells are sent to the
+        browser; only sent genes can be picked and appear in the bars. The size of the page
+        grows with ``n_cells * n_genes_sent``.
+    n_genes_per_group
+        Also send each ``groupby`` group's top genes (by mean L2), so that selecting a
+        group shows its own drivers even when they are not among the global top genes.
+        The ``n_top`` genes of *Top feature* are always sent.
     genes
-        Genes sent in addition to the top ``n_genes``.
+        Genes sent in addition.
     n_bars
         Bars shown.
     n_top
@@ -242,6 +259,9 @@ def explore(
         Size of each of the two plots in pixels.
     legend_width
         Width of the legend column in pixels.
+    output_backend
+        How the scatter is drawn: ``'webgl'`` (fast with a GPU) or ``'canvas'`` (can be
+        faster where WebGL is emulated in software, e.g. remote desktops without a GPU).
 
     Returns
     -------
@@ -282,32 +302,7 @@ def explore(
         cells = np.sort(rng.choice(adata.n_obs, size=max_cells, replace=False))
     n = len(cells)
 
-    # Genes sent: the most important ones plus those asked for.
-    mean_l2, total, top_idx = _summaries(adata, key, cells, len(names))
-    order = np.argsort(-mean_l2, kind="stable")[:n_genes]
-    extra = [] if genes is None else list(v.gene_index(names, genes))
-    cols = np.array(list(dict.fromkeys([*order.tolist(), *extra])), dtype=np.int64)
-    sent = names[cols].tolist()
-    K = len(cols)
-
-    # Signed contributions of the sent genes, per dimension, as int16 + scale.
-    cdata, scales = {}, []
-    for d in range(n_dims):
-        block = np.empty((n, K), dtype=np.float32)
-        for start in range(0, n, v.CHUNK_CELLS):
-            part = cells[start : start + v.CHUNK_CELLS]
-            block[start : start + len(part)] = np.asarray(contrib[part, d])[:, cols]
-        q, scale, _ = _quantize(block, signed=True)
-        cdata[f"d{d}"] = q.ravel()
-        scales.append(scale)
-    values = _expression(adata, key, np.asarray(sent), cells)
-    if values is not None:
-        vq, vscale, voffset = _quantize(values, signed=False)
-    else:
-        vq = np.zeros(n * K, dtype=np.int16)
-        vscale, voffset = np.ones(K, np.float32), np.zeros(K, np.float32)
-
-    # Categories: groups and top features.
+    # Groups.
     if groupby is not None:
         cat = v.categorical(adata, groupby)
         groups = [str(g) for g in cat.categories]
@@ -319,9 +314,38 @@ def explore(
             grp[grp < 0] = len(groups) - 1
     else:
         groups, grp, group_colors = ["all cells"], np.zeros(n, np.int32), [BAR_COLOR]
+
+    # Genes sent: the most important overall, per group, the top features, those asked for.
+    mean_l2, group_l2, total, top_idx = _summaries(adata, key, cells, len(names), grp, len(groups))
     counts = np.bincount(top_idx, minlength=len(names))
     keep = np.argsort(-counts, kind="stable")[:n_top]
     keep = keep[counts[keep] > 0]
+    chosen = [np.argsort(-mean_l2, kind="stable")[:n_genes]]
+    if groupby is not None and n_genes_per_group > 0:
+        chosen += [np.argsort(-g, kind="stable")[:n_genes_per_group] for g in group_l2]
+    chosen += [keep, v.gene_index(names, genes) if genes is not None else []]
+    cols = np.array(list(dict.fromkeys(int(i) for c in chosen for i in c)), dtype=np.int64)
+    sent = names[cols].tolist()
+    K = len(cols)
+
+    # Signed contributions of the sent genes, per dimension, as int16 + scale.
+    cdata, scales = {}, []
+    for d in range(n_dims):
+        block = np.empty((n, K), dtype=np.float32)
+        for start in range(0, n, v.CHUNK_CELLS):
+            part = cells[start : start + v.CHUNK_CELLS]
+            block[start : start + len(part)] = np.asarray(contrib[part, d])[:, cols]
+        q, scale, _ = _quantize(block)
+        cdata[f"d{d}"] = q.ravel()
+        scales.append(scale)
+    # Expression values for the hover text, as int16 + scale + offset per gene.
+    values = _expression(adata, key, np.asarray(sent), cells)
+    has_values = values is not None
+    if not has_values:
+        values = np.zeros((n, K), np.float32)
+    vq, vscale, voffset = _quantize(values, centre=True)
+
+    # Top features: the n_top most frequent, the rest 'other'.
     lut = np.full(len(names), len(keep), dtype=np.int32)
     lut[keep] = np.arange(len(keep), dtype=np.int32)
     top = lut[top_idx]
@@ -337,8 +361,8 @@ def explore(
         sum((cdata[f"d{d}"][first::K] * scales[d][first]) ** 2 for d in range(n_dims))
     ).astype(np.float32)
     fval = (
-        (vq.reshape(n, K)[:, first] * vscale[first] + voffset[first]).astype(np.float32)
-        if values is not None
+        (vq[:, first] * vscale[first] + voffset[first]).astype(np.float32)
+        if has_values
         else np.full(n, np.nan, np.float32)
     )
     src = ColumnDataSource(
@@ -360,15 +384,15 @@ def explore(
     view_labels = ["L2 contribution", "normed L2 contribution"] + [
         f"contribution to dim {d + 1}" for d in range(n_dims)
     ]
-    value_label = "value" if values is not None else "value (n/a)"
+    value_label = "value" if has_values else "value (n/a)"
     meta = {
         "K": K,
         "D": n_dims,
         "genes": sent,
         "scale": np.concatenate(scales).astype(float).tolist(),
+        "has_values": has_values,
         "vscale": vscale.astype(float).tolist(),
         "voffset": voffset.astype(float).tolist(),
-        "has_values": values is not None,
         "n_bars": int(min(n_bars, K)),
         "groups": groups,
         "group_colors": group_colors,
@@ -391,7 +415,7 @@ def explore(
         width=width,
         height=height,
         tools="pan,wheel_zoom,reset,save",
-        output_backend="webgl",
+        output_backend=output_backend,
         title=f"{key}"
         + (f" ({n:,} of {adata.n_obs:,} cells)" if n < adata.n_obs else f" ({n:,} cells)"),
         match_aspect=True,
@@ -440,7 +464,7 @@ def explore(
     hover = HoverTool(
         tooltips=[
             *base_tooltips,
-            (f"{sent[first]} {value_label}", "@fval{0.000}"),
+            (f"{sent[first]} {value_label}", "@fval{0.00}"),
             (f"{sent[first]} L2 contribution", "@fcon{0.0000}"),
         ],
         formatters={

@@ -12,6 +12,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from .._docs import doc_params
+from ..tl._rank import de_markers, overlap_rows
 from . import _views as v
 from ._bars import BAR_COLOR
 from ._matrix import top_genes_per_group
@@ -36,43 +37,16 @@ def marker_overlap(
     DataFrame indexed by group with ``n_cells``, ``overlap``, ``fraction``, ``shared``,
     ``top_contributors`` and ``markers`` (the last three as lists).
     """
-    rg = adata.uns.get(rank_genes_key)
-    if rg is None or "names" not in rg:
-        raise KeyError(
-            f"adata.uns[{rank_genes_key!r}] not found: run "
-            f"sc.tl.rank_genes_groups(adata, {groupby!r}"
-            + ("" if rank_genes_key == "rank_genes_groups" else f", key_added={rank_genes_key!r}")
-            + ") first."
-        )
-    rg_groupby = str(rg.get("params", {}).get("groupby", groupby))
-    if rg_groupby != groupby:
-        raise ValueError(
-            f"adata.uns[{rank_genes_key!r}] was computed for groupby={rg_groupby!r}, not "
-            f"{groupby!r}: run sc.tl.rank_genes_groups(adata, {groupby!r}) first."
-        )
-    names = pd.DataFrame(rg["names"])
+    names = de_markers(adata, groupby, rank_genes_key, required=True)
     cat = v.categorical(adata, groupby)
     groups = [g for g in map(str, cat.categories) if g in names.columns]
     if not groups:
         raise ValueError(f"no group of adata.obs[{groupby!r}] in adata.uns[{rank_genes_key!r}].")
     top, _ = top_genes_per_group(adata, groupby, n_genes=n_genes, view=view, key=key, groups=groups)
-    used = set(v.gene_names(adata, key))
     counts = pd.Series(np.asarray(cat)).value_counts()
-    rows = []
-    for g in groups:
-        markers = [m for m in names[g].astype(str) if m in used][:n_genes]
-        shared = [m for m in top[g] if m in set(markers)]
-        rows.append(
-            {
-                "group": g,
-                "n_cells": int(counts.get(g, 0)),
-                "overlap": len(shared),
-                "fraction": len(shared) / max(len(top[g]), 1),
-                "shared": shared,
-                "top_contributors": top[g],
-                "markers": markers,
-            }
-        )
+    rows = overlap_rows(top, names, set(v.gene_names(adata, key)), n_genes)
+    for row in rows:
+        row["n_cells"] = int(counts.get(row["group"], 0))
     return pd.DataFrame(rows).set_index("group")
 
 
@@ -137,17 +111,16 @@ def compare_markers(
     y = np.arange(len(df))[::-1]
     ax.barh(y, df["overlap"], color=BAR_COLOR, height=0.7)
     chance = n_genes * min(n_genes, n_used) / max(n_used, 1)
-    ax.axvline(chance, color="0.3", ls="--", lw=1, label=f"chance ({chance:.1f})")
+    ax.axvline(chance, color="0.3", ls="--", lw=1)
     ax.set_yticks(y, labels=[f"{g} (n={n})" for g, n in zip(df.index, df["n_cells"], strict=True)])
     ax.set_ylim(-0.6, len(df) - 0.4)
     ax.set_xlim(0, n_genes)
-    ax.set_xlabel(f"shared genes (of top {n_genes})")
+    ax.set_xlabel(f"shared genes (of top {n_genes})\n- - - expected by chance: {chance:.1f}")
     title = f"top {n_genes} contributors vs top {n_genes} markers ({rank_genes_key})"
     if tax is None:
         ax.set_title(title)
     else:
         fig.suptitle(title)
-    ax.legend(frameon=False, loc="lower right", fontsize="small")
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     if tax is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -12,6 +12,9 @@ from matplotlib.axes import Axes
 
 from .._docs import doc_params
 from . import _views as v
+
+if TYPE_CHECKING:
+    from scanpy.pl import DotPlot, MatrixPlot
 
 
 def top_genes_per_group(
@@ -67,6 +70,13 @@ def _temp_adata(
     return tmp
 
 
+def _colorbar_title(view: str) -> str:
+    """Short two-line title (scanpy's colour bar legend is narrow)."""
+    if view in ("l2", "normed_l2"):
+        return f"mean {'normed ' if view == 'normed_l2' else ''}L2\ncontribution in group"
+    return f"mean contribution\nto dim {view[3:]} in group"
+
+
 def _unique(genes: dict[str, list[str]]) -> list[str]:
     return list(dict.fromkeys(g for gs in genes.values() for g in gs))
 
@@ -84,7 +94,7 @@ def contribution_matrixplot(
     ax: Axes | None = None,
     return_fig: bool = False,
     **kwargs: Any,
-) -> Any:
+) -> MatrixPlot | dict[str, Axes] | None:
     """Mean contribution of each group's top genes, as :func:`scanpy.pl.matrixplot`.
 
     For every group of ``groupby`` the ``n_genes`` genes with the largest mean contribution
@@ -127,7 +137,7 @@ def contribution_matrixplot(
     if v.is_signed(view):
         kwargs.setdefault("cmap", "RdBu_r")
         kwargs.setdefault("vcenter", 0.0)
-    kwargs.setdefault("colorbar_title", f"mean {v.view_label(view)}\nin group")
+    kwargs.setdefault("colorbar_title", _colorbar_title(view))
     return sc.pl.matrixplot(
         tmp, top, groupby, show=show, ax=ax, return_fig=return_fig, use_raw=False, **kwargs
     )
@@ -147,7 +157,7 @@ def contribution_dotplot(
     ax: Axes | None = None,
     return_fig: bool = False,
     **kwargs: Any,
-) -> Any:
+) -> DotPlot | dict[str, Axes] | None:
     """Each group's top genes as :func:`scanpy.pl.dotplot` of contributions.
 
     Colour: the mean contribution in the group (as in
@@ -199,7 +209,7 @@ def contribution_dotplot(
     if v.is_signed(view):
         kwargs.setdefault("cmap", "RdBu_r")
         kwargs.setdefault("vcenter", 0.0)
-    kwargs.setdefault("colorbar_title", f"mean {v.view_label(view)}\nin group")
+    kwargs.setdefault("colorbar_title", _colorbar_title(view))
     kwargs.setdefault("size_title", f"% of cells with gene\nin their top {top_k}")
     return sc.pl.dotplot(
         tmp,

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .._views import categorical as categorical  # re-exported for the plot modules
 from .._views import parse_view, view_of
 
 #: Cells reduced at once (bounds the float32 temporaries of float16 storage).
@@ -160,33 +161,6 @@ def contribution_view(
         block = view_of(np.asarray(contrib[r]), view)
         out[start : start + len(r)] = block if cols is None else block[:, cols]
     return out, names if cols is None else names[cols]
-
-
-def mean_sem(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and standard errors of the mean (SEM is 0 for a single cell)."""
-    n = values.shape[0]
-    mean = values.mean(axis=0, dtype=np.float64)
-    if n < 2:
-        return mean, np.zeros_like(mean)
-    sem = values.std(axis=0, ddof=1, dtype=np.float64) / np.sqrt(n)
-    return mean, sem
-
-
-def group_means(values: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
-    """Mean of ``values`` rows per group code ``0..n_groups-1`` (``(n_groups, n_genes)``)."""
-    sums = np.zeros((n_groups, values.shape[1]), dtype=np.float64)
-    np.add.at(sums, codes, values)
-    counts = np.bincount(codes, minlength=n_groups).astype(np.float64)
-    return sums / np.maximum(counts, 1)[:, None]
-
-
-def categorical(adata: AnnData, groupby: str) -> pd.Categorical:
-    """``adata.obs[groupby]`` as a categorical (unused categories removed)."""
-    if groupby not in adata.obs.columns:
-        raise KeyError(f"groupby={groupby!r} is not a column of adata.obs.")
-    col = adata.obs[groupby]
-    cat = col.cat if isinstance(col.dtype, pd.CategoricalDtype) else col.astype("category").cat
-    return cat.remove_unused_categories().values
 
 
 def selection_stats(

@@ -13,9 +13,8 @@ from scipy.stats import spearmanr
 
 from .._contributions import stream_contributions
 from .._docs import doc_params
-from .._views import view_of
+from .._views import categorical, view_of
 from ._glassbox_umap import prepare
-from ._rank import _groups
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +95,7 @@ def glassbox_ensemble(
     seeds = [int(s) for s in seeds]
     if len(seeds) < 2 or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must hold at least 2 distinct integers, got {seeds}.")
-    cats = _groups(adata, groupby)
+    cats = categorical(adata, groupby)
     codes, n_groups = cats.codes.astype(np.int64), len(cats.categories)
     est, expr, graph, projection, _ = prepare(
         adata, neighbors_key=neighbors_key, layer=layer, use_raw=use_raw, mask_var=mask_var,

@@ -7,13 +7,8 @@ import pandas as pd
 from anndata import AnnData
 
 from .._docs import doc_params
+from .._views import categorical
 from ..get import contribution_view
-
-
-def _groups(adata: AnnData, groupby: str) -> pd.Categorical:
-    if groupby not in adata.obs.columns:
-        raise ValueError(f"groupby={groupby!r} is not a column of adata.obs.")
-    return pd.Categorical(adata.obs[groupby].astype(str))
 
 
 def group_stats(values: np.ndarray, codes: np.ndarray, n_groups: int) -> tuple[np.ndarray, ...]:
@@ -30,27 +25,47 @@ def group_stats(values: np.ndarray, codes: np.ndarray, n_groups: int) -> tuple[n
     return mean.T, sem.T
 
 
-def _marker_overlap(
-    adata: AnnData, mean: pd.DataFrame, rank_genes_key: str, groupby: str, n_genes: int
+def de_markers(
+    adata: AnnData, groupby: str, rank_genes_key: str, *, required: bool
 ) -> pd.DataFrame | None:
+    """Marker names stored by ``sc.tl.rank_genes_groups`` for ``groupby`` (groups as columns).
+
+    Missing or computed for another ``groupby``: an error when ``required``, else ``None``.
+    """
     rg = adata.uns.get(rank_genes_key)
-    if rg is None or rg.get("params", {}).get("groupby") != groupby:
+    todo = f"run sc.tl.rank_genes_groups(adata, {groupby!r}" + (
+        "" if rank_genes_key == "rank_genes_groups" else f", key_added={rank_genes_key!r}"
+    )
+    if rg is None or "names" not in rg:
+        if required:
+            raise KeyError(f"adata.uns[{rank_genes_key!r}] not found: {todo}) first.")
         return None
-    names = pd.DataFrame(rg["names"])
-    used = set(mean.index)
+    rg_groupby = str(rg.get("params", {}).get("groupby", groupby))
+    if rg_groupby != groupby:
+        if required:
+            raise ValueError(
+                f"adata.uns[{rank_genes_key!r}] was computed for groupby={rg_groupby!r}, not "
+                f"{groupby!r}: {todo}) first."
+            )
+        return None
+    return pd.DataFrame(rg["names"])
+
+
+def overlap_rows(
+    top: dict[str, list[str]], markers: pd.DataFrame, used: set[str], n_genes: int
+) -> list[dict]:
+    """Per group: top contributors against the top ``n_genes`` markers among ``used`` genes."""
     rows = []
-    for g in mean.columns:
-        if g not in names.columns:
+    for g, genes in top.items():
+        if g not in markers.columns:
             continue
-        markers = [m for m in names[g].astype(str) if m in used][:n_genes]
-        top = list(mean[g].sort_values(ascending=False).index[:n_genes])
-        shared = [m for m in top if m in set(markers)]
+        de = [m for m in markers[g].astype(str) if m in used][:n_genes]
+        shared = [m for m in genes if m in set(de)]
         rows.append({
-            "group": g, "n_genes": n_genes, "overlap": len(shared),
-            "fraction": len(shared) / max(len(top), 1), "shared": ", ".join(shared),
-            "top_contributors": ", ".join(top), "markers": ", ".join(markers),
+            "group": g, "overlap": len(shared), "fraction": len(shared) / max(len(genes), 1),
+            "shared": shared, "top_contributors": list(genes), "markers": de,
         })  # fmt: skip
-    return pd.DataFrame(rows).set_index("group") if rows else None
+    return rows
 
 
 @doc_params
@@ -98,7 +113,7 @@ def rank_contributions(
     :func:`scglassbox.get.group_contributions`.
     """
     values, genes = contribution_view(adata, view, key=key)
-    cats = _groups(adata, groupby)
+    cats = categorical(adata, groupby)
     mean, sem = group_stats(values, cats.codes, len(cats.categories))
     groups = np.asarray(cats.categories.astype(str))
     # Arrays plus name arrays, not DataFrames with group columns: group names such as
@@ -112,9 +127,15 @@ def rank_contributions(
         "n_cells": np.bincount(cats.codes, minlength=len(groups)),
     }
     mean_df = pd.DataFrame(mean, index=genes, columns=groups)
-    overlap = _marker_overlap(adata, mean_df, rank_genes_key, groupby, n_genes)
-    if overlap is not None:
-        result["marker_overlap"] = overlap
+    markers = de_markers(adata, groupby, rank_genes_key, required=False)
+    if markers is not None:
+        top = {g: list(mean_df[g].sort_values(ascending=False).index[:n_genes]) for g in groups}
+        rows = overlap_rows(top, markers, set(genes), n_genes)
+        if rows:
+            table = pd.DataFrame(rows).set_index("group")
+            for col in ("shared", "top_contributors", "markers"):  # lists do not round-trip
+                table[col] = table[col].map(", ".join)
+            result["marker_overlap"] = table
     if copy:
         adata = adata.copy()
     adata.uns[key_added or f"{key}_rank_{groupby}"] = result

@@ -1,0 +1,324 @@
+"""The Bokeh explorer: its data in Python, and its behaviour in a real headless Chromium.
+
+Browser tests need playwright (``pip install playwright``, no ``playwright install``) and a
+Chromium binary: Debian's ``apt-get install chromium`` (``/usr/bin/chromium``) or the path in
+``SCGLASSBOX_CHROMIUM``. They are skipped, with the reason, when either is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+from scglassbox import pl
+from scglassbox.pl import _views as v
+
+bokeh = pytest.importorskip(
+    "bokeh", reason="bokeh is not installed: pip install 'scglassbox[interactive]'"
+)
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+FIND_VIEW = """(name) => {
+  const model = Bokeh.documents[0].get_model_by_name(name);
+  function find(view) {
+    if (view.model === model) return view;
+    for (const child of (view.child_views ?? [])) { const r = find(child); if (r) return r; }
+    return null;
+  }
+  for (const root of Bokeh.index.roots) { const v = find(root); if (v) return v; }
+  return null;
+}"""
+READY = f"""() => {{
+  if (!(window.Bokeh && Bokeh.documents.length > 0)) return false;
+  return ({FIND_VIEW})('embedding') !== null;  // views built
+}}"""
+BARS = """() => {
+  const f = Bokeh.documents[0].get_model_by_name('bars');
+  const s = f.renderers[0].data_source;
+  return {genes: Array.from(s.data.gene), mean: Array.from(s.data.mean),
+          lo: Array.from(s.data.lo), title: f.title.text};
+}"""
+SOURCE = "Bokeh.documents[0].get_model_by_name('embedding').renderers[0].data_source"
+SCREEN_XY = f"""([x, y]) => {{
+  const v = ({FIND_VIEW})('embedding');
+  const r = v.canvas_view.el.getBoundingClientRect();
+  const b = v.frame.bbox;
+  return {{point: [r.left + v.frame.x_scale.compute(x), r.top + v.frame.y_scale.compute(y)],
+           frame: [r.left + b.left, r.top + b.top, b.width, b.height]}};
+}}"""
+
+
+def models(layout):
+    return {m.name: m for m in layout.references() if m.name}
+
+
+def expected_bars(adata, view, genes, mask=None):
+    """Mean of ``view`` over the selected cells for the genes sent to the browser."""
+    values, _ = v.contribution_view(adata, view, genes=genes)
+    values = values if mask is None else values[mask]
+    return dict(zip(genes, values.mean(axis=0).astype(float), strict=True))
+
+
+def check_bars(shown, expected, n_bars=15, rtol=2e-3):
+    """Bars are the largest (|mean| for signed views) and their means are right."""
+    signed = any(m < 0 for m in expected.values())
+    score = {g: abs(m) if signed else m for g, m in expected.items()}
+    assert len(shown["genes"]) == min(n_bars, len(expected))
+    scale = max(abs(m) for m in expected.values())
+    for g, m in zip(shown["genes"], shown["mean"], strict=True):
+        assert m == pytest.approx(expected[g], rel=rtol, abs=rtol * scale), g
+    others = [score[g] for g in expected if g not in shown["genes"]]
+    if others:
+        assert min(score[g] for g in shown["genes"]) >= max(others) - rtol * scale
+    # first gene in the list is drawn at the bottom: the largest is last
+    assert score[shown["genes"][-1]] == pytest.approx(max(score.values()), rel=rtol)
+
+
+# ---------------------------------------------------------------- Python side
+
+
+@pytest.fixture(scope="module")
+def layout(pbmc_gb):
+    return pl.explore(pbmc_gb, groupby="bulk_labels")
+
+
+def test_layout(pbmc_gb, layout):
+    m = models(layout)
+    for name in ("embedding", "bars", "color_by", "feature", "view", "legend", "colorbar"):
+        assert name in m, name
+    assert m["embedding"].output_backend == "webgl"
+    assert m["color_by"].labels == ["Group", "Feature", "Top feature"]
+    assert m["view"].labels == ["L2", "normed L2", "Dim 1", "Dim 2"]
+    tools = {type(t).__name__ for t in m["embedding"].tools}
+    assert {"BoxSelectTool", "LassoSelectTool", "HoverTool"} <= tools
+    # sent: the 30 genes with the largest mean L2 (in that order), then each group's top 3
+    # and the 10 most frequent top features
+    values, names = v.contribution_view(pbmc_gb, "l2")
+    top = list(names[np.argsort(-values.mean(axis=0), kind="stable")[:30]])
+    sent = m["feature"].completions
+    assert sent[:30] == top
+    assert m["feature"].value == top[0]
+    labels = pbmc_gb.obs["bulk_labels"].to_numpy()
+    for g in pbmc_gb.obs["bulk_labels"].cat.categories:
+        group_top = names[np.argsort(-values[labels == g].mean(axis=0), kind="stable")[:3]]
+        assert set(group_top) <= set(sent), g
+    genes, counts = np.unique(names[values.argmax(axis=1)], return_counts=True)
+    assert set(genes[np.argsort(-counts, kind="stable")[:10]]) <= set(sent)
+    assert len(sent) == len(set(sent))
+
+
+def test_data_sent(pbmc_gb, layout):
+    m = models(layout)
+    src = m["embedding"].renderers[0].data_source
+    np.testing.assert_allclose(src.data["x"], pbmc_gb.obsm["X_glassbox_umap"][:, 0])
+    assert list(src.data["cell"]) == list(pbmc_gb.obs_names)
+    cats = list(pbmc_gb.obs["bulk_labels"].cat.categories)
+    assert [cats[c] for c in src.data["grp"]] == list(pbmc_gb.obs["bulk_labels"])
+    # signed contributions travel as int16 with a scale per gene; precise to 1/32767
+    cb = next(c for c in layout.select({"type": bokeh.models.CustomJS}) if "bars" in c.args)
+    meta, cdata = cb.args["meta"], cb.args["cdata"].data
+    genes, K = meta["genes"], meta["K"]
+    assert cdata["d0"].dtype == np.int16 and cdata["d0"].shape == (pbmc_gb.n_obs * K,)
+    scale = np.asarray(meta["scale"]).reshape(2, K)
+    for d in range(2):
+        ref, _ = v.contribution_view(pbmc_gb, f"dim{d + 1}", genes=genes)
+        got = cdata[f"d{d}"].reshape(-1, K) * scale[d]
+        np.testing.assert_allclose(got, ref, atol=float(np.abs(ref).max()) / 32767 * 0.51)
+    # expression values for the hover text: int16 with scale and offset per gene
+    x = np.asarray(pbmc_gb[:, genes].X)
+    vals = cb.args["vals"].data["v"].reshape(-1, K) * np.asarray(meta["vscale"])
+    vals = vals + np.asarray(meta["voffset"])
+    np.testing.assert_allclose(vals, x, atol=float(np.ptp(x, axis=0).max()) / 65534 * 1.01)
+    # initial bars: all cells, L2
+    bars = m["bars"].renderers[0].data_source.data
+    shown = {"genes": bars["gene"], "mean": bars["mean"]}
+    check_bars(shown, expected_bars(pbmc_gb, "l2", genes))
+    assert m["bars"].title.text.endswith(f"all {pbmc_gb.n_obs} cells")
+
+
+def test_options(pbmc_gb):
+    lay = pl.explore(pbmc_gb, max_cells=200, n_genes=5, n_top=1, genes=["CD79A"], n_bars=4)
+    m = models(lay)
+    src = m["embedding"].renderers[0].data_source
+    assert len(src.data["x"]) == 200
+    assert set(src.data["cell"]) <= set(pbmc_gb.obs_names)
+    sent = m["feature"].completions
+    assert 6 <= len(sent) <= 7 and sent[-1] == "CD79A"  # + the top feature if not in the 5
+    assert len(m["bars"].renderers[0].data_source.data["gene"]) == 4
+    assert "200 of 700 cells" in m["embedding"].title.text
+    assert set(src.data["grp"]) == {0}  # no groupby: one group
+    with pytest.raises(KeyError, match="NOTAGENE"):
+        pl.explore(pbmc_gb, genes=["NOTAGENE"])
+    with pytest.raises(ValueError, match="n_genes"):
+        pl.explore(pbmc_gb, n_genes=0)
+
+
+def test_missing_bokeh(pbmc_gb, monkeypatch):
+    monkeypatch.setitem(sys.modules, "bokeh", None)
+    with pytest.raises(ImportError, match=r"pip install 'scglassbox\[interactive\]'"):
+        pl.explore(pbmc_gb)
+
+
+def test_no_side_effects(pbmc_gb):
+    from .conftest import assert_same, snapshot
+
+    before = snapshot(pbmc_gb)
+    pl.explore(pbmc_gb, groupby="louvain")
+    assert_same(before, snapshot(pbmc_gb))
+
+
+def test_save_html(layout, tmp_path):
+    path = pl.save_html(layout, tmp_path / "explorer.html", title="PBMC")
+    html = path.read_text()
+    assert "<title>PBMC</title>" in html
+    assert "cdn.bokeh.org" not in html  # BokehJS is inlined: works offline
+    assert html.count("<script") >= 2
+    assert path.stat().st_size < 5e6
+
+
+# ---------------------------------------------------------------- in a browser
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright import sync_api
+    except ImportError as e:
+        pytest.skip(f"playwright is not installed ({e}): pip install playwright")
+    exe = os.environ.get("SCGLASSBOX_CHROMIUM") or shutil.which("chromium")
+    exe = exe or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+    if exe is None:
+        pytest.skip("no Chromium binary: apt-get install chromium (or set SCGLASSBOX_CHROMIUM)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def html(layout, tmp_path_factory):
+    return pl.save_html(layout, tmp_path_factory.mktemp("explore") / "explorer.html")
+
+
+@pytest.fixture
+def page(browser, html):
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(html.as_uri())
+    page.wait_for_function(READY, timeout=60_000)
+    page.wait_for_timeout(300)
+    yield page
+    assert errors == [], errors
+    page.close()
+
+
+def wait_title(page, text):
+    page.wait_for_function(
+        "(t) => Bokeh.documents[0].get_model_by_name('bars').title.text.includes(t)",
+        arg=text,
+        timeout=10_000,
+    )
+
+
+def test_browser_controls(page):
+    for name in ["Group", "Feature", "Top feature", "L2", "normed L2", "Dim 1", "Dim 2"]:
+        assert page.get_by_role("button", name=name, exact=True).count() == 1, name
+    for title in ["Box Select", "Lasso Select", "Hover"]:
+        assert page.locator(f'[title="{title}"]').count() == 1, title
+    assert page.locator("input").count() == 1  # the feature autocomplete
+    assert page.evaluate(BARS)["title"].endswith("all 700 cells")
+
+
+def test_browser_selection_changes_bars(page, pbmc_gb, layout):
+    genes = models(layout)["feature"].completions
+    before = page.evaluate(BARS)
+    mask = (pbmc_gb.obs["bulk_labels"] == "CD19+ B").to_numpy()
+    idx = np.flatnonzero(mask).tolist()
+    page.evaluate(f"(idx) => {{ {SOURCE}.selected.indices = idx; }}", idx)
+    wait_title(page, f"{len(idx)} selected cells")
+    after = page.evaluate(BARS)
+    assert after["genes"] != before["genes"]
+    check_bars(after, expected_bars(pbmc_gb, "l2", genes, mask))
+    # signed view over the same selection
+    page.get_by_role("button", name="Dim 1", exact=True).click()
+    wait_title(page, "dim 1")
+    check_bars(page.evaluate(BARS), expected_bars(pbmc_gb, "dim1", genes, mask))
+    page.get_by_role("button", name="normed L2", exact=True).click()
+    wait_title(page, "normed L2")
+    check_bars(page.evaluate(BARS), expected_bars(pbmc_gb, "normed_l2", genes, mask))
+    # nothing selected: all cells again
+    page.evaluate(f"() => {{ {SOURCE}.selected.indices = []; }}")
+    wait_title(page, "all 700 cells")
+    check_bars(page.evaluate(BARS), expected_bars(pbmc_gb, "normed_l2", genes))
+
+
+def test_browser_box_select_drag(page, pbmc_gb):
+    page.locator('[title="Box Select"]').click()
+    geo = page.evaluate(SCREEN_XY, [0.0, 0.0])
+    left, top, width, height = geo["frame"]
+    page.mouse.move(left + 0.5 * width, top + 0.05 * height)
+    page.mouse.down()
+    page.mouse.move(left + 0.98 * width, top + 0.6 * height, steps=5)
+    page.mouse.up()
+    page.wait_for_function(f"() => {SOURCE}.selected.indices.length > 0", timeout=10_000)
+    idx = page.evaluate(f"() => Array.from({SOURCE}.selected.indices)")
+    wait_title(page, f"{len(idx)} selected cells")
+    assert 0 < len(idx) < pbmc_gb.n_obs
+    # the box selected cells in the upper right of the plot
+    emb = pbmc_gb.obsm["X_glassbox_umap"][idx]
+    x0, x1 = page.evaluate(
+        "() => { const f = Bokeh.documents[0].get_model_by_name('embedding');"
+        " return [f.x_range.start, f.x_range.end]; }"
+    )
+    assert (emb[:, 0] >= x0 + 0.45 * (x1 - x0)).all()
+
+
+def test_browser_colour_and_hover(page, pbmc_gb, layout):
+    gene = models(layout)["feature"].completions[3]
+    page.get_by_role("button", name="Feature", exact=True).click()
+    page.evaluate(f"() => {{ Bokeh.documents[0].get_model_by_name('feature').value = '{gene}'; }}")
+    page.wait_for_function(
+        "() => Bokeh.documents[0].get_model_by_name('colorbar').visible", timeout=10_000
+    )
+    fcon = np.asarray(page.evaluate(f"() => Array.from({SOURCE}.data.fcon)"))
+    ref, _ = v.contribution_view(pbmc_gb, "l2", genes=[gene])
+    np.testing.assert_allclose(fcon, ref[:, 0], rtol=1e-3, atol=1e-4 * ref.max())
+    legend = page.evaluate("() => Bokeh.documents[0].get_model_by_name('legend').text")
+    assert gene in legend
+    # hover the first cell: its name, group, and the picked gene's value and contribution
+    xy = pbmc_gb.obsm["X_glassbox_umap"][0].astype(float).tolist()
+    x, y = page.evaluate(SCREEN_XY, xy)["point"]
+    page.mouse.move(x, y)
+    tip = page.locator(".bk-tooltip-content").first
+    tip.wait_for(timeout=10_000)
+    # several cells may overlap under the mouse: read the entry of the first cell
+    entries = [e for e in tip.inner_text().split("cell:") if e.strip()]
+    (entry,) = [e for e in entries if e.split()[0] == pbmc_gb.obs_names[0]]
+    lines = dict(ln.split(":\t") for ln in entry.strip().splitlines()[1:])
+    assert lines["bulk_labels"] == str(pbmc_gb.obs["bulk_labels"].iloc[0])
+    assert float(lines[f"{gene} value"]) == pytest.approx(
+        float(pbmc_gb[:, gene].X[0, 0]), abs=0.006
+    )
+    assert float(lines[f"{gene} L2 contribution"]) == pytest.approx(ref[0, 0], abs=2e-4)
+    # top feature colouring shows its legend and hides the colour bar
+    page.get_by_role("button", name="Top feature", exact=True).click()
+    page.wait_for_function(
+        "() => !Bokeh.documents[0].get_model_by_name('colorbar').visible", timeout=10_000
+    )
+    legend = page.evaluate("() => Bokeh.documents[0].get_model_by_name('legend').text")
+    assert "top feature" in legend and "other" in legend
