@@ -44,3 +44,26 @@ def categorical(adata: AnnData, groupby: str) -> pd.Categorical:
     col = adata.obs[groupby]
     cat = col.cat if isinstance(col.dtype, pd.CategoricalDtype) else col.astype("category").cat
     return cat.remove_unused_categories().values
+
+
+def key_info(adata: AnnData, key: str) -> dict:
+    """``adata.uns[key]``, or an error that says to run :func:`~scglassbox.tl.glassbox_umap`."""
+    if key not in adata.uns:
+        raise KeyError(
+            f"adata.uns[{key!r}] not found: run gb.tl.glassbox_umap(adata"
+            + ("" if key == "glassbox_umap" else f", key_added={key!r}")
+            + ") first."
+        )
+    return adata.uns[key]
+
+
+def contributions(adata: AnnData, key: str) -> np.ndarray:
+    """The stored per-cell contributions ``(n_obs, n_components, n_genes_used)``."""
+    key_info(adata, key)
+    ckey = f"{key}_contributions"
+    if ckey not in adata.obsm:
+        raise KeyError(
+            f"adata.obsm[{ckey!r}] not found: per-cell contributions were not stored "
+            "(rerun gb.tl.glassbox_umap with contributions='full' or 'float16')."
+        )
+    return adata.obsm[ckey]

@@ -7,17 +7,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._docs import doc_params
-from .._views import str_array, view_of
-
-
-def _uns(adata: AnnData, key: str) -> dict:
-    if key not in adata.uns:
-        raise KeyError(
-            f"adata.uns[{key!r}] not found: run gb.tl.glassbox_umap(adata"
-            + ("" if key == "glassbox_umap" else f", key_added={key!r}")
-            + ") first."
-        )
-    return adata.uns[key]
+from .._views import contributions, key_info, str_array, view_of
 
 
 @doc_params
@@ -36,14 +26,8 @@ def contribution_view(
     -------
     ``(values, genes)``: a ``(n_obs, n_genes_used)`` float32 array and the gene names.
     """
-    uns = _uns(adata, key)
-    ckey = f"{key}_contributions"
-    if ckey not in adata.obsm:
-        raise KeyError(
-            f"adata.obsm[{ckey!r}] not found: per-cell contributions were not stored "
-            "(rerun gb.tl.glassbox_umap with contributions='full' or 'float16')."
-        )
-    return view_of(np.asarray(adata.obsm[ckey]), view), str_array(uns["var_names"])
+    stored = np.asarray(contributions(adata, key))
+    return view_of(stored, view), str_array(key_info(adata, key)["var_names"])
 
 
 @doc_params
@@ -84,7 +68,7 @@ def gene_importance_df(adata: AnnData, *, key: str = "glassbox_umap") -> pd.Data
     One row per gene used, columns ``dim1``, ``dim2``, ... and ``total`` (their sum), sorted
     by ``total`` in decreasing order.
     """
-    genes = str_array(_uns(adata, key)["var_names"])
+    genes = str_array(key_info(adata, key)["var_names"])
     varm = np.asarray(adata.varm[f"{key}_contributions"])
     pos = adata.var_names.get_indexer(genes)
     genes, rows = genes[pos >= 0], varm[pos[pos >= 0]]

@@ -15,21 +15,12 @@ import pandas as pd
 from anndata import AnnData
 
 from .._views import categorical as categorical  # re-exported for the plot modules
+from .._views import contributions as contributions  # re-exported for the plot modules
+from .._views import key_info as key_info  # re-exported for the plot modules
 from .._views import parse_view, view_of
 
 #: Cells reduced at once (bounds the float32 temporaries of float16 storage).
 CHUNK_CELLS = 16_384
-
-
-def key_info(adata: AnnData, key: str) -> dict:
-    """``adata.uns[key]``, or an error that says to run :func:`~scglassbox.tl.glassbox_umap`."""
-    if key not in adata.uns:
-        raise KeyError(
-            f"adata.uns[{key!r}] not found: run gb.tl.glassbox_umap(adata"
-            + ("" if key == "glassbox_umap" else f", key_added={key!r}")
-            + ") first."
-        )
-    return adata.uns[key]
 
 
 def embedding(adata: AnnData, key: str) -> np.ndarray:
@@ -38,18 +29,6 @@ def embedding(adata: AnnData, key: str) -> np.ndarray:
         if k in adata.obsm:
             return np.asarray(adata.obsm[k])
     raise KeyError(f"adata.obsm['X_{key}'] not found: run gb.tl.glassbox_umap(adata) first.")
-
-
-def contributions(adata: AnnData, key: str) -> np.ndarray:
-    """The stored per-cell contributions ``(n_obs, n_components, n_genes_used)``."""
-    key_info(adata, key)
-    ckey = f"{key}_contributions"
-    if ckey not in adata.obsm:
-        raise KeyError(
-            f"adata.obsm[{ckey!r}] not found: per-cell contributions were not stored "
-            "(rerun gb.tl.glassbox_umap with contributions='full' or 'float16')."
-        )
-    return adata.obsm[ckey]
 
 
 def gene_names(adata: AnnData, key: str) -> np.ndarray:
