@@ -56,7 +56,7 @@ def contributions_df(
 
 @doc_params
 def gene_importance_df(adata: AnnData, *, key: str = "glassbox_umap") -> pd.DataFrame:
-    """Global per-gene importance: mean |contribution| per embedding dimension.
+    """Global per-gene importance: mean absolute contribution per embedding dimension.
 
     Parameters
     ----------

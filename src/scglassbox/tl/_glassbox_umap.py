@@ -315,8 +315,9 @@ def glassbox_umap(
         Mean absolute contribution per gene and dimension ``(n_vars, n_components)``; zero
         for genes not used.
     ``adata.uns[key]``
-        ``params``, ``var_names``, ``loss_history``, ``exactness`` (max |sum of contributions
-        - embedding| / max |embedding|), ``input`` (how the encoder reads the genes) and
+        ``params``, ``var_names``, ``loss_history``, ``exactness``
+        (``max|sum of contributions - embedding| / max|embedding|``), ``input`` (how the
+        encoder reads the genes) and
         ``model`` (the fitted network as numpy arrays; see
         :meth:`~scglassbox.GlassBoxUMAP.from_adata`).
     """

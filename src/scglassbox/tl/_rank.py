@@ -100,7 +100,7 @@ def rank_contributions(
     n_genes
         How many top contributors and markers to compare.
     key_added
-        Default ``f'{key}_rank_{groupby}'``.
+        Default ``key + '_rank_' + groupby``.
     {copy}
 
     Returns
