@@ -53,6 +53,8 @@ source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-n
 master_doc = "index"
 nitpicky = False
 default_role = "literal"
+# Code blocks without a language (e.g. the benchmark report's checks) are plain text.
+highlight_language = "text"
 
 # -- MyST and notebooks -----------------------------------------------------------------------
 myst_enable_extensions = ["amsmath", "colon_fence", "deflist", "dollarmath", "substitution"]
@@ -77,14 +79,6 @@ def _benchmark_report() -> str:
 
 
 myst_substitutions = {"benchmark_report": _benchmark_report()}
-# The notebook kernels inherit this environment. On a small, shared CPU machine (CI: 2 busy
-# cores) PyTorch's intra-op threads cost far more than they save on these small networks and
-# data (measured here: 100 epochs on 700 PBMCs, 1.2 s with one thread, 12.8 s with two), so
-# use one thread unless the caller says otherwise. NUMBA_NUM_THREADS too: numba's OpenMP
-# layer (umap-learn's graph code) otherwise resets the OpenMP thread count that PyTorch
-# shares to the number of cores.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 # Execute the tutorials during the build; cache the results under docs/_build.
 nb_execution_mode = os.environ.get("NB_EXECUTION_MODE", "cache")
 nb_execution_timeout = 300  # seconds per cell
@@ -137,6 +131,7 @@ if os.environ.get("READTHEDOCS") or os.environ.get("SCGLASSBOX_DOCS_INTERSPHINX"
 html_theme = "sphinx_book_theme"
 html_title = "scglassbox"
 html_static_path = ["_static"]
+html_css_files = ["custom.css"]
 html_theme_options = {
     "show_toc_level": 2,
     "navigation_with_keys": False,

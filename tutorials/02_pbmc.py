@@ -198,7 +198,7 @@ gb.get.rank_contributions_df(
 overlap = adata.uns["glassbox_umap_rank_bulk_labels"]["marker_overlap"]
 overlap[["overlap", "fraction", "shared"]]
 
-# %%
+# %% tags=["remove-stderr"]
 gb.pl.compare_markers(adata, "bulk_labels", n_genes=20)
 
 # %% [markdown]

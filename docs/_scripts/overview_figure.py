@@ -7,10 +7,6 @@ Bundled data only (scanpy's pbmc68k_reduced); well under a minute on two CPU cor
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("OMP_NUM_THREADS", "1")  # see docs/conf.py
-os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 from pathlib import Path
 
 import matplotlib

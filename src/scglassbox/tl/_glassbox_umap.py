@@ -339,6 +339,12 @@ def glassbox_umap(
             "random_state": -1 if random_state is None else int(random_state),
             "encoder": str(est.encoder) if isinstance(est.encoder, str) else "custom",
             "neighbors_key": neighbors_key or "neighbors",
+            # The graph is scanpy's: record its settings, not the estimator's unused defaults.
+            **{
+                k: v.item() if isinstance(v, np.ndarray) and v.size == 1 else v
+                for k, v in dict(adata.uns[neighbors_key or "neighbors"].get("params", {})).items()
+                if k in ("n_neighbors", "metric")
+            },
             "contributions": contributions,
             "source": expr.source,
         },
