@@ -17,6 +17,12 @@ _PARAMS = {
     Return a modified copy instead of writing into ``adata``.""",
     "quiet": """quiet
     Hide progress bars and Lightning's messages.""",
+    "show": """show
+    Show the plot (default: scanpy's ``settings.autoshow``).""",
+    "return_fig": """return_fig
+    Return the figure instead of the axes.""",
+    "plot_returns": """The axes (a list for several panels) when ``show=False``, the figure when
+``return_fig=True``, else ``None``.""",
     "view": """view
     What to summarise per cell and gene: ``'l2'`` (norm over embedding dimensions),
     ``'normed_l2'`` (that, divided per cell by its sum over genes) or ``'dim1'``,

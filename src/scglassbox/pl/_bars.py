@@ -119,17 +119,14 @@ def contribution_bars(
     {key}
     ncols
         Panels per row.
-    show
-        Show the plot (default: scanpy's ``settings.autoshow``).
+    {show}
     ax
         Draw into this axes (single panel only).
-    return_fig
-        Return the figure instead of the axes.
+    {return_fig}
 
     Returns
     -------
-    The axes (a list for several panels) when ``show=False``, the figure when
-    ``return_fig=True``, else ``None``.
+    {plot_returns}
     """
     v.check_view(adata, view, key)
     if n_genes < 1:
@@ -180,17 +177,14 @@ def ranking(
     {key}
     ncols
         Panels per row.
-    show
-        Show the plot (default: scanpy's ``settings.autoshow``).
+    {show}
     ax
         Draw into this axes (single panel only).
-    return_fig
-        Return the figure instead of the axes.
+    {return_fig}
 
     Returns
     -------
-    The axes (a list for several panels) when ``show=False``, the figure when
-    ``return_fig=True``, else ``None``.
+    {plot_returns}
     """
     from ..get import gene_importance_df
 
@@ -243,12 +237,10 @@ def loss(
     {key}
     log
         Logarithmic y axis.
-    show
-        Show the plot (default: scanpy's ``settings.autoshow``).
+    {show}
     ax
         Draw into this axes.
-    return_fig
-        Return the figure instead of the axes.
+    {return_fig}
 
     Returns
     -------

@@ -44,12 +44,10 @@ def glassbox_umap(
     color
         Keys of ``obs`` or genes to colour by.
     {key}
-    show
-        Show the plot (default: scanpy's ``settings.autoshow``).
+    {show}
     ax
         Draw into this axes (single panel only).
-    return_fig
-        Return the figure instead of the axes.
+    {return_fig}
     **kwargs
         Passed on to :func:`scanpy.pl.embedding`.
 
@@ -127,12 +125,10 @@ def contributions(
     {key}
     ncols
         Panels per row.
-    show
-        Show the plot (default: scanpy's ``settings.autoshow``).
+    {show}
     ax
         Draw into this axes (one gene only).
-    return_fig
-        Return the figure instead of the axes.
+    {return_fig}
     **kwargs
         Passed on to :func:`scanpy.pl.embedding` (``size``, ``cmap``, ``vmax``, ``frameon``,
         ...). With a signed view, ``vmax`` sets the symmetric limit.
@@ -206,12 +202,10 @@ def top_feature(
         Show the ``n_top`` genes that are most often a cell's top gene; the other cells are
         labelled ``'other'`` (light grey, drawn underneath).
     {key}
-    show
-        Show the plot (default: scanpy's ``settings.autoshow``).
+    {show}
     ax
         Draw into this axes.
-    return_fig
-        Return the figure instead of the axes.
+    {return_fig}
     **kwargs
         Passed on to :func:`scanpy.pl.embedding` (``size``, ``legend_loc``, ...).
 

@@ -81,12 +81,10 @@ def compare_markers(
     {key}
     rank_genes_key
         Where :func:`scanpy.tl.rank_genes_groups` stored its result.
-    show
-        Show the plot (default: scanpy's ``settings.autoshow``).
+    {show}
     ax
         Draw the bars into this axes (the list of shared genes is then left out).
-    return_fig
-        Return the figure instead of the axes.
+    {return_fig}
 
     Returns
     -------

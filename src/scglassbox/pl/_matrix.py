@@ -112,8 +112,7 @@ def contribution_matrixplot(
     groups
         Only these groups (rows and gene selection).
     {key}
-    show
-        Show the plot (default: scanpy's ``settings.autoshow``).
+    {show}
     ax
         Draw into this axes.
     return_fig
@@ -180,8 +179,7 @@ def contribution_dotplot(
     groups
         Only these groups (rows and gene selection).
     {key}
-    show
-        Show the plot (default: scanpy's ``settings.autoshow``).
+    {show}
     ax
         Draw into this axes.
     return_fig
