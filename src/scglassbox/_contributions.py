@@ -17,6 +17,7 @@ from scipy import sparse
 from torch import nn
 
 from ._encoder import attribution_mode
+from ._views import l2_view
 
 Reduction = Literal["l2", "normed_l2"] | None
 REDUCTIONS = (None, "l2", "normed_l2")
@@ -90,13 +91,7 @@ def jacobian(module: nn.Module, z: torch.Tensor) -> tuple[torch.Tensor, torch.Te
 
 
 def _reduce(c: np.ndarray, reduction: Reduction) -> np.ndarray:
-    if reduction is None:
-        return c
-    l2 = np.sqrt(np.einsum("ndg,ndg->ng", c, c))
-    if reduction == "l2":
-        return l2
-    total = l2.sum(axis=1, keepdims=True)
-    return np.divide(l2, total, out=np.zeros_like(l2), where=total > 0)
+    return c if reduction is None else l2_view(c, normed=reduction == "normed_l2")
 
 
 def stream_contributions(

@@ -348,9 +348,8 @@ class GlassBoxUMAP:
 
     def _make_encoder(self, n_inputs: int) -> nn.Module:
         if not isinstance(self.encoder, nn.Module):
-            seed = self._seed() if self.random_state is None else self.random_state
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
+                torch.manual_seed(self._seed())
                 return build_encoder(
                     self.encoder, n_inputs, self.n_components, **(self.encoder_kwargs or {})
                 )

@@ -24,9 +24,16 @@ def view_of(contrib: np.ndarray, view: str) -> np.ndarray:
     dim = parse_view(view, contrib.shape[1])
     if dim is not None:
         return np.asarray(contrib[:, dim, :], dtype=np.float32)
-    c = contrib.astype(np.float32, copy=False)
-    l2 = np.sqrt(np.einsum("ndg,ndg->ng", c, c))
-    if view == "l2":
+    return l2_view(contrib.astype(np.float32, copy=False), normed=view == "normed_l2")
+
+
+def l2_view(contrib: np.ndarray, *, normed: bool) -> np.ndarray:
+    """L2 norm over embedding dimensions, ``(n, n_genes)``; ``normed``: divided by its row sum.
+
+    Computed in the input's dtype (float64 keeps the PCA back-projection's precision).
+    """
+    l2 = np.sqrt(np.einsum("ndg,ndg->ng", contrib, contrib))
+    if not normed:
         return l2
     total = l2.sum(axis=1, keepdims=True)
     return np.divide(l2, total, out=np.zeros_like(l2), where=total > 0)
