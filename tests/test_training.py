@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 import scglassbox as gb
 from scglassbox._contributions import exactness
@@ -62,3 +63,16 @@ def test_edge_pruning_and_self_loops():
     assert pairs == {(0, 1), (1, 0), (1, 2), (2, 1)}  # no self loop, 0.01 < 2.5% of 1.0
     with pytest.raises(ValueError, match="no edges"):
         edge_list(sparse.csr_matrix(np.eye(3)))
+
+
+def test_mask_unique_matches_torch_unique():
+    from scglassbox._training import _unique
+
+    g = torch.Generator().manual_seed(0)
+    for n, m in [(1, 5), (10, 3), (1000, 5000), (50, 10_000)]:
+        ids = torch.randint(n, (m,), generator=g)
+        nodes, inverse = _unique(ids, n)
+        want_nodes, want_inverse = torch.unique(ids, return_inverse=True)
+        assert torch.equal(nodes, want_nodes)
+        assert torch.equal(inverse, want_inverse)
+        assert torch.equal(nodes[inverse], ids)
