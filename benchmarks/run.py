@@ -32,8 +32,10 @@ K = 15
 TRUST_MAX_N = 3000
 CACHE_VERSION = 1
 SKLEARN_SETS = {"wine": "load_wine", "digits": "load_digits", "breast_cancer": "load_breast_cancer"}
-SYNTHETIC_SETS = {"synthetic_5k": 5_000, "synthetic_20k": 20_000}
+SYNTHETIC_SETS = {"synthetic_5k": 5_000, "synthetic_20k": 20_000, "synthetic_100k": 100_000}
 DATASETS = (*SKLEARN_SETS, "pbmc68k_reduced", *SYNTHETIC_SETS)
+#: The issue's sets; synthetic_100k (scaling) runs only when named.
+DEFAULT_DATASETS = tuple(d for d in DATASETS if d != "synthetic_100k")
 QUICK_DATASETS = ("wine", "pbmc68k_reduced")
 EQUAL_EPOCH_DATASETS = ("pbmc68k_reduced", "synthetic_5k")
 METHODS = ("umap-learn", "sc.tl.umap", "scglassbox", "glass-box-umap")
@@ -302,6 +304,13 @@ def worker(spec: dict[str, Any]) -> None:
 
     data = load_dataset(spec["dataset"], Path(spec["cache"]))
     method, seed, epochs = spec["method"], spec["seed"], spec["epochs"]
+    # Every method's fit is timed warm: umap-learn (whose import JIT-compiles for seconds,
+    # and which sc.tl.umap imports lazily) is imported first, untimed for the fit. Its import
+    # time is recorded apart, so the cold (fresh-process) cost can be shown too.
+    start = time.perf_counter()
+    import umap  # noqa: F401
+
+    import_s = time.perf_counter() - start
     if method == "umap-learn":
         out = run_umap_learn(data, seed, epochs)
     elif method == "sc.tl.umap":
@@ -314,7 +323,7 @@ def worker(spec: dict[str, Any]) -> None:
         out = run_reference(data, seed, epochs, contributions=spec["contributions"])
     else:
         raise ValueError(f"unknown method {method!r}")
-    record = _peak_rss_mb()
+    record = _peak_rss_mb() | {"umap_import_s": import_s}
     outdir = Path(spec["outdir"])
     np.save(outdir / "embedding.npy", np.asarray(out.pop("embedding"), dtype=np.float32))
     if "contrib_sum" in out:
@@ -516,6 +525,7 @@ DEFAULT_COLUMNS = {
     "epochs": ("epochs", "d"),
     "fit_s": ("fit (s)", ".2f"),
     "fit_cpu_s": ("fit CPU (s)", ".1f"),
+    "umap_import_s": ("umap import (s)", ".1f"),
     "contrib_s": ("contrib (s)", ".3f"),
     "peak_rss_mb": ("peak RSS (MB)", ".0f"),
     "knn_preservation": ("kNN pres@15", ".3f"),
@@ -605,10 +615,21 @@ def check_fit_time(rows: list[dict[str, Any]]) -> list[str]:
         return ["n/a  (c) synthetic_20k: fit times not measured for both"]
     ok = ours <= 2 * base
     cpu = ours_row.get("fit_cpu_s", float("nan")) / base_row.get("fit_cpu_s", float("nan"))
-    return [
+    lines = [
         f"{_verdict(ok)} (c) synthetic_20k: scglassbox fit {ours:.1f} s vs 2 x sc.tl.umap "
-        f"{base:.1f} s = {2 * base:.1f} s ({ours / base:.1f}x; CPU time {cpu:.1f}x)"
+        f"{base:.1f} s = {2 * base:.1f} s ({ours / base:.1f}x; CPU time {cpu:.1f}x; both warm)"
     ]
+    imp = base_row.get("umap_import_s")
+    if imp is not None:
+        # In a fresh process sc.tl.umap also pays umap-learn's import; a fit on a stored graph
+        # with scglassbox does not import umap-learn at all.
+        cold = base + imp
+        lines.append(
+            f"{_verdict(ours <= 2 * cold)} (c, info: fresh process) synthetic_20k: scglassbox "
+            f"{ours:.1f} s vs 2 x (sc.tl.umap {base:.1f} s + umap import {imp:.1f} s) = "
+            f"{2 * cold:.1f} s ({ours / cold:.1f}x)"
+        )
+    return lines
 
 
 def check_exactness(rows: list[dict[str, Any]]) -> list[str]:
@@ -677,6 +698,8 @@ def header(argv: list[str], load_start: float, revision: str) -> str:
             f"- 1-min load average: {load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end "
             "(the `load` column: at each run's start; above the core count means contention)",
             f"- thread settings: {thread_env()}",
+            "- fit times are warm: each child imports umap-learn before timing (sc.tl.umap "
+            "imports it lazily); that import's time is the `umap import (s)` column",
             f"- scglassbox source at start: {revision}",
             f"- python {platform.python_version()}; " + ", ".join(versions),
         ]
@@ -727,7 +750,9 @@ def write_outputs(
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--datasets", nargs="+", choices=DATASETS, help="default: all")
+    p.add_argument(
+        "--datasets", nargs="+", choices=DATASETS, help="default: all but synthetic_100k"
+    )
     p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="only wine and pbmc68k_reduced")
@@ -760,7 +785,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.cache = args.cache.expanduser()
     if args.datasets is None:
-        args.datasets = list(QUICK_DATASETS if args.quick else DATASETS)
+        args.datasets = list(QUICK_DATASETS if args.quick else DEFAULT_DATASETS)
     return args
 
 

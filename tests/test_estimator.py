@@ -81,6 +81,7 @@ def test_precomputed_graph_is_used(wine):
         ("random_state", "seed"),
         ("encoder", "transformer"),
         ("metric", 3),
+        ("precision", "16"),
     ],
 )
 def test_invalid_parameters_name_the_parameter(wine, param, value):

@@ -17,6 +17,7 @@ def test_round_trip_is_bitwise(fitted, wine, tmp_path):
     np.testing.assert_array_equal(loaded.compute_contributions(X), fitted.compute_contributions(X))
     np.testing.assert_array_equal(loaded.loss_history_, fitted.loss_history_)
     assert loaded.n_components == fitted.n_components
+    assert (loaded.precision, loaded.precision_) == (fitted.precision, fitted.precision_)
 
 
 def test_round_trip_with_pca(fitted_pca, wine, tmp_path):

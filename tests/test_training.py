@@ -76,3 +76,45 @@ def test_mask_unique_matches_torch_unique():
         assert torch.equal(nodes, want_nodes)
         assert torch.equal(inverse, want_inverse)
         assert torch.equal(nodes[inverse], ids)
+
+
+@pytest.mark.parametrize("precision", ["32", "bf16"])
+def test_training_precision(wine, precision):
+    from sklearn.model_selection import cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X, y = wine
+    kw = {"random_state": 0, "epochs": 60, "quiet": True, "precision": precision}
+    a = gb.GlassBoxUMAP(**kw).fit(X)
+    b = gb.GlassBoxUMAP(**kw).fit(X)
+    assert a.precision_ == precision
+    np.testing.assert_array_equal(a.embedding_, b.embedding_)  # reproducible in either mode
+    assert a.embedding_.dtype == np.float32
+    assert next(a.encoder_.parameters()).dtype == torch.float32
+    contrib = a.compute_contributions(X)
+    assert exactness(a.embedding_, contrib) <= 1e-5
+    acc = cross_val_score(KNeighborsClassifier(15), a.embedding_, y, cv=5).mean()
+    assert acc > 0.85
+
+
+def test_precision_changes_training_and_auto_resolves(wine):
+    from scglassbox._training import AUTO_BF16_MIN_CELLS, _cpu_has_fast_bf16, compute_dtype
+
+    X, _ = wine
+    kw = {"random_state": 0, "epochs": 5, "quiet": True}
+    e32 = gb.GlassBoxUMAP(precision="32", **kw).fit_transform(X)
+    e16 = gb.GlassBoxUMAP(precision="bf16", **kw).fit_transform(X)
+    assert not np.array_equal(e32, e16)
+    auto = gb.GlassBoxUMAP(**kw).fit(X)
+    assert auto.precision_ == "32"  # 178 cells: below the bfloat16 threshold
+    np.testing.assert_array_equal(auto.embedding_, e32)
+
+    mlp = auto.encoder_
+    cpu, cuda, big = torch.device("cpu"), torch.device("cuda"), AUTO_BF16_MIN_CELLS
+    fast = torch.bfloat16 if _cpu_has_fast_bf16() else None
+    assert compute_dtype("auto", cpu, mlp, big) is fast
+    assert compute_dtype("auto", cpu, mlp, big - 1) is None
+    assert compute_dtype("32", cpu, mlp, big) is None
+    assert compute_dtype("bf16", cuda, mlp, 10) is torch.bfloat16
+    assert compute_dtype("auto", cuda, mlp, big) is None  # not measured on GPUs: float32
+    assert compute_dtype("auto", cpu, torch.nn.Linear(2, 2, bias=False), big) is None

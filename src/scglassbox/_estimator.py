@@ -33,7 +33,7 @@ from ._storage import (
     save_block,
     state_dict_to_numpy,
 )
-from ._training import UMAPModule, train
+from ._training import PRECISIONS, UMAPModule, train
 from ._views import str_array
 
 logger = logging.getLogger(__name__)
@@ -106,8 +106,16 @@ class GlassBoxUMAP:
         Hide progress bars and Lightning's messages.
     accelerator, devices
         Passed to :class:`lightning.pytorch.Trainer` (``"cpu"``, ``"gpu"``, ``"mps"``, ``"auto"``).
+    precision
+        Arithmetic of the encoder's hidden layers during training: ``"32"`` (float32),
+        ``"bf16"`` (bfloat16 autocast; the output layer and the loss stay float32) or
+        ``"auto"``: ``"bf16"`` for the built-in encoders on CPUs with native bfloat16
+        instructions (AVX512-BF16 or AMX), where it trains about 1.4x faster at the same
+        quality, else ``"32"``. Stored weights, the embedding, ``transform`` and the
+        contributions are always float32, so exactness does not depend on it; the trained
+        weights do (``precision_`` says which was used).
     trainer_kwargs
-        More :class:`~lightning.pytorch.Trainer` options (``strategy="ddp"``, ``precision``...).
+        More :class:`~lightning.pytorch.Trainer` options (``strategy="ddp"``...).
 
     Attributes
     ----------
@@ -123,6 +131,8 @@ class GlassBoxUMAP:
         PCA loadings ``(n_features, pca_components)`` or ``None``.
     loss_history_
         Mean loss per epoch.
+    precision_
+        Training arithmetic actually used, ``"32"`` or ``"bf16"``.
     """
 
     def __init__(
@@ -145,6 +155,7 @@ class GlassBoxUMAP:
         quiet: bool = False,
         accelerator: str = "auto",
         devices: int | str | list[int] = 1,
+        precision: str = "auto",
         trainer_kwargs: dict[str, Any] | None = None,
     ) -> None:
         self.n_neighbors = n_neighbors
@@ -164,6 +175,7 @@ class GlassBoxUMAP:
         self.quiet = quiet
         self.accelerator = accelerator
         self.devices = devices
+        self.precision = precision
         self.trainer_kwargs = trainer_kwargs
 
     # ------------------------------------------------------------------ validation
@@ -204,6 +216,8 @@ class GlassBoxUMAP:
                 f"encoder must be one of {('default', *ENCODERS)} or a torch.nn.Module, "
                 f"got {self.encoder!r}."
             )
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}.")
         if not isinstance(self.metric, str):
             raise ValueError(f"metric must be a string, got {self.metric!r}.")
 
@@ -311,6 +325,7 @@ class GlassBoxUMAP:
             batch_size=self.batch_size,
             epochs=epochs,
             seed=seed,
+            precision=self.precision,
         )
         history = train(
             module,
@@ -327,6 +342,7 @@ class GlassBoxUMAP:
         self.n_features_in_ = n_features
         self.loss_history_ = history
         self.epochs_ = epochs
+        self.precision_ = "32" if module.compute_dtype is None else "bf16"
         self.embedding_ = self._encode(features)
         return self
 
@@ -493,6 +509,8 @@ class GlassBoxUMAP:
                 "epochs": self.epochs_,
                 "batch_size": self.batch_size,
                 "random_state": self.random_state,
+                "precision": self.precision,
+                "precision_used": getattr(self, "precision_", None),
                 "a": self.a_,
                 "b": self.b_,
             }.items()
@@ -528,7 +546,11 @@ class GlassBoxUMAP:
         params = dict(block.get("params", {}))
         try:
             est = cls(
-                **{k: _scalar(v) for k, v in params.items() if k not in ("a", "b", "epochs")},
+                **{
+                    k: _scalar(v)
+                    for k, v in params.items()
+                    if k not in ("a", "b", "epochs", "precision_used")
+                },
                 epochs=int(params["epochs"]),
                 quiet=True,
             )
@@ -553,6 +575,8 @@ class GlassBoxUMAP:
         est.encoder = block["architecture"].get("name", "custom") if encoder is None else encoder
         est.n_features_in_ = mean.shape[0]
         est.epochs_ = est.epochs
+        if "precision_used" in params:
+            est.precision_ = str(_scalar(params["precision_used"]))
         est.loss_history_ = np.asarray(block.get("loss_history", []), dtype=np.float64)
         _check_io(est)
         return est
