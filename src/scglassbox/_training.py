@@ -32,6 +32,8 @@ DIST_EPS = 1e-3
 
 
 PRECISIONS = ("auto", "32", "bf16")
+#: bfloat16 steps encode a multiple of this many rows (see ``UMAPModule._encode``).
+BF16_ROWS = 512
 #: Below this many cells a step is too small for bfloat16 to pay for its casts.
 AUTO_BF16_MIN_CELLS = 1000
 
@@ -142,6 +144,13 @@ class UMAPModule(lp.LightningModule):
     def _encode(self, x: torch.Tensor) -> torch.Tensor:
         if self.compute_dtype is None:
             return self.encoder(x)
+        # oneDNN keeps compiled bfloat16 kernels per input shape, and the number of distinct
+        # cells changes every step: copies of the first row, cut off again by the caller (so
+        # they get no gradient), round it up to a multiple of BF16_ROWS, or the cache grows by
+        # ~1 GB over a fit.
+        pad = -x.shape[0] % BF16_ROWS
+        if pad:
+            x = torch.cat([x, x[:1].expand(pad, -1)])
         with torch.autocast(x.device.type, dtype=self.compute_dtype):
             if not isinstance(self.encoder, GlassBoxMLP):
                 return self.encoder(x).float()
@@ -163,7 +172,7 @@ class UMAPModule(lp.LightningModule):
         nodes, inverse = _unique(torch.cat([self.heads[idx], self.tails[idx]]), self.n_nodes)
         # index_select, not emb[idx]: its backward (index_add) is deterministic on CPU, while
         # advanced indexing accumulates duplicate rows in a thread-dependent order.
-        emb = self._encode(self.features.index_select(0, nodes))
+        emb = self._encode(self.features.index_select(0, nodes))[: nodes.shape[0]]
         head, tail = emb.index_select(0, inverse[:n]), emb.index_select(0, inverse[n:])
         k = self.negative_sample_rate
         neg = emb.index_select(
