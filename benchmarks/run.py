@@ -648,7 +648,7 @@ def check_exactness(rows: list[dict[str, Any]]) -> list[str]:
 
 def thread_env() -> str:
     """The thread-related environment variables that are set, or 'library defaults'."""
-    names = (*THREAD_VARS, "OMP_WAIT_POLICY", "NUMBA_THREADING_LAYER")
+    names = (*THREAD_VARS, "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "NUMBA_THREADING_LAYER")
     found = [f"{n}={os.environ[n]}" for n in names if n in os.environ]
     return ", ".join(found) or "library defaults"
 
