@@ -48,6 +48,19 @@ class ScaleNorm(nn.Module):
         return h * inv_scale
 
 
+class PReLU(nn.PReLU):
+    """:class:`torch.nn.PReLU` computed as ``relu(x) - a * relu(-x)``.
+
+    The same function, bit for bit in float32 (one of the two terms is exactly zero), with
+    the same parameter, but its backward pass avoids PyTorch's PReLU backward kernel, which
+    was the slowest operation of a training step on CPU (3x slower in bfloat16, 1.4x in
+    float32, measured on 4,608 x 128 activations).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x) - self.weight.to(x.dtype) * torch.relu(-x)
+
+
 class GlassBoxMLP(nn.Module):
     """Bias-free PReLU multilayer perceptron, optionally with :class:`ScaleNorm` layers.
 
@@ -70,7 +83,7 @@ class GlassBoxMLP(nn.Module):
         layers: list[nn.Module] = []
         width = n_in
         for h in hidden:
-            layers += [nn.Linear(width, h, bias=False), nn.PReLU(h)]
+            layers += [nn.Linear(width, h, bias=False), PReLU(h)]
             if norm:
                 layers.append(ScaleNorm())
             width = h
