@@ -145,19 +145,19 @@ class UMAPModule(lp.LightningModule):
         if self.compute_dtype is None:
             return self.encoder(x)
         # oneDNN keeps compiled bfloat16 kernels per input shape, and the number of distinct
-        # cells changes every step: copies of the first row, cut off again by the caller (so
-        # they get no gradient), round it up to a multiple of BF16_ROWS, or the cache grows by
-        # ~1 GB over a fit.
-        pad = -x.shape[0] % BF16_ROWS
-        if pad:
-            x = torch.cat([x, x[:1].expand(pad, -1)])
+        # cells changes every step: copies of the first row, cut off again below (so they get
+        # no gradient), round it up to a multiple of BF16_ROWS, or the cache grows by ~1 GB
+        # over a fit.
+        n = x.shape[0]
+        if n % BF16_ROWS:
+            x = torch.cat([x, x[:1].expand(-n % BF16_ROWS, -1)])
         with torch.autocast(x.device.type, dtype=self.compute_dtype):
             if not isinstance(self.encoder, GlassBoxMLP):
-                return self.encoder(x).float()
+                return self.encoder(x)[:n].float()
             h = self.encoder.net[:-1](x)
         # The output layer stays float32: bfloat16's 8-bit mantissa would round coordinates
         # near 10 to about 0.04, the scale of nearest-neighbour distances in the embedding.
-        return self.encoder.net[-1](h.float())
+        return self.encoder.net[-1](h[:n].float())
 
     def _log_q_terms(self, dsq: torch.Tensor) -> torch.Tensor:
         # q = 1 / (1 + a d^(2b)) = sigmoid(-s) with s = log a + b log d^2.
@@ -172,7 +172,7 @@ class UMAPModule(lp.LightningModule):
         nodes, inverse = _unique(torch.cat([self.heads[idx], self.tails[idx]]), self.n_nodes)
         # index_select, not emb[idx]: its backward (index_add) is deterministic on CPU, while
         # advanced indexing accumulates duplicate rows in a thread-dependent order.
-        emb = self._encode(self.features.index_select(0, nodes))[: nodes.shape[0]]
+        emb = self._encode(self.features.index_select(0, nodes))
         head, tail = emb.index_select(0, inverse[:n]), emb.index_select(0, inverse[n:])
         k = self.negative_sample_rate
         neg = emb.index_select(
