@@ -19,11 +19,13 @@ import lightning.pytorch as lp
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.accelerators import CPUAccelerator
 from torch import nn
 from torch.utils.data import DataLoader
 
 from ._encoder import GlassBoxMLP
 from ._graph import EdgeList
+from ._sampling import alias_table, draw
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,11 @@ PRECISIONS = ("auto", "32", "bf16")
 BF16_ROWS = 512
 #: Below this many cells a step is too small for bfloat16 to pay for its casts.
 AUTO_BF16_MIN_CELLS = 1000
+#: Below this much work per step (cells encoded x encoder parameters), training on one CPU
+#: runs on a single thread: waking OpenMP's sleeping workers for each small operation cost more
+#: than they saved (700 cells: 3.7 ms per step on one thread, 8.9 ms on two; 5,000 cells with
+#: the default encoder: 13.4 vs 14.0 ms; 20,000 cells: 23.0 vs 22.1 ms).
+SINGLE_THREAD_WORK = 1.5e8
 
 
 def _cpu_has_fast_bf16() -> bool:
@@ -106,8 +113,8 @@ class UMAPModule(lp.LightningModule):
         self.n_nodes = int(features.shape[0])
         self.heads = torch.from_numpy(edges.heads)
         self.tails = torch.from_numpy(edges.tails)
-        cdf = np.cumsum(edges.weights)
-        self.cdf = torch.from_numpy(cdf / cdf[-1])
+        prob, alias = alias_table(edges.weights)
+        self.alias_prob, self.alias = torch.from_numpy(prob), torch.from_numpy(alias)
         self.a, self.b = a, b
         self.negative_sample_rate = negative_sample_rate
         self.repulsion_strength = repulsion_strength
@@ -126,10 +133,19 @@ class UMAPModule(lp.LightningModule):
     def on_fit_start(self) -> None:
         dev = self.device
         self.features = self.features.to(dev)
-        self.heads, self.tails, self.cdf = (t.to(dev) for t in (self.heads, self.tails, self.cdf))
+        self.heads, self.tails = self.heads.to(dev), self.tails.to(dev)
+        # MPS has no float64; float32 thresholds shift each edge's odds by at most ~1e-7.
+        prob_dtype = torch.float32 if dev.type == "mps" else torch.float64
+        self.alias_prob, self.alias = self.alias_prob.to(dev, prob_dtype), self.alias.to(dev)
         self.compute_dtype = compute_dtype(self.precision, dev, self.encoder, self.n_nodes)
         self._gen = torch.Generator(device=dev)
         self._gen.manual_seed(self.seed + 7919 * self.global_rank)
+
+    def step_work(self) -> float:
+        """Expected cells encoded per step times the encoder's parameter count."""
+        n = self.n_nodes
+        rows = n * -math.expm1(-2.0 * self.batch_size / n)
+        return rows * sum(p.numel() for p in self.encoder.parameters())
 
     def train_dataloader(self) -> DataLoader:
         # Only the step count matters; the sampling happens on the device in training_step.
@@ -142,8 +158,13 @@ class UMAPModule(lp.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(self.encoder, GlassBoxMLP):
+            if self.compute_dtype is None:
+                return self.encoder(x)
+            with torch.autocast(x.device.type, dtype=self.compute_dtype):
+                return self.encoder(x).float()
         if self.compute_dtype is None:
-            return self.encoder(x)
+            return self.encoder.net[-1](self.encoder.hidden_for_training(x))
         # oneDNN keeps compiled bfloat16 kernels per input shape, and the number of distinct
         # cells changes every step: copies of the first row, cut off again below (so they get
         # no gradient), round it up to a multiple of BF16_ROWS, or the cache grows by ~1 GB
@@ -152,9 +173,7 @@ class UMAPModule(lp.LightningModule):
         if n % BF16_ROWS:
             x = torch.cat([x, x[:1].expand(-n % BF16_ROWS, -1)])
         with torch.autocast(x.device.type, dtype=self.compute_dtype):
-            if not isinstance(self.encoder, GlassBoxMLP):
-                return self.encoder(x)[:n].float()
-            h = self.encoder.net[:-1](x)
+            h = self.encoder.hidden_for_training(x)
         # The output layer stays float32: bfloat16's 8-bit mantissa would round coordinates
         # near 10 to about 0.04, the scale of nearest-neighbour distances in the embedding.
         return self.encoder.net[-1](h[:n].float())
@@ -165,11 +184,9 @@ class UMAPModule(lp.LightningModule):
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
         n, gen, dev = self.batch_size, self._gen, self.device
-        idx = torch.searchsorted(
-            self.cdf, torch.rand(n, generator=gen, device=dev, dtype=torch.float64)
-        )
-        idx.clamp_(max=self.heads.shape[0] - 1)
-        nodes, inverse = _unique(torch.cat([self.heads[idx], self.tails[idx]]), self.n_nodes)
+        idx = draw(self.alias_prob, self.alias, n, gen)
+        ends = torch.cat([self.heads.index_select(0, idx), self.tails.index_select(0, idx)])
+        nodes, inverse = _unique(ends, self.n_nodes)
         # index_select, not emb[idx]: its backward (index_add) is deterministic on CPU, while
         # advanced indexing accumulates duplicate rows in a thread-dependent order.
         emb = self._encode(self.features.index_select(0, nodes))
@@ -220,6 +237,19 @@ class EpochProgress(lp.Callback):
 
 
 @contextlib.contextmanager
+def _torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` intra-op threads (``None``: leave them alone)."""
+    before = torch.get_num_threads()
+    if n is not None and n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
 def _quiet_lightning(quiet: bool) -> Iterator[None]:
     names = ("lightning.pytorch", "lightning.fabric", "lightning")
     loggers = [logging.getLogger(n) for n in names]
@@ -264,8 +294,14 @@ def train(
     kwargs.update(extra)
     with _quiet_lightning(quiet):
         trainer = lp.Trainer(**kwargs)
+        small_cpu_job = (
+            isinstance(trainer.accelerator, CPUAccelerator)
+            and trainer.world_size == 1
+            and module.step_work() < SINGLE_THREAD_WORK
+        )
         try:
-            trainer.fit(module)
+            with _torch_threads(1 if small_cpu_job else None):
+                trainer.fit(module)
         except SystemExit as e:
             # Lightning turns Ctrl-C into sys.exit(1); a notebook user expects an interrupt.
             if trainer.interrupted:

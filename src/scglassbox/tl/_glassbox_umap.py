@@ -167,7 +167,7 @@ def contributions_and_summary(
         est.encoder_,
         X,
         est.input_map_,
-        batch_size=batch_size or est.batch_size,
+        batch_size=batch_size or est._inference_batch,
         progress=not est.quiet and n > 50_000,
     ):
         emb[rows] = y
