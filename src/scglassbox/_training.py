@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 from ._encoder import GlassBoxMLP
 from ._graph import EdgeList
 from ._sampling import alias_table, draw
+from ._threads import RowBlocks, torch_threads, worker_count
 
 logger = logging.getLogger(__name__)
 
@@ -38,11 +39,6 @@ PRECISIONS = ("auto", "32", "bf16")
 BF16_ROWS = 512
 #: Below this many cells a step is too small for bfloat16 to pay for its casts.
 AUTO_BF16_MIN_CELLS = 1000
-#: Below this much work per step (cells encoded x encoder parameters), training on one CPU
-#: runs on a single thread: waking OpenMP's sleeping workers for each small operation cost more
-#: than they saved (700 cells: 3.7 ms per step on one thread, 8.9 ms on two; 5,000 cells with
-#: the default encoder: 13.4 vs 14.0 ms; 20,000 cells: 23.0 vs 22.1 ms).
-SINGLE_THREAD_WORK = 1.5e8
 
 
 def _cpu_has_fast_bf16() -> bool:
@@ -129,6 +125,7 @@ class UMAPModule(lp.LightningModule):
         self.register_buffer("history", torch.full((epochs,), float("nan"), dtype=torch.float64))
         self._epoch_loss = None
         self._gen = None
+        self._blocks: RowBlocks | None = None
 
     def on_fit_start(self) -> None:
         dev = self.device
@@ -141,11 +138,23 @@ class UMAPModule(lp.LightningModule):
         self._gen = torch.Generator(device=dev)
         self._gen.manual_seed(self.seed + 7919 * self.global_rank)
 
-    def step_work(self) -> float:
-        """Expected cells encoded per step times the encoder's parameter count."""
+    def expected_rows(self) -> float:
+        """Expected number of distinct cells encoded per step."""
         n = self.n_nodes
-        rows = n * -math.expm1(-2.0 * self.batch_size / n)
-        return rows * sum(p.numel() for p in self.encoder.parameters())
+        return n * -math.expm1(-2.0 * self.batch_size / n)
+
+    @contextlib.contextmanager
+    def row_blocks(self, workers: int) -> Iterator[None]:
+        """Split each step's encoding over ``workers`` threads while the block runs."""
+        if workers < 2:
+            yield
+            return
+        self._blocks = RowBlocks(workers, align=BF16_ROWS)
+        try:
+            yield
+        finally:
+            self._blocks.close()
+            self._blocks = None
 
     def train_dataloader(self) -> DataLoader:
         # Only the step count matters; the sampling happens on the device in training_step.
@@ -182,23 +191,34 @@ class UMAPModule(lp.LightningModule):
         # q = 1 / (1 + a d^(2b)) = sigmoid(-s) with s = log a + b log d^2.
         return math.log(self.a) + self.b * torch.log(dsq + DIST_EPS)
 
+    def _loss(self, emb: torch.Tensor, inverse: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        n, k = self.batch_size, self.negative_sample_rate
+        # index_select, not emb[idx]: its backward (index_add) is deterministic on CPU, while
+        # advanced indexing accumulates duplicate rows in a thread-dependent order.
+        head, tail = emb.index_select(0, inverse[:n]), emb.index_select(0, inverse[n:])
+        neg = emb.index_select(0, neg).view(n, k, -1)
+        s_pos = self._log_q_terms((head - tail).pow(2).sum(1))
+        s_neg = self._log_q_terms((head.unsqueeze(1) - neg).pow(2).sum(2))
+        # -log q = softplus(s), -log(1 - q) = softplus(-s): stable cross-entropy terms.
+        return (F.softplus(s_pos).sum() + self.repulsion_strength * F.softplus(-s_neg).sum()) / n
+
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
         n, gen, dev = self.batch_size, self._gen, self.device
         idx = draw(self.alias_prob, self.alias, n, gen)
         ends = torch.cat([self.heads.index_select(0, idx), self.tails.index_select(0, idx)])
         nodes, inverse = _unique(ends, self.n_nodes)
-        # index_select, not emb[idx]: its backward (index_add) is deterministic on CPU, while
-        # advanced indexing accumulates duplicate rows in a thread-dependent order.
-        emb = self._encode(self.features.index_select(0, nodes))
-        head, tail = emb.index_select(0, inverse[:n]), emb.index_select(0, inverse[n:])
-        k = self.negative_sample_rate
-        neg = emb.index_select(
-            0, torch.randint(nodes.shape[0], (n * k,), generator=gen, device=dev)
+        # Negatives: any of the step's cells, uniformly.
+        neg = torch.randint(
+            nodes.shape[0], (n * self.negative_sample_rate,), generator=gen, device=dev
         )
-        s_pos = self._log_q_terms((head - tail).pow(2).sum(1))
-        s_neg = self._log_q_terms((head.repeat_interleave(k, 0) - neg).pow(2).sum(1))
-        # -log q = softplus(s), -log(1 - q) = softplus(-s): stable cross-entropy terms.
-        loss = (F.softplus(s_pos).sum() + self.repulsion_strength * F.softplus(-s_neg).sum()) / n
+        x = self.features.index_select(0, nodes)
+        if self._blocks is None:
+            loss = self._loss(self._encode(x), inverse, neg)
+        else:
+            params = [p for p in self.encoder.parameters() if p.requires_grad]
+            loss = self._blocks.loss(
+                self._encode, params, x, lambda emb: self._loss(emb, inverse, neg)
+            )
         detached = loss.detach()
         self._epoch_loss = detached if self._epoch_loss is None else self._epoch_loss + detached
         return loss
@@ -234,19 +254,6 @@ class EpochProgress(lp.Callback):
             self._bar = None
 
     on_exception = on_train_end  # type: ignore[assignment]
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``n`` intra-op threads (``None``: leave them alone)."""
-    before = torch.get_num_threads()
-    if n is not None and n != before:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
 
 
 @contextlib.contextmanager
@@ -294,13 +301,11 @@ def train(
     kwargs.update(extra)
     with _quiet_lightning(quiet):
         trainer = lp.Trainer(**kwargs)
-        small_cpu_job = (
-            isinstance(trainer.accelerator, CPUAccelerator)
-            and trainer.world_size == 1
-            and module.step_work() < SINGLE_THREAD_WORK
-        )
+        # One CPU process: one thread inside each operation, row blocks across threads.
+        cpu = isinstance(trainer.accelerator, CPUAccelerator) and trainer.world_size == 1
+        workers = worker_count(module.expected_rows(), torch.get_num_threads()) if cpu else 1
         try:
-            with _torch_threads(1 if small_cpu_job else None):
+            with torch_threads(1 if cpu else None), module.row_blocks(workers):
                 trainer.fit(module)
         except SystemExit as e:
             # Lightning turns Ctrl-C into sys.exit(1); a notebook user expects an interrupt.

@@ -1,0 +1,98 @@
+"""CPU parallelism for training: row blocks on worker threads instead of OpenMP.
+
+A training step runs some sixty operations on a few thousand rows each. With OpenMP's passive
+wait policy (which the package sets, see ``scglassbox/__init__.py``) every one of them wakes
+the sleeping workers, and on 2 cores two intra-op threads were no faster than one (20,000
+cells: 22.1 vs 23.0 ms per step). Instead, on CPU the step runs single-threaded inside each
+operation, and the encoder's rows are split into blocks that worker threads encode and
+differentiate at the same time (PyTorch releases the GIL inside operations): 17.9 -> 11.4 ms
+per step on 20,000 cells. The loss, which is cheap, runs once over the whole step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import operator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+
+#: A block smaller than this costs more in dispatch than it saves.
+MIN_ROWS_PER_WORKER = 2048
+#: Python dispatches every operation under the GIL; beyond a few workers that serialises them.
+MAX_WORKERS = 4
+
+
+def worker_count(rows: float, threads: int) -> int:
+    """Worker threads for a step encoding about ``rows`` cells with ``threads`` available."""
+    return max(1, min(threads, MAX_WORKERS, int(rows // MIN_ROWS_PER_WORKER)))
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` intra-op threads (``None``: leave them alone)."""
+    before = torch.get_num_threads()
+    if n is not None and n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+class RowBlocks:
+    """Encode a step's rows in blocks on worker threads, each block its own autograd graph.
+
+    Parameters
+    ----------
+    workers
+        Number of blocks and threads (at least 2).
+    align
+        Block sizes are rounded up to a multiple of this (the bfloat16 row padding).
+    """
+
+    def __init__(self, workers: int, align: int = 1) -> None:
+        self.workers, self.align = workers, align
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="scglassbox")
+
+    def close(self) -> None:
+        """Stop the worker threads."""
+        self._pool.shutdown(wait=True)
+
+    def loss(
+        self,
+        encode: Callable[[torch.Tensor], torch.Tensor],
+        params: Sequence[torch.Tensor],
+        x: torch.Tensor,
+        loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:
+        """``loss_fn(encode(x))``, with the gradient of ``params`` computed blockwise.
+
+        Returns a tensor equal to the loss whose backward pass gives each parameter exactly
+        the summed block gradients, so the caller's ``loss.backward()`` (Lightning's) works
+        unchanged. Blocks and their sum have a fixed order: results do not depend on thread
+        timing.
+        """
+        size = -(-x.shape[0] // self.workers)
+        size = -(-size // self.align) * self.align
+        outs = list(self._pool.map(encode, x.split(size)))
+        emb = torch.cat([o.detach() for o in outs]).requires_grad_()
+        loss = loss_fn(emb)
+        (grad_emb,) = torch.autograd.grad(loss, emb)
+
+        def backward(block: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor | None, ...]:
+            out, grad = block
+            return torch.autograd.grad(out, params, grad, allow_unused=True)
+
+        blocks = list(self._pool.map(backward, zip(outs, grad_emb.split(size), strict=True)))
+        surrogate = loss.new_zeros(())
+        for p, grads in zip(params, zip(*blocks, strict=True), strict=True):
+            grads = [g for g in grads if g is not None]
+            if grads:
+                total = functools.reduce(operator.add, grads)
+                surrogate = surrogate + (p * total).sum()
+        # Value: the loss. Gradient with respect to p: the summed block gradients.
+        return loss.detach() + (surrogate - surrogate.detach())
