@@ -67,21 +67,31 @@ class RowBlocks:
         encode: Callable[[torch.Tensor], torch.Tensor],
         params: Sequence[torch.Tensor],
         x: torch.Tensor,
-        loss_fn: Callable[[torch.Tensor], torch.Tensor],
+        loss_fn: Callable[[torch.Tensor, slice], torch.Tensor],
+        n_terms: int,
     ) -> torch.Tensor:
-        """``loss_fn(encode(x))``, with the gradient of ``params`` computed blockwise.
+        """``sum_i loss_fn(encode(x), part_i)``, every part computed on a worker thread.
 
-        Returns a tensor equal to the loss whose backward pass gives each parameter exactly
-        the summed block gradients, so the caller's ``loss.backward()`` (Lightning's) works
-        unchanged. Blocks and their sum have a fixed order: results do not depend on thread
-        timing.
+        ``loss_fn(emb, part)`` is the loss over the terms in the slice ``part`` of
+        ``range(n_terms)``; the parts split that range. Returns a tensor equal to the loss
+        whose backward pass gives each parameter exactly the summed block gradients, so the
+        caller's ``loss.backward()`` (Lightning's) works unchanged. Blocks, parts and their
+        sums have a fixed order: results do not depend on thread timing.
         """
         size = -(-x.shape[0] // self.workers)
         size = -(-size // self.align) * self.align
         outs = list(self._pool.map(encode, x.split(size)))
         emb = torch.cat([o.detach() for o in outs]).requires_grad_()
-        loss = loss_fn(emb)
-        (grad_emb,) = torch.autograd.grad(loss, emb)
+        step = -(-n_terms // self.workers)
+
+        def part_loss(start: int) -> tuple[torch.Tensor, torch.Tensor]:
+            loss = loss_fn(emb, slice(start, min(start + step, n_terms)))
+            (grad,) = torch.autograd.grad(loss, emb)
+            return loss.detach(), grad
+
+        parts = list(self._pool.map(part_loss, range(0, n_terms, step)))
+        loss = functools.reduce(operator.add, [p[0] for p in parts])
+        grad_emb = functools.reduce(operator.add, [p[1] for p in parts])
 
         def backward(block: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor | None, ...]:
             out, grad = block
@@ -95,4 +105,4 @@ class RowBlocks:
                 total = functools.reduce(operator.add, grads)
                 surrogate = surrogate + (p * total).sum()
         # Value: the loss. Gradient with respect to p: the summed block gradients.
-        return loss.detach() + (surrogate - surrogate.detach())
+        return loss + (surrogate - surrogate.detach())

@@ -191,12 +191,16 @@ class UMAPModule(lp.LightningModule):
         # q = 1 / (1 + a d^(2b)) = sigmoid(-s) with s = log a + b log d^2.
         return math.log(self.a) + self.b * torch.log(dsq + DIST_EPS)
 
-    def _loss(self, emb: torch.Tensor, inverse: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+    def _loss(
+        self, emb: torch.Tensor, inverse: torch.Tensor, neg: torch.Tensor, part: slice
+    ) -> torch.Tensor:
+        """The step's loss terms for the edges in ``part`` (divided by the step's edge count)."""
         n, k = self.batch_size, self.negative_sample_rate
         # index_select, not emb[idx]: its backward (index_add) is deterministic on CPU, while
         # advanced indexing accumulates duplicate rows in a thread-dependent order.
-        head, tail = emb.index_select(0, inverse[:n]), emb.index_select(0, inverse[n:])
-        neg = emb.index_select(0, neg).view(n, k, -1)
+        head = emb.index_select(0, inverse[:n][part])
+        tail = emb.index_select(0, inverse[n:][part])
+        neg = emb.index_select(0, neg.view(n, k)[part].reshape(-1)).view(head.shape[0], k, -1)
         s_pos = self._log_q_terms((head - tail).pow(2).sum(1))
         s_neg = self._log_q_terms((head.unsqueeze(1) - neg).pow(2).sum(2))
         # -log q = softplus(s), -log(1 - q) = softplus(-s): stable cross-entropy terms.
@@ -213,11 +217,11 @@ class UMAPModule(lp.LightningModule):
         )
         x = self.features.index_select(0, nodes)
         if self._blocks is None:
-            loss = self._loss(self._encode(x), inverse, neg)
+            loss = self._loss(self._encode(x), inverse, neg, slice(None))
         else:
             params = [p for p in self.encoder.parameters() if p.requires_grad]
             loss = self._blocks.loss(
-                self._encode, params, x, lambda emb: self._loss(emb, inverse, neg)
+                self._encode, params, x, lambda emb, part: self._loss(emb, inverse, neg, part), n
             )
         detached = loss.detach()
         self._epoch_loss = detached if self._epoch_loss is None else self._epoch_loss + detached
