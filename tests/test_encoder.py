@@ -146,3 +146,39 @@ def test_prelu_matches_torch_bitwise():
     ref(xb).backward(up)
     assert torch.equal(xa.grad, xb.grad)
     torch.testing.assert_close(ours.weight.grad, ref.weight.grad, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("norm", [False, True])
+def test_fused_training_activation_matches_the_modules(norm):
+    """The training-only fused PReLU(+ScaleNorm) has the modules' values and gradients."""
+    from torch.autograd import gradcheck
+
+    from scglassbox._encoder import _PReLUScaleNorm
+
+    net = _random_net(3, 12, (16, 9), 2, norm).double()
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(40, 12, generator=g, dtype=torch.float64, requires_grad=True)
+    x.data[0, :3] = 0.0  # rows with exact zeros
+    up = torch.randn(40, 2, generator=g, dtype=torch.float64)
+    params = [x, *net.parameters()]
+    want = torch.autograd.grad(net(x), params, up)
+    fused_out = net.net[-1](net.hidden_for_training(x))
+    got = torch.autograd.grad(fused_out, params, up)
+    torch.testing.assert_close(fused_out, net(x), rtol=1e-12, atol=1e-12)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    h = torch.randn(6, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    w = (torch.rand(5, generator=g, dtype=torch.float64) - 0.5).requires_grad_()
+    assert gradcheck(lambda a, b: _PReLUScaleNorm.apply(a, b, norm, 1e-6), (h, w))
+
+
+def test_fused_training_activation_in_bfloat16():
+    net = _random_net(0, 10, (32, 32), 2, True)
+    x = torch.randn(64, 10, generator=torch.Generator().manual_seed(0))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fused, plain = net.hidden_for_training(x), net.net[:-1](x)
+    assert fused.dtype == torch.bfloat16
+    torch.testing.assert_close(fused.float(), plain.float(), rtol=0.02, atol=0.02)
+    fused.float().sum().backward()
+    hidden = list(net.net[:-1].parameters())
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in hidden)

@@ -168,3 +168,24 @@ def test_auto_epochs():
 
 def test_repr(fitted):
     assert "fitted" in repr(fitted) and "not fitted" in repr(gb.GlassBoxUMAP())
+
+
+def test_auto_batch_size(wine, tmp_path):
+    from scglassbox._estimator import auto_batch_size
+
+    assert auto_batch_size(178) == 10_000
+    assert auto_batch_size(3_000) == 12_000
+    assert auto_batch_size(5_000) == 20_000
+    assert auto_batch_size(7_500) == 15_000
+    assert auto_batch_size(20_000) == 10_000
+    X, _ = wine
+    est = gb.GlassBoxUMAP(random_state=0, epochs=2, quiet=True).fit(X)
+    assert est.batch_size is None
+    from scglassbox._graph import edge_list
+
+    assert est.batch_size_ == min(10_000, edge_list(est.graph_).n_edges)  # capped at |E|
+    again = gb.GlassBoxUMAP.load(est.save(tmp_path / "m.npz"))
+    assert again.batch_size is None and again.batch_size_ == est.batch_size_
+    np.testing.assert_array_equal(again.transform(X), est.transform(X))
+    fixed = gb.GlassBoxUMAP(random_state=0, epochs=2, batch_size=500, quiet=True).fit(X)
+    assert fixed.batch_size_ == 500
