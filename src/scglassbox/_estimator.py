@@ -133,7 +133,7 @@ class GlassBoxUMAP:
         Arithmetic of the encoder's hidden layers during training: ``"32"`` (float32),
         ``"bf16"`` (bfloat16 autocast; the output layer and the loss stay float32) or
         ``"auto"``: ``"bf16"`` for the built-in encoders, from 1,000 cells up, on CPUs with
-        native bfloat16 instructions (AVX512-BF16 or AMX), where fits were 1.1-1.6x faster at
+        native bfloat16 instructions (AVX512-BF16 or AMX), where fits were 1.4-1.6x faster at
         about the same quality, else ``"32"``. Stored weights, the embedding, ``transform`` and the
         contributions are always float32, so exactness does not depend on it; the trained
         weights do (``precision_`` says which was used).

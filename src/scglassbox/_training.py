@@ -56,7 +56,7 @@ def compute_dtype(
 
     ``"auto"`` picks bfloat16 only for the built-in encoders, on CPUs with native bfloat16
     instructions (AVX512-BF16 or AMX), from :data:`AUTO_BF16_MIN_CELLS` cells up: there it was
-    measured to train 1.1-1.6x faster with kNN preservation within seed noise
+    measured to train 1.4-1.6x faster with kNN preservation within seed noise
     (``benchmarks/precision.py``); everywhere else float32. Weights, the embedding and the
     contributions are float32 whatever this says.
     """
