@@ -2,11 +2,12 @@
 
 A training step runs some sixty operations on a few thousand rows each. With OpenMP's passive
 wait policy (which the package sets, see ``scglassbox/__init__.py``) every one of them wakes
-the sleeping workers, and on 2 cores two intra-op threads were no faster than one (20,000
-cells: 22.1 vs 23.0 ms per step). Instead, on CPU the step runs single-threaded inside each
-operation, and the encoder's rows are split into blocks that worker threads encode and
-differentiate at the same time (PyTorch releases the GIL inside operations): 17.9 -> 11.4 ms
-per step on 20,000 cells. The loss, which is cheap, runs once over the whole step.
+the sleeping workers, and on 2 cores two intra-op threads gained little over one. Instead, on
+CPU the step runs single-threaded inside each operation, and the encoder's rows are split into
+blocks that worker threads encode and differentiate at the same time (PyTorch releases the GIL
+inside operations); the cheap 2-D loss is split over the same threads. Median step on 20,000
+cells, 2 cores: 17.0 ms with two OpenMP threads, 21.2 ms on one, 11.4 ms in two row blocks
+(``benchmarks/threads.py``).
 """
 
 from __future__ import annotations
