@@ -118,3 +118,22 @@ def test_precision_changes_training_and_auto_resolves(wine):
     assert compute_dtype("bf16", cuda, mlp, 10) is torch.bfloat16
     assert compute_dtype("auto", cuda, mlp, big) is None  # not measured on GPUs: float32
     assert compute_dtype("auto", cpu, torch.nn.Linear(2, 2, bias=False), big) is None
+
+
+def test_custom_encoder_trains_in_bfloat16(wine):
+    X, _ = wine
+
+    def make():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(
+            torch.nn.Linear(13, 32, bias=False),
+            torch.nn.PReLU(32),
+            torch.nn.Linear(32, 2, bias=False),
+        )
+
+    kw = {"precision": "bf16", "epochs": 10, "quiet": True, "random_state": 0}
+    a = gb.GlassBoxUMAP(encoder=make(), **kw).fit(X)
+    b = gb.GlassBoxUMAP(encoder=make(), **kw).fit(X)
+    assert a.precision_ == "bf16"
+    np.testing.assert_array_equal(a.embedding_, b.embedding_)
+    assert exactness(a.embedding_, a.compute_contributions(X)) <= 1e-5

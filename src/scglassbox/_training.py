@@ -167,13 +167,13 @@ class UMAPModule(lp.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def _encode(self, x: torch.Tensor) -> torch.Tensor:
-        if not isinstance(self.encoder, GlassBoxMLP):
-            if self.compute_dtype is None:
-                return self.encoder(x)
-            with torch.autocast(x.device.type, dtype=self.compute_dtype):
-                return self.encoder(x).float()
+        mlp = isinstance(self.encoder, GlassBoxMLP)
         if self.compute_dtype is None:
-            return self.encoder.net[-1](self.encoder.hidden_for_training(x))
+            return (
+                self.encoder.net[-1](self.encoder.hidden_for_training(x))
+                if mlp
+                else self.encoder(x)
+            )
         # oneDNN keeps compiled bfloat16 kernels per input shape, and the number of distinct
         # cells changes every step: copies of the first row, cut off again below (so they get
         # no gradient), round it up to a multiple of BF16_ROWS, or the cache grows by ~1 GB
@@ -182,6 +182,8 @@ class UMAPModule(lp.LightningModule):
         if n % BF16_ROWS:
             x = torch.cat([x, x[:1].expand(-n % BF16_ROWS, -1)])
         with torch.autocast(x.device.type, dtype=self.compute_dtype):
+            if not mlp:
+                return self.encoder(x)[:n].float()
             h = self.encoder.hidden_for_training(x)
         # The output layer stays float32: bfloat16's 8-bit mantissa would round coordinates
         # near 10 to about 0.04, the scale of nearest-neighbour distances in the embedding.
