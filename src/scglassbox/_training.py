@@ -136,6 +136,9 @@ class UMAPModule(lp.LightningModule):
         prob_dtype = torch.float32 if dev.type == "mps" else torch.float64
         self.alias_prob, self.alias = self.alias_prob.to(dev, prob_dtype), self.alias.to(dev)
         self.compute_dtype = compute_dtype(self.precision, dev, self.encoder, self.n_nodes)
+        if self.compute_dtype is not None and isinstance(self.encoder, GlassBoxMLP):
+            # The first layer would cast every step's rows to this dtype anyway (same values).
+            self.features = self.features.to(self.compute_dtype)
         self._gen = torch.Generator(device=dev)
         self._gen.manual_seed(self.seed + 7919 * self.global_rank)
 
