@@ -6,7 +6,7 @@ the sleeping workers, and on 2 cores two intra-op threads gained little over one
 CPU the step runs single-threaded inside each operation, and the encoder's rows are split into
 blocks that worker threads encode and differentiate at the same time (PyTorch releases the GIL
 inside operations); the cheap 2-D loss is split over the same threads. Median step on 20,000
-cells, 2 cores: 17.0 ms with two OpenMP threads, 21.2 ms on one, 11.4 ms in two row blocks
+cells, 2 cores: 18.0 ms with two OpenMP threads, 17.8 ms on one, 11.5 ms in two row blocks
 (``benchmarks/threads.py``).
 """
 
