@@ -20,35 +20,14 @@ import numpy as np
 import run as bench
 import torch
 
-from scglassbox import _graph
-from scglassbox._encoder import build_encoder
-from scglassbox._estimator import auto_batch_size
+import scglassbox as gb
 from scglassbox._threads import torch_threads, worker_count
 from scglassbox._training import UMAPModule
 
 
 def make_module(X: np.ndarray, graph: object) -> UMAPModule:
-    """The module a default ``GlassBoxUMAP().fit(X, graph=graph)`` trains."""
-    if graph is None:
-        graph = _graph.fuzzy_graph(X, n_neighbors=15, metric="euclidean", random_state=0)
-    edges = _graph.edge_list(_graph.check_graph(graph, X.shape[0]))
-    a, b = _graph.find_ab_params(1.0, 0.1)
-    torch.manual_seed(0)
-    features = torch.from_numpy(np.ascontiguousarray(X - X.mean(0), dtype=np.float32))
-    module = UMAPModule(
-        build_encoder("default", X.shape[1], 2),
-        features,
-        edges,
-        a=a,
-        b=b,
-        negative_sample_rate=5,
-        repulsion_strength=1.0,
-        lr=3e-3,
-        batch_size=auto_batch_size(X.shape[0]),
-        epochs=1,
-        seed=0,
-        precision="auto",
-    )
+    """The module a default ``GlassBoxUMAP(random_state=0).fit(X, graph=graph)`` trains."""
+    module, *_ = gb.GlassBoxUMAP(random_state=0)._training_module(X, graph, None)
     module.on_fit_start()
     return module
 

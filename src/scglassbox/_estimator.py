@@ -307,6 +307,33 @@ class GlassBoxUMAP:
         """
         self._check_params()
         X = self._check_X(X)
+        module, graph, input_map, features = self._training_module(X, graph, projection)
+        history = train(
+            module,
+            quiet=self.quiet,
+            accelerator=self.accelerator,
+            devices=self.devices,
+            trainer_kwargs=self.trainer_kwargs,
+        )
+        self.encoder_ = module.encoder.cpu().eval()
+        self.input_map_ = input_map
+        self.graph_ = graph
+        self.a_, self.b_ = module.a, module.b
+        self.n_features_in_ = X.shape[1]
+        self.loss_history_ = history
+        self.epochs_ = module.epochs
+        self.batch_size_ = module.batch_size
+        self.precision_ = "32" if module.compute_dtype is None else "bf16"
+        self.embedding_ = self._encode(features)
+        return self
+
+    def _training_module(
+        self,
+        X: np.ndarray | sparse.spmatrix,
+        graph: object,
+        projection: tuple[np.ndarray, np.ndarray | None] | None,
+    ) -> tuple[UMAPModule, sparse.csr_matrix, InputMap, np.ndarray]:
+        """The module ``fit`` trains, with the graph, input map and encoder inputs it used."""
         n, n_features = X.shape
         if self.pca_components is not None and self.pca_components > min(n, n_features):
             raise ValueError(
@@ -353,25 +380,7 @@ class GlassBoxUMAP:
             seed=seed,
             precision=self.precision,
         )
-        history = train(
-            module,
-            quiet=self.quiet,
-            accelerator=self.accelerator,
-            devices=self.devices,
-            trainer_kwargs=self.trainer_kwargs,
-        )
-        encoder = module.encoder.cpu().eval()
-        self.encoder_ = encoder
-        self.input_map_ = input_map
-        self.graph_ = graph
-        self.a_, self.b_ = a, b
-        self.n_features_in_ = n_features
-        self.loss_history_ = history
-        self.epochs_ = epochs
-        self.batch_size_ = module.batch_size
-        self.precision_ = "32" if module.compute_dtype is None else "bf16"
-        self.embedding_ = self._encode(features)
-        return self
+        return module, graph, input_map, features
 
     def _seed(self) -> int:
         if self.random_state is None:
