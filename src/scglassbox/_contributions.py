@@ -17,7 +17,6 @@ from scipy import sparse
 from torch import nn
 
 from ._encoder import attribution_mode
-from ._views import l2_view
 
 Reduction = Literal["l2", "normed_l2"] | None
 REDUCTIONS = (None, "l2", "normed_l2")
@@ -29,10 +28,52 @@ def check_reduction(reduction: object) -> None:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}.")
 
 
-def column_mean(X: np.ndarray | sparse.spmatrix) -> np.ndarray:
-    """Per-feature mean in float64, identical for dense and sparse input."""
-    total = X.sum(axis=0, dtype=np.float64)
-    return np.asarray(total, dtype=np.float64).ravel() / X.shape[0]
+def parse_view(view: str, n_components: int) -> int | None:
+    """Return the dimension index of a ``'dimK'`` view, ``None`` for ``'l2'``/``'normed_l2'``."""
+    if view in ("l2", "normed_l2"):
+        return None
+    if isinstance(view, str) and view.startswith("dim") and view[3:].isdigit():
+        d = int(view[3:])
+        if 1 <= d <= n_components:
+            return d - 1
+    dims = ", ".join(f"'dim{i + 1}'" for i in range(n_components))
+    raise ValueError(f"view must be 'l2', 'normed_l2' or one of {dims}, got {view!r}.")
+
+
+def view_of(contrib: np.ndarray, view: str) -> np.ndarray:
+    """Reduce ``(n, n_components, n_genes)`` contributions to ``(n, n_genes)`` for a view."""
+    dim = parse_view(view, contrib.shape[1])
+    if dim is not None:
+        return np.asarray(contrib[:, dim, :], dtype=np.float32)
+    return l2_view(contrib.astype(np.float32, copy=False), normed=view == "normed_l2")
+
+
+def l2_view(contrib: np.ndarray, *, normed: bool) -> np.ndarray:
+    """L2 norm over embedding dimensions, ``(n, n_genes)``; ``normed``: divided by its row sum.
+
+    Computed in the input's dtype (float64 keeps the PCA back-projection's precision).
+    """
+    l2 = np.sqrt(np.einsum("ndg,ndg->ng", contrib, contrib))
+    if not normed:
+        return l2
+    total = l2.sum(axis=1, keepdims=True)
+    return np.divide(l2, total, out=np.zeros_like(l2), where=total > 0)
+
+
+def column_mean(X: object, chunk: int = 65_536) -> np.ndarray:
+    """Per-feature mean in float64, identical for dense and sparse input.
+
+    In-memory matrices are summed at once; anything else that reads rows by slices (a backed
+    matrix, a column view) is summed ``chunk`` rows at a time.
+    """
+    if isinstance(X, np.ndarray) or sparse.issparse(X):
+        total = X.sum(axis=0, dtype=np.float64)
+        return np.asarray(total, dtype=np.float64).ravel() / X.shape[0]
+    total = np.zeros(X.shape[1], dtype=np.float64)
+    for start in range(0, X.shape[0], chunk):
+        block = X[start : start + chunk]
+        total += np.asarray(block.sum(axis=0, dtype=np.float64)).ravel()
+    return total / X.shape[0]
 
 
 class InputMap:

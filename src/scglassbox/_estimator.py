@@ -34,7 +34,6 @@ from ._storage import (
     state_dict_to_numpy,
 )
 from ._training import PRECISIONS, UMAPModule, train
-from ._views import str_array
 
 logger = logging.getLogger(__name__)
 
@@ -462,7 +461,7 @@ class GlassBoxUMAP:
         est = cls.from_dict(uns[key]["model"])
         names = uns[key]["model"].get("var_names")
         if names is not None:
-            est.feature_names_in_ = str_array(names)
+            est.feature_names_in_ = np.asarray(names, dtype=object).astype(str)
         return est
 
     def compute_contributions(

@@ -1,7 +1,12 @@
-"""Read glass-box results back from AnnData as arrays and tidy DataFrames."""
+"""Read glass-box results back from AnnData as arrays and tidy DataFrames.
 
+This is the package's one AnnData access layer: tools, plots, the explorer and the CLI read
+contributions through :func:`contributions` / :func:`iter_contributions`, which use the stored
+cache when present and the model otherwise.
+"""
+
+from ._contributions import contribution_view, contributions, iter_contributions
 from ._get import (
-    contribution_view,
     contributions_df,
     gene_importance_df,
     group_contributions,
@@ -10,8 +15,10 @@ from ._get import (
 
 __all__ = [
     "contribution_view",
+    "contributions",
     "contributions_df",
     "gene_importance_df",
     "group_contributions",
+    "iter_contributions",
     "rank_contributions_df",
 ]

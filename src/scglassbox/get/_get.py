@@ -6,33 +6,19 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .. import _keys
 from .._docs import doc_params
-from .._views import contributions, key_info, str_array, view_of
-
-
-@doc_params
-def contribution_view(
-    adata: AnnData, view: str = "l2", *, key: str = "glassbox_umap"
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-cell contributions reduced to one value per cell and gene.
-
-    Parameters
-    ----------
-    {adata}
-    {view}
-    {key}
-
-    Returns
-    -------
-    ``(values, genes)``: a ``(n_obs, n_genes_used)`` float32 array and the gene names.
-    """
-    stored = np.asarray(contributions(adata, key))
-    return view_of(stored, view), str_array(key_info(adata, key)["var_names"])
+from ._access import key_info, str_array
+from ._contributions import contribution_view
 
 
 @doc_params
 def contributions_df(
-    adata: AnnData, view: str = "l2", *, key: str = "glassbox_umap", genes: list[str] | None = None
+    adata: AnnData,
+    view: str = "l2",
+    *,
+    key: str = _keys.DEFAULT_KEY,
+    genes: list[str] | None = None,
 ) -> pd.DataFrame:
     """Per-cell contributions as a cells x genes DataFrame (index: ``obs_names``).
 
@@ -44,18 +30,12 @@ def contributions_df(
     genes
         Keep only these genes (in this order).
     """
-    values, names = contribution_view(adata, view, key=key)
-    df = pd.DataFrame(values, index=adata.obs_names, columns=names)
-    if genes is not None:
-        missing = [g for g in genes if g not in df.columns]
-        if missing:
-            raise KeyError(f"genes not among the model's genes: {missing}")
-        df = df[list(genes)]
-    return df
+    values, names = contribution_view(adata, view, key, genes=genes)
+    return pd.DataFrame(values, index=adata.obs_names, columns=names)
 
 
 @doc_params
-def gene_importance_df(adata: AnnData, *, key: str = "glassbox_umap") -> pd.DataFrame:
+def gene_importance_df(adata: AnnData, *, key: str = _keys.DEFAULT_KEY) -> pd.DataFrame:
     """Global per-gene importance: mean absolute contribution per embedding dimension.
 
     Parameters
@@ -69,7 +49,7 @@ def gene_importance_df(adata: AnnData, *, key: str = "glassbox_umap") -> pd.Data
     by ``total`` in decreasing order.
     """
     genes = str_array(key_info(adata, key)["var_names"])
-    varm = np.asarray(adata.varm[f"{key}_contributions"])
+    varm = np.asarray(adata.varm[_keys.contributions_key(key)])
     pos = adata.var_names.get_indexer(genes)
     genes, rows = genes[pos >= 0], varm[pos[pos >= 0]]
     df = pd.DataFrame(rows, index=pd.Index(genes, name="gene"),
@@ -83,7 +63,7 @@ def group_contributions(
     adata: AnnData,
     groupby: str | None = None,
     *,
-    key: str = "glassbox_umap",
+    key: str = _keys.DEFAULT_KEY,
     uns_key: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-group mean contributions and their standard errors as genes x groups DataFrames.
@@ -102,7 +82,7 @@ def group_contributions(
     -------
     ``(mean, sem)``.
     """
-    ukey = uns_key or f"{key}_rank_{groupby}"
+    ukey = uns_key or _keys.rank_key(key, groupby)
     if ukey not in adata.uns:
         raise KeyError(
             f"adata.uns[{ukey!r}] not found: "
@@ -121,7 +101,7 @@ def rank_contributions_df(
     groupby: str,
     *,
     group: str | list[str] | None = None,
-    key: str = "glassbox_umap",
+    key: str = _keys.DEFAULT_KEY,
     n_genes: int | None = None,
     uns_key: str | None = None,
 ) -> pd.DataFrame:

@@ -12,7 +12,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from .._docs import doc_params
-from ..tl._rank import de_markers, overlap_rows
+from ..get._markers import de_markers, overlap_rows
 from . import _views as v
 from ._bars import BAR_COLOR
 from ._matrix import top_genes_per_group

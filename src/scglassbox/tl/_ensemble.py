@@ -11,9 +11,10 @@ import pandas as pd
 from anndata import AnnData
 from scipy.stats import spearmanr
 
-from .._contributions import stream_contributions
+from .._contributions import stream_contributions, view_of
 from .._docs import doc_params
-from .._views import categorical, view_of
+from ..get._access import MASK_DEFAULT, categorical
+from ..get._aggregate import aggregate, membership
 from ._glassbox_umap import prepare
 
 logger = logging.getLogger(__name__)
@@ -21,10 +22,11 @@ logger = logging.getLogger(__name__)
 
 def _group_means(est, X, codes: np.ndarray, n_groups: int, view: str) -> np.ndarray:
     """Per-group mean of a contribution view, streamed: ``(n_genes, n_groups)``."""
-    sums = np.zeros((n_groups, est.n_features_in_), dtype=np.float64)
-    for rows, _, c in stream_contributions(est.encoder_, X, est.input_map_, batch_size=4096):
-        np.add.at(sums, codes[rows], view_of(c, view))
-    return (sums / np.bincount(codes, minlength=n_groups)[:, None]).T
+    chunks = (
+        (membership(codes[rows], n_groups), view_of(c, view))
+        for rows, _, c in stream_contributions(est.encoder_, X, est.input_map_, batch_size=4096)
+    )
+    return aggregate(chunks, n_groups).mean.T
 
 
 def _stability(per_seed: np.ndarray) -> np.ndarray:
@@ -53,7 +55,7 @@ def glassbox_ensemble(
     neighbors_key: str | None = None,
     layer: str | None = None,
     use_raw: bool = False,
-    mask_var: Any = "highly_variable",
+    mask_var: Any = MASK_DEFAULT,
     use_pca: bool | None = None,
     n_pcs: int = 50,
     min_dist: float = 0.5,

@@ -1,71 +1,93 @@
-"""Per-group contribution rankings (the publication's analysis) and marker overlap."""
+"""Per-group contribution rankings (the publication's analysis) and differential contributions."""
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .. import _keys
+from .._contributions import parse_view
 from .._docs import doc_params
-from .._views import categorical
-from ..get import contribution_view
+from ..get import _access as acc
+from ..get._aggregate import GroupStats, aggregate, membership
+from ..get._contributions import iter_contributions
+from ..get._markers import de_markers, overlap_rows
+
+logger = logging.getLogger(__name__)
 
 
-def group_stats(values: np.ndarray, codes: np.ndarray, n_groups: int) -> tuple[np.ndarray, ...]:
-    """Per-group mean and standard error over rows: arrays ``(n_genes, n_groups)``."""
-    onehot = np.zeros((n_groups, values.shape[0]), dtype=np.float64)
-    onehot[codes, np.arange(values.shape[0])] = 1.0
-    counts = onehot.sum(axis=1)
-    v = values.astype(np.float64, copy=False)
-    mean = (onehot @ v) / counts[:, None]
-    var = np.maximum((onehot @ (v * v)) / counts[:, None] - mean**2, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sem = np.sqrt(var * counts[:, None] / np.maximum(counts[:, None] - 1, 1) / counts[:, None])
-    sem[counts < 2] = np.nan
-    return mean.T, sem.T
-
-
-def de_markers(
-    adata: AnnData, groupby: str, rank_genes_key: str, *, required: bool
-) -> pd.DataFrame | None:
-    """Marker names stored by ``sc.tl.rank_genes_groups`` for ``groupby`` (groups as columns).
-
-    Missing or computed for another ``groupby``: an error when ``required``, else ``None``.
-    """
-    rg = adata.uns.get(rank_genes_key)
-    todo = f"run sc.tl.rank_genes_groups(adata, {groupby!r}" + (
-        "" if rank_genes_key == "rank_genes_groups" else f", key_added={rank_genes_key!r}"
+def _group_stats(
+    adata: AnnData, key: str, codes: np.ndarray, n_groups: int, *, view: str | None
+) -> GroupStats:
+    """Stream the cells once: per-group statistics of a view, or of the signed contributions."""
+    if view is None:
+        kwargs = {}
+    else:
+        dim = parse_view(view, acc.embedding(adata, key).shape[1])
+        kwargs = {"reduction": view} if dim is None else {"dims": dim}
+    chunks = (
+        (membership(codes[pos], n_groups), block[:, 0] if block.ndim == 3 and view else block)
+        for pos, block in iter_contributions(adata, key, **kwargs)
     )
-    if rg is None or "names" not in rg:
-        if required:
-            raise KeyError(f"adata.uns[{rank_genes_key!r}] not found: {todo}) first.")
-        return None
-    rg_groupby = str(rg.get("params", {}).get("groupby", groupby))
-    if rg_groupby != groupby:
-        if required:
-            raise ValueError(
-                f"adata.uns[{rank_genes_key!r}] was computed for groupby={rg_groupby!r}, not "
-                f"{groupby!r}: {todo}) first."
-            )
-        return None
-    return pd.DataFrame(rg["names"])
+    return aggregate(chunks, n_groups)
 
 
-def overlap_rows(
-    top: dict[str, list[str]], markers: pd.DataFrame, used: set[str], n_genes: int
-) -> list[dict]:
-    """Per group: top contributors against the top ``n_genes`` markers among ``used`` genes."""
-    rows = []
-    for g, genes in top.items():
-        if g not in markers.columns:
-            continue
-        de = [m for m in markers[g].astype(str) if m in used][:n_genes]
-        shared = [m for m in genes if m in set(de)]
-        rows.append({
-            "group": g, "overlap": len(shared), "fraction": len(shared) / max(len(genes), 1),
-            "shared": shared, "top_contributors": list(genes), "markers": de,
-        })  # fmt: skip
-    return rows
+def _rest(stats: GroupStats, g: int) -> tuple[float, np.ndarray, np.ndarray]:
+    """Count, mean and variance of all groups but ``g`` (cells belong to one group each)."""
+    others = np.flatnonzero((np.arange(len(stats.count)) != g) & (stats.count > 0))
+    n = stats.count[others].astype(np.float64)
+    total = n.sum()
+    mean = np.tensordot(n, stats.mean[others], axes=1) / total
+    ss = np.tensordot(np.maximum(n - 1, 0), np.nan_to_num(stats.var[others]), axes=1)
+    ss += np.tensordot(n, (stats.mean[others] - mean) ** 2, axes=1)
+    return total, mean, ss / max(total - 1, 1)
+
+
+def _differential(
+    adata: AnnData, key: str, cats: pd.Categorical, groups: list[str], reference: str
+) -> dict:
+    """Per group: mean signed contribution minus the reference's, and its projection.
+
+    The projection is on the line joining the two groups' mean positions, so that it sums over
+    genes to their distance.
+    """
+    names = [str(c) for c in cats.categories]
+    codes = np.asarray(cats.codes)
+    stats = _group_stats(adata, key, codes, len(names), view=None)  # (groups, dims, genes)
+    emb = acc.embedding(adata, key).astype(np.float64)
+    delta, delta_sem, disp, score, score_sem = [], [], [], [], []
+    for g in groups:
+        i = names.index(g)
+        if reference == "rest":
+            n_ref, m_ref, v_ref = _rest(stats, i)
+            in_ref = (codes >= 0) & (codes != i)
+        else:
+            j = names.index(reference)
+            n_ref, m_ref, v_ref = stats.count[j], stats.mean[j], stats.var[j]
+            in_ref = codes == j
+        d = stats.mean[i] - m_ref  # (dims, genes): sums over genes to disp below
+        with np.errstate(invalid="ignore"):
+            se = np.sqrt(stats.var[i] / stats.count[i] + v_ref / n_ref)
+        shift = emb[codes == i].mean(0) - emb[in_ref].mean(0)
+        u = shift / max(np.linalg.norm(shift), 1e-30)
+        delta.append(d)
+        delta_sem.append(se)
+        disp.append(shift)
+        score.append(u @ d)
+        # Ignores the covariance between dimensions (contributions to a 2-D point).
+        score_sem.append(np.sqrt((u[:, None] ** 2 * se**2).sum(0)))
+    return {
+        "mean": np.asarray(score, dtype=np.float32),
+        "sem": np.asarray(score_sem, dtype=np.float32),
+        "delta": np.asarray(delta, dtype=np.float32),
+        "delta_sem": np.asarray(delta_sem, dtype=np.float32),
+        "displacement": np.asarray(disp, dtype=np.float32),
+        "n_cells": stats.count[[names.index(g) for g in groups]],
+    }
 
 
 @doc_params
@@ -73,6 +95,8 @@ def rank_contributions(
     adata: AnnData,
     groupby: str,
     *,
+    groups: Sequence[str] | None = None,
+    reference: str | None = None,
     view: str = "normed_l2",
     key: str = "glassbox_umap",
     rank_genes_key: str = "rank_genes_groups",
@@ -80,19 +104,33 @@ def rank_contributions(
     key_added: str | None = None,
     copy: bool = False,
 ) -> AnnData | None:
-    """Rank genes per group by their mean contribution, with standard errors.
+    """Rank genes per group by their contribution, or by how they separate groups.
 
-    This is the per-cell-type summary of the glass-box UMAP publication: per cell, the
-    contribution view (by default the L2 norm over embedding dimensions, normalised to sum to
-    1), averaged per group. When ``sc.tl.rank_genes_groups`` was run with the same
-    ``groupby``, the overlap of each group's top ``n_genes`` contributors with its top
-    ``n_genes`` differential-expression markers (among the genes the model used) is added.
+    Without ``reference`` this is the per-cell-type summary of the glass-box UMAP publication:
+    per cell, the contribution ``view`` (by default the L2 norm over embedding dimensions,
+    normalised to sum to 1), averaged per group with its standard error. When
+    ``sc.tl.rank_genes_groups`` was run with the same ``groupby``, the overlap of each group's
+    top ``n_genes`` contributors with its top ``n_genes`` markers (among the genes the model
+    used) is added.
+
+    With ``reference`` (``'rest'`` or a group), like :func:`scanpy.tl.rank_genes_groups`: per
+    group and gene, the difference between the group's and the reference's mean signed
+    contribution (``delta``, per dimension), which sums over genes exactly to the difference of
+    their mean positions (``displacement``). Genes are ranked by ``delta`` projected on the
+    direction of that displacement: the share of the distance between the two groups each gene
+    accounts for (it sums to the distance; ``view`` is not used).
+
+    Cells are streamed in chunks; per-cell contributions need not be stored.
 
     Parameters
     ----------
     {adata}
     groupby
-        Categorical ``obs`` column.
+        Categorical ``obs`` column. Cells with a missing value are left out.
+    groups
+        Groups to rank (default: all; with ``reference``, all but the reference).
+    reference
+        ``None``, ``'rest'`` or a group of ``groupby``.
     {view}
     {key}
     rank_genes_key
@@ -106,30 +144,62 @@ def rank_contributions(
     Returns
     -------
     ``adata`` copy if ``copy`` else ``None``; writes ``adata.uns[key_added]`` with ``mean``
-    and ``sem`` (arrays, groups x genes), ``groups``, ``genes``, ``n_cells`` per group,
-    ``params`` and, when DE markers are available, ``marker_overlap`` (DataFrame indexed by
-    group: ``overlap``, ``fraction``, ``shared``, ``top_contributors``, ``markers``). Read it
-    with :func:`scglassbox.get.rank_contributions_df` or
-    :func:`scglassbox.get.group_contributions`.
+    and ``sem`` (arrays, groups x genes: the ranking score and its standard error),
+    ``groups``, ``genes``, ``n_cells`` per group, ``params`` and, when DE markers are
+    available, ``marker_overlap`` (DataFrame indexed by group: ``overlap``, ``fraction``,
+    ``shared``, ``top_contributors``, ``markers``). With ``reference`` also ``delta`` and
+    ``delta_sem`` (groups x dims x genes) and ``displacement`` (groups x dims). Read it with
+    :func:`scglassbox.get.rank_contributions_df` or :func:`scglassbox.get.group_contributions`.
+
+    Examples
+    --------
+    >>> import scanpy as sc, scglassbox as gb
+    >>> adata = sc.datasets.pbmc68k_reduced()
+    >>> gb.tl.glassbox_umap(adata, quiet=True)
+    >>> gb.tl.rank_contributions(adata, "bulk_labels", groups=["CD14+ Monocyte"],
+    ...                          reference="Dendritic")
+    >>> gb.get.rank_contributions_df(adata, "bulk_labels", n_genes=3)  # doctest: +SKIP
     """
-    values, genes = contribution_view(adata, view, key=key)
-    cats = categorical(adata, groupby)
-    mean, sem = group_stats(values, cats.codes, len(cats.categories))
-    groups = np.asarray(cats.categories.astype(str))
+    out_key = _keys.check_key_added(key_added or _keys.rank_key(key, groupby))
+    genes = acc.gene_names(adata, key)
+    parse_view(view, acc.embedding(adata, key).shape[1])
+    cats = acc.categorical(adata, groupby)
+    names = [str(c) for c in cats.categories]
+    if reference is not None and reference != "rest" and reference not in names:
+        raise ValueError(f"reference={reference!r} is not 'rest' or a group of {groupby!r}.")
+    chosen = list(names) if groups is None else [str(g) for g in groups]
+    unknown = [g for g in chosen if g not in names]
+    if unknown:
+        raise ValueError(f"groups {unknown} are not groups of {groupby!r}: {names}.")
+    if reference is not None:
+        chosen = [g for g in chosen if g != reference]
+        if not chosen:
+            raise ValueError("no group left to compare with the reference.")
+    n_missing = int((np.asarray(cats.codes) < 0).sum())
+    if n_missing:
+        logger.warning("rank_contributions: %d cells with no %s are left out.", n_missing, groupby)
+    if reference is None:
+        stats = _group_stats(adata, key, np.asarray(cats.codes), len(names), view=view)
+        idx = [names.index(g) for g in chosen]
+        result = {
+            "mean": stats.mean[idx].astype(np.float32),
+            "sem": stats.sem[idx].astype(np.float32),
+            "n_cells": stats.count[idx],
+        }
+    else:
+        result = _differential(adata, key, cats, chosen, reference)
     # Arrays plus name arrays, not DataFrames with group columns: group names such as
     # "CD4+/CD25 T Reg" hold '/', which h5ad and zarr refuse as keys.
-    result = {
-        "params": {"groupby": groupby, "view": view, "key": key, "n_genes": int(n_genes)},
-        "groups": groups,
+    result.update({
+        "params": {"groupby": groupby, "view": view, "key": key, "n_genes": int(n_genes),
+                   "reference": "none" if reference is None else reference},
+        "groups": np.asarray(chosen, dtype=str),
         "genes": genes,
-        "mean": mean.T.astype(np.float32),
-        "sem": sem.T.astype(np.float32),
-        "n_cells": np.bincount(cats.codes, minlength=len(groups)),
-    }
-    mean_df = pd.DataFrame(mean, index=genes, columns=groups)
+    })  # fmt: skip
+    mean_df = pd.DataFrame(result["mean"].T, index=genes, columns=chosen)
     markers = de_markers(adata, groupby, rank_genes_key, required=False)
-    if markers is not None:
-        top = {g: list(mean_df[g].sort_values(ascending=False).index[:n_genes]) for g in groups}
+    if markers is not None and reference is None:
+        top = {g: list(mean_df[g].sort_values(ascending=False).index[:n_genes]) for g in chosen}
         rows = overlap_rows(top, markers, set(genes), n_genes)
         if rows:
             table = pd.DataFrame(rows).set_index("group")
@@ -138,5 +208,5 @@ def rank_contributions(
             result["marker_overlap"] = table
     if copy:
         adata = adata.copy()
-    adata.uns[key_added or f"{key}_rank_{groupby}"] = result
+    adata.uns[out_key] = result
     return adata if copy else None

@@ -9,54 +9,49 @@ import numpy as np
 from anndata import AnnData
 from scipy import sparse
 
+from .. import _keys
 from .._docs import doc_params
-from .._estimator import GlassBoxUMAP
-from .._views import str_array
-from ._glassbox_umap import (
+from ..get import _access as acc
+from ._results import (
     ContributionStorage,
-    _check_storage,
+    check_storage,
     contributions_and_summary,
+    lazy_contributions,
+    resolve_storage,
     write_results,
 )
 
 logger = logging.getLogger(__name__)
 
+#: ``missing_genes='zero'`` refuses a query that lacks more than this share of the model's
+#: genes: with most genes set to the reference mean every cell lands near one point.
+MAX_MISSING_SHARE = 0.5
+
 
 def _query_matrix(
     adata: AnnData, genes: np.ndarray, source: str, missing_genes: str
 ) -> tuple[np.ndarray | sparse.csr_matrix, np.ndarray]:
-    """The query's expression for the model's genes, in the model's order."""
-    if source == "raw":
-        if adata.raw is None:
-            raise ValueError("The model was fitted on .raw, but the query has no .raw.")
-        X, names = adata.raw.X, adata.raw.var_names
-    elif source.startswith("layers/"):
-        layer = source.split("/", 1)[1]
-        if layer not in adata.layers:
-            raise ValueError(f"The model was fitted on layer {layer!r}, missing in the query.")
-        X, names = adata.layers[layer], adata.var_names
-    else:
-        X, names = adata.X, adata.var_names
-    pos = names.get_indexer(genes)
-    missing = genes[pos < 0]
-    if missing.size and missing_genes == "error":
-        shown = ", ".join(missing[:20]) + (" ..." if missing.size > 20 else "")
+    """The query's expression for the model's genes in the model's order, checked."""
+    view, missing = acc.aligned_expression(adata, genes, source, missing=missing_genes)
+    if missing.size > MAX_MISSING_SHARE * genes.size:
         raise ValueError(
-            f"{missing.size} of the model's {genes.size} genes are missing from the query: "
-            f"{shown}. Pass missing_genes='zero' to treat them as zero expression."
+            f"{missing.size} of the model's {genes.size} genes are missing from the query "
+            f"(more than {MAX_MISSING_SHARE:.0%}): its cells would collapse towards one point. "
+            "Is the query annotated with the same gene names (symbols vs. Ensembl IDs)?"
         )
     if missing.size:
         logger.warning("%d model genes are missing from the query; set to 0.", missing.size)
-    present = pos >= 0
-    if sparse.issparse(X):
-        X = sparse.csr_matrix(X)
-        cols = sparse.csr_matrix(X[:, pos[present]])
-        out = sparse.lil_matrix((X.shape[0], genes.size), dtype=X.dtype)
-        out[:, np.flatnonzero(present)] = cols
-        return sparse.csr_matrix(out), missing
-    out = np.zeros((X.shape[0], genes.size), dtype=np.asarray(X).dtype)
-    out[:, present] = np.asarray(X)[:, pos[present]]
-    return out, missing
+    if view.shape[0] == 0:
+        raise ValueError("the query holds no cells.")
+    X = view.materialise()
+    values = X.data if sparse.issparse(X) else X
+    # Check what the encoder will see: float64 values beyond float32's range become inf.
+    if not np.isfinite(values.astype(np.float32, copy=False)).all():
+        raise ValueError(
+            f"the query's adata.{source} holds NaN, infinite or out-of-float32-range values "
+            "for the model's genes."
+        )
+    return X, missing
 
 
 @doc_params
@@ -64,9 +59,9 @@ def glassbox_transform(
     adata: AnnData,
     adata_ref: AnnData,
     *,
-    key: str = "glassbox_umap",
+    key: str = _keys.DEFAULT_KEY,
     missing_genes: Literal["error", "zero"] = "error",
-    contributions: ContributionStorage = "full",
+    contributions: ContributionStorage = "auto",
     key_added: str | None = None,
     copy: bool = False,
 ) -> AnnData | None:
@@ -86,7 +81,7 @@ def glassbox_transform(
         ``'error'``: fail listing the model genes the query lacks. ``'zero'``: treat them as
         zero expression (their contributions are then relative to the reference mean).
     contributions
-        ``'full'``, ``'float16'`` or ``'none'``, as in :func:`~scglassbox.tl.glassbox_umap`.
+        Per-cell cache, as in :func:`~scglassbox.tl.glassbox_umap` (default ``'auto'``).
     key_added
         Results go under this key in the query (default: ``key``).
     {copy}
@@ -98,25 +93,41 @@ def glassbox_transform(
     '_contributions']``, ``varm[key + '_contributions']``, ``uns[key]`` with the model and
     ``params['mapped_from_reference'] = True``).
     """
-    _check_storage(contributions)
+    check_storage(contributions)
     if missing_genes not in ("error", "zero"):
         raise ValueError(f"missing_genes must be 'error' or 'zero', got {missing_genes!r}.")
+    out_key = _keys.check_key_added(key_added or key)
+    from .._estimator import GlassBoxUMAP
+
     est = GlassBoxUMAP.from_adata(adata_ref, key)
     ref = adata_ref.uns[key]
-    genes = str_array(ref["var_names"])
-    source = str(ref["params"].get("source", "X"))
+    genes = acc.str_array(ref["var_names"])
+    source = acc.source(adata_ref, key)
     X, missing = _query_matrix(adata, genes, source, missing_genes)
-    emb, contrib, summary, exact = contributions_and_summary(est, X, storage=contributions)
+    storage = resolve_storage(contributions, X.shape[0], est.n_components, genes.size)
+    emb, contrib, summary, exact = contributions_and_summary(est, X, storage=storage)
     uns = {
-        "params": {**dict(ref["params"]), "contributions": contributions,
+        "params": {**dict(ref["params"]), "contributions": storage,
                    "mapped_from_reference": True, "n_missing_genes": int(missing.size)},
         "var_names": genes,
         "loss_history": np.asarray(ref.get("loss_history", [])),
-        "exactness": float(exact),
-        "input": str(ref.get("input", "")),
-        "model": ref["model"],
+        **{k: float(v) for k, v in exact.items()},
+        "input": str(acc.scalar(ref.get("input", ""))),
+        # A copy: the query must not share (and so edit) the reference's arrays.
+        "model": copy_tree(ref["model"]),
     }  # fmt: skip
     if copy:
         adata = adata.copy()
-    write_results(adata, key_added or key, emb=emb, contrib=contrib, summary=summary, uns=uns)
+    if storage == "lazy":
+        view, _ = acc.aligned_expression(adata, genes, source, missing=missing_genes)
+        contrib = lazy_contributions(est, view)
+    write_results(adata, out_key, emb=emb, contrib=contrib, summary=summary, uns=uns)
     return adata if copy else None
+
+
+def copy_tree(block: dict) -> dict:
+    """A deep copy of a model block (dicts and arrays; other values are immutable)."""
+    return {
+        k: copy_tree(v) if isinstance(v, dict) else (v.copy() if isinstance(v, np.ndarray) else v)
+        for k, v in block.items()
+    }

@@ -1,0 +1,224 @@
+"""The one accessor of per-cell contributions: the stored cache when present, else the model.
+
+The model in ``adata.uns[key]['model']`` is the source of truth; ``obsm[key +
+'_contributions']`` is an optional cache (a numpy array, float16, or a lazy dask array).
+Everything that reads contributions goes through :func:`iter_contributions`, which holds one
+chunk of cells at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+from anndata import AnnData
+
+from .. import _keys
+from .._contributions import REDUCTIONS, Reduction, l2_view, parse_view
+from .._docs import doc_params
+from .._memory import check_fits
+from . import _access as acc
+
+#: Cells per chunk when contributions are recomputed from the model or reduced. A chunk of
+#: 16,384 cells x 2,000 genes x 2 dimensions is 0.5 GB in float64 (the PCA back-projection).
+CHUNK_CELLS = 16_384
+
+
+def stored(adata: AnnData, key: str) -> object | None:
+    """The cached per-cell contributions, or ``None`` when only the model holds them."""
+    return adata.obsm.get(_keys.contributions_key(key))
+
+
+def _check_selection(
+    adata: AnnData, key: str, dims: object, reduction: object
+) -> tuple[np.ndarray, list[int]]:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}.")
+    n_dims = acc.embedding(adata, key).shape[1]
+    if dims is None:
+        dim_list = list(range(n_dims))
+    else:
+        dim_list = [dims] if np.ndim(dims) == 0 else list(np.asarray(dims).ravel())
+        for d in dim_list:
+            if isinstance(d, bool) or not isinstance(d, int | np.integer) or not 0 <= d < n_dims:
+                raise ValueError(f"dims must be integers in [0, {n_dims}), got {dims!r}.")
+    return acc.gene_names(adata, key), [int(d) for d in dim_list]
+
+
+def _model_source(adata: AnnData, key: str):
+    """The estimator rebuilt from ``uns[key]['model']`` and the expression it reads."""
+    info = acc.key_info(adata, key)
+    if not isinstance(info, dict) or "model" not in info:
+        raise KeyError(
+            f"adata.obsm[{_keys.contributions_key(key)!r}] not found and adata.uns[{key!r}] "
+            "holds no model to recompute them from: per-cell contributions were not stored "
+            "(rerun gb.tl.glassbox_umap)."
+        )
+    from .._estimator import GlassBoxUMAP
+
+    return GlassBoxUMAP.from_adata(adata, key), acc.model_expression(adata, key)
+
+
+def _chunks_of(positions: np.ndarray, chunk: int) -> Iterator[np.ndarray]:
+    for start in range(0, len(positions), chunk):
+        yield positions[start : start + chunk]
+
+
+def iter_contributions(
+    adata: AnnData,
+    key: str = _keys.DEFAULT_KEY,
+    *,
+    obs: object = None,
+    genes: str | Sequence[str] | None = None,
+    dims: int | Sequence[int] | None = None,
+    reduction: Reduction = None,
+    chunk_size: int | None = None,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield ``(positions, block)`` over chunks of the selected cells, in the order asked for.
+
+    ``block`` is float32 (float64 when recomputed with a PCA input map, before the caller's
+    cast): ``(b, n_dims, n_genes)`` without a reduction, ``(b, n_genes)`` with one. Reductions
+    run over the selected ``dims``; ``'normed_l2'`` is normalised by the sum over *all* genes.
+    """
+    names, dim_list = _check_selection(adata, key, dims, reduction)
+    cols = None if genes is None else acc.gene_index(names, genes)
+    positions = acc.obs_positions(adata, obs)
+    chunk = int(chunk_size or CHUNK_CELLS)
+    if chunk < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size!r}.")
+    cache = stored(adata, key)
+    if cache is None:
+        est, X = _model_source(adata, key)
+    for pos in _chunks_of(positions, chunk):
+        if cache is not None:
+            block = cache[pos] if len(pos) else cache[:0]
+            block = np.asarray(block.compute() if hasattr(block, "compute") else block)
+            if block.dtype == np.float16:
+                block = block.astype(np.float32)
+        else:
+            # Read rows in increasing order (backed files need it), then restore the order.
+            order = np.argsort(pos, kind="stable")
+            block = _recompute(est, X.rows(pos[order]))[np.argsort(order, kind="stable")]
+        block = block[:, dim_list]
+        if reduction is not None:
+            block = l2_view(block, normed=reduction == "normed_l2")
+        if cols is not None:
+            block = block[..., cols]
+        yield pos, block
+
+
+def _recompute(est: object, X_rows: object) -> np.ndarray:
+    from .._contributions import stream_contributions
+
+    n = X_rows.shape[0]
+    if n == 0:
+        return np.empty((0, est.n_components, est.n_features_in_), dtype=np.float32)
+    ((_, _, c),) = stream_contributions(est.encoder_, X_rows, est.input_map_, batch_size=n)
+    return c
+
+
+@doc_params
+def contributions(
+    adata: AnnData,
+    obs: object = None,
+    genes: str | Sequence[str] | None = None,
+    *,
+    dims: int | Sequence[int] | None = None,
+    reduction: Reduction = None,
+    dtype: np.dtype | type = np.float32,
+    key: str = _keys.DEFAULT_KEY,
+    chunk_size: int | None = None,
+) -> np.ndarray:
+    """Per-cell contributions, from the stored cache or recomputed from the model.
+
+    Stored values are returned as stored (bitwise); without a cache
+    (``contributions='none'`` in :func:`~scglassbox.tl.glassbox_umap`, or a file written that
+    way) the model stored in ``adata.uns[key]`` recomputes them chunk by chunk, for the
+    selected cells and genes only. Either way they sum over genes to the embedding.
+
+    Parameters
+    ----------
+    {adata}
+    obs
+        Cells: ``None`` (all), a boolean mask, integer positions or ``obs_names``.
+    genes
+        Genes of the model (default: all, in ``uns[key]['var_names']`` order).
+    dims
+        Embedding dimensions, 0-based (default: all).
+    reduction
+        ``None``: ``(n_cells, n_dims, n_genes)``. ``'l2'``: the L2 norm over the selected
+        dimensions, ``(n_cells, n_genes)``; ``'normed_l2'``: that, divided per cell by its sum
+        over all genes of the model.
+    dtype
+        Output dtype.
+    {key}
+    chunk_size
+        Cells computed at once (default 16,384); memory holds one chunk besides the output.
+
+    Returns
+    -------
+    The requested array. It is refused with a :class:`MemoryError` naming cheaper options when
+    it would not fit in the memory available.
+
+    Examples
+    --------
+    >>> import scanpy as sc, scglassbox as gb
+    >>> adata = sc.datasets.pbmc68k_reduced()
+    >>> gb.tl.glassbox_umap(adata, contributions="none", quiet=True)
+    >>> c = gb.get.contributions(adata, genes=["CST3", "NKG7"], dims=0)
+    >>> c.shape
+    (700, 1, 2)
+    """
+    names, dim_list = _check_selection(adata, key, dims, reduction)
+    n_cells = len(acc.obs_positions(adata, obs))
+    n_genes = len(names) if genes is None else len(acc.gene_index(names, genes))
+    shape = (n_cells, n_genes) if reduction is not None else (n_cells, len(dim_list), n_genes)
+    check_fits(
+        int(np.prod(shape)) * np.dtype(dtype).itemsize,
+        f"contributions of shape {shape} ({np.dtype(dtype).name})",
+        "select cells (obs=) or genes (genes=), one dimension (dims=), reduction='l2', "
+        "dtype=np.float16, or stream them with gb.get.iter_contributions",
+    )
+    out = np.empty(shape, dtype=dtype)
+    start = 0
+    for pos, block in iter_contributions(
+        adata, key, obs=obs, genes=genes, dims=dims, reduction=reduction, chunk_size=chunk_size
+    ):
+        out[start : start + len(pos)] = block
+        start += len(pos)
+    return out
+
+
+@doc_params
+def contribution_view(
+    adata: AnnData,
+    view: str = "l2",
+    key: str = _keys.DEFAULT_KEY,
+    *,
+    genes: str | Sequence[str] | None = None,
+    cells: object = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cell contributions reduced to one float32 value per cell and gene.
+
+    Parameters
+    ----------
+    {adata}
+    {view}
+    {key}
+    genes
+        Only these genes (in this order); unknown genes raise a :class:`KeyError`.
+    cells
+        Only these cells (boolean mask, integer positions or names).
+
+    Returns
+    -------
+    ``(values, genes)``: a ``(n_cells, n_genes)`` float32 array and the gene names.
+    ``'normed_l2'`` is always normalised by the sum over *all* genes used.
+    """
+    names = acc.gene_names(adata, key)
+    dim = parse_view(view, acc.embedding(adata, key).shape[1])
+    if dim is None:
+        values = contributions(adata, cells, genes, reduction=view, key=key)
+    else:
+        values = contributions(adata, cells, genes, dims=dim, key=key)[:, 0, :]
+    return values, names if genes is None else names[acc.gene_index(names, genes)]
