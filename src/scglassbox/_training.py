@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import re
 import warnings
 from collections.abc import Iterator
 
@@ -25,10 +26,9 @@ from torch.utils.data import DataLoader
 
 from ._encoder import GlassBoxMLP
 from ._graph import EdgeList
+from ._logging import progress_enabled
 from ._sampling import alias_table, draw
 from ._threads import RowBlocks, torch_threads, worker_count
-
-logger = logging.getLogger(__name__)
 
 #: Added to squared distances before the log: keeps the repulsive gradient finite.
 DIST_EPS = 1e-3
@@ -56,10 +56,10 @@ def compute_dtype(
     """The autocast dtype of the encoder's hidden layers during training (``None``: float32).
 
     ``"auto"`` picks bfloat16 only for the built-in encoders, on CPUs with native bfloat16
-    instructions (AVX512-BF16 or AMX), from :data:`AUTO_BF16_MIN_CELLS` cells up: there it was
-    measured to train 1.4-1.6x faster with kNN preservation within seed noise
-    (``benchmarks/precision.py``); everywhere else float32. Weights, the embedding and the
-    contributions are float32 whatever this says.
+    instructions (AVX512-BF16 or AMX), from :data:`AUTO_BF16_MIN_CELLS` cells up, where it was
+    measured to train faster with kNN preservation within seed noise (figures in
+    docs/performance.md, from ``benchmarks/precision.py``); everywhere else float32. Weights,
+    the embedding and the contributions are float32 whatever this says.
     """
     if precision == "bf16":
         return torch.bfloat16
@@ -233,11 +233,20 @@ class UMAPModule(lp.LightningModule):
         self._epoch_loss = detached if self._epoch_loss is None else self._epoch_loss + detached
         return loss
 
-    def on_train_epoch_end(self) -> None:
+    def finish_epoch(self) -> torch.Tensor:
+        """Write the epoch's mean loss into ``history`` (once) and return it.
+
+        Lightning calls the callbacks' ``on_train_epoch_end`` before the module's, so the
+        progress bar calls this too: whichever comes first writes the entry.
+        """
         if self._epoch_loss is not None:
             steps = max(self.trainer.num_training_batches, 1)
             self.history[self.current_epoch] = self._epoch_loss.double() / steps
-        self._epoch_loss = None
+            self._epoch_loss = None
+        return self.history[self.current_epoch]
+
+    def on_train_epoch_end(self) -> None:
+        self.finish_epoch()
 
 
 class EpochProgress(lp.Callback):
@@ -254,9 +263,9 @@ class EpochProgress(lp.Callback):
 
     def on_train_epoch_end(self, trainer: lp.Trainer, module: UMAPModule) -> None:
         if self._bar is not None:
+            loss = float(module.finish_epoch())
+            self._bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
             self._bar.update(1)
-            loss = module.history[trainer.current_epoch]
-            self._bar.set_postfix(loss=f"{float(loss):.4f}")
 
     def on_train_end(self, trainer: lp.Trainer, module: UMAPModule) -> None:
         if self._bar is not None:
@@ -266,22 +275,54 @@ class EpochProgress(lp.Callback):
     on_exception = on_train_end  # type: ignore[assignment]
 
 
+#: Lightning's start-up and end banners, meaningless to a scanpy user (``rank_zero_info``).
+_BANNERS = re.compile(
+    r"^(GPU|TPU|HPU|IPU) available|Tip: .*litlogger|`Trainer\.fit` stopped: `max_epochs"
+)
+#: Loggers that emit them (Lightning reassigns ``rank_zero_module.log``; both are covered).
+_BANNER_LOGGERS = (
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
+)
+
+
+class _DropBanners(logging.Filter):
+    """Drops exactly Lightning's banner lines; every other record passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _BANNERS.search(record.getMessage()) is None
+
+
 @contextlib.contextmanager
 def _quiet_lightning(quiet: bool) -> Iterator[None]:
+    """During a fit: no Lightning banners, and with ``quiet`` none of its info lines.
+
+    Warnings that concern the user stay visible; only three that do not apply to this
+    training set-up are filtered, and only inside the block.
+    """
+    from lightning.pytorch.utilities import rank_zero as rz
+
     names = ("lightning.pytorch", "lightning.fabric", "lightning")
     loggers = [logging.getLogger(n) for n in names]
     levels = [lg.level for lg in loggers]
+    banner_loggers = {logging.getLogger(n) for n in _BANNER_LOGGERS}
+    banner_loggers.add(rz.rank_zero_module.log)
+    drop = _DropBanners()
     with warnings.catch_warnings():
         # The dataloader only yields step numbers: worker processes would not help.
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        for lg in banner_loggers:
+            lg.addFilter(drop)
         if quiet:
             for lg in loggers:
                 lg.setLevel(logging.WARNING)
         try:
             yield
         finally:
+            for lg in banner_loggers:
+                lg.removeFilter(drop)
             for lg, lvl in zip(loggers, levels, strict=True):
                 lg.setLevel(lvl)
 
@@ -294,7 +335,12 @@ def train(
     devices: int | str | list[int],
     trainer_kwargs: dict | None,
 ) -> np.ndarray:
-    """Fit ``module`` with a Lightning trainer; return the per-epoch loss history."""
+    """Fit ``module`` with a Lightning trainer; return the per-epoch loss history.
+
+    The progress bar shows unless ``quiet`` or ``sc.settings.verbosity`` is 0
+    (:func:`scglassbox._logging.progress_enabled`).
+    """
+    progress = progress_enabled(quiet)
     kwargs = {
         "max_epochs": module.epochs,
         "accelerator": accelerator,
@@ -304,12 +350,12 @@ def train(
         "enable_model_summary": False,
         "enable_progress_bar": False,
         "num_sanity_val_steps": 0,
-        "callbacks": [] if quiet else [EpochProgress()],
+        "callbacks": [EpochProgress()] if progress else [],
     }
     extra = dict(trainer_kwargs or {})
     kwargs["callbacks"] = kwargs["callbacks"] + list(extra.pop("callbacks", []))
     kwargs.update(extra)
-    with _quiet_lightning(quiet):
+    with _quiet_lightning(not progress):
         trainer = lp.Trainer(**kwargs)
         # One CPU process: one thread inside each operation, row blocks across threads.
         cpu = isinstance(trainer.accelerator, CPUAccelerator) and trainer.world_size == 1
