@@ -98,10 +98,12 @@ def test_min_dist_above_spread(wine):
 @pytest.mark.parametrize(
     ("X", "match"),
     [
-        (np.zeros(5), "2-D"),
+        (np.zeros(5), "2D array"),
         (np.array([["a", "b"]] * 20), "numeric"),
         (np.full((20, 3), np.nan), "NaN"),
-        (np.zeros((0, 3)), "empty"),
+        (np.zeros((0, 3)), "0 sample"),
+        (np.zeros((1, 3)), "1 sample"),
+        (np.full((20, 3), 1e39), "float32's range"),
     ],
 )
 def test_invalid_X(X, match):
@@ -111,14 +113,17 @@ def test_invalid_X(X, match):
 
 def test_too_many_neighbours_and_components():
     X = np.random.default_rng(0).normal(size=(10, 4))
-    with pytest.raises(ValueError, match="n_neighbors"):
-        gb.GlassBoxUMAP(quiet=True).fit(X)
+    # as umap-learn: n_neighbors is cut to n_samples - 1, with a warning
+    with pytest.warns(UserWarning, match="n_neighbors"):
+        gb.GlassBoxUMAP(quiet=True, epochs=1).fit(X)
     with pytest.raises(ValueError, match="pca_components"):
         gb.GlassBoxUMAP(pca_components=5, n_neighbors=3, quiet=True).fit(X)
 
 
 def test_not_fitted_and_wrong_width(fitted):
-    with pytest.raises(RuntimeError, match="not fitted"):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError, match="not fitted"):
         gb.GlassBoxUMAP().transform(np.zeros((2, 3)))
     with pytest.raises(ValueError, match="13"):
         fitted.transform(np.zeros((2, 5)))
@@ -167,7 +172,9 @@ def test_auto_epochs():
 
 
 def test_repr(fitted):
-    assert "fitted" in repr(fitted) and "not fitted" in repr(gb.GlassBoxUMAP())
+    # scikit-learn's repr: the parameters that differ from their defaults
+    assert repr(fitted) == "GlassBoxUMAP(epochs=30, quiet=True, random_state=0)"
+    assert "GlassBoxUMAP" in fitted._repr_html_()
 
 
 def test_auto_batch_size(wine, tmp_path):

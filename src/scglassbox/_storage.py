@@ -1,15 +1,19 @@
-"""A fitted model as plain numbers: for ``adata.uns`` and for ``.npz`` files. Never pickled.
+"""A fitted model as plain numbers: for ``adata.uns`` and for model files. Never pickled.
 
 The model block is a nested dict of str, int, float, bool and numpy arrays only, so it
-round-trips through ``.h5ad`` and ``.zarr``. On disk it is one ``.npz`` file: arrays under
-their ``/``-joined paths and everything else as a JSON string; it is read with
-``allow_pickle=False``, so loading a file never runs code.
+round-trips through ``.h5ad`` and ``.zarr``. On disk it is one ``.npz``-format file (whatever
+its name): arrays under their ``/``-joined paths and everything else as a JSON string; it is
+read with ``allow_pickle=False``, so loading a file never runs code. Every field is checked
+before anything is built from it: weight shapes against the architecture before a module is
+allocated, and NaN or infinite numbers are refused.
 """
 
 from __future__ import annotations
 
 import json
+import numbers
 import os
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -23,6 +27,15 @@ FORMAT_VERSION = 1
 LIBRARY = "scglassbox"
 _META = "__meta__"
 
+#: How to turn a file of the reference package (a torch pickle) into a scglassbox model.
+CONVERT_HINT = (
+    "It looks like a file written by torch.save (e.g. by the reference package "
+    "glass_box_umap), i.e. a pickle, and scglassbox never unpickles files: loading a pickle "
+    "can run arbitrary code. To convert it, load it with the package that wrote it, and only "
+    "if you trust the file; then refit with scglassbox on the same data and parameters "
+    "(gb.GlassBoxUMAP(...).fit(X)) and save that with GlassBoxUMAP.save(path)."
+)
+
 
 class ModelFormatError(ValueError):
     """A model block or file is not a valid scglassbox model."""
@@ -33,46 +46,86 @@ def state_dict_to_numpy(module: nn.Module) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}
 
 
-def build_from_block(block: dict) -> GlassBoxMLP:
-    """Rebuild a built-in encoder from a model block and load its weights strictly."""
+def _positive_int(value: object, field: str, minimum: int = 1) -> int:
+    value = _scalar(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ModelFormatError(
+            f"model field {field} must be an integer >= {minimum}, got {value!r}."
+        )
+    return int(value)
+
+
+def _scalar(v: object) -> object:
+    """Undo the 0-d arrays and numpy scalars that h5ad/zarr may hand back."""
+    if isinstance(v, np.ndarray) and v.ndim == 0:
+        v = v.item()
+    if isinstance(v, np.generic):
+        v = v.item()
+    return v
+
+
+def architecture(block: dict) -> tuple[str, int, int, tuple[int, ...]]:
+    """``(name, n_in, n_out, hidden)`` of a built-in encoder, each field checked."""
     arch = _require(block, "architecture", dict)
     name = _require(arch, "name", str)
     if name not in ENCODERS:
         raise ModelFormatError(
             f"architecture {name!r} is not a built-in encoder; load it with encoder=<your module>."
         )
-    try:
-        module = GlassBoxMLP(
-            int(arch["n_in"]),
-            int(arch["n_out"]),
-            hidden=[int(h) for h in np.asarray(arch["hidden"]).ravel()],
-            norm=name == "mlp_norm",
+    n_in = _positive_int(arch.get("n_in"), "architecture['n_in']")
+    n_out = _positive_int(arch.get("n_out"), "architecture['n_out']")
+    hidden = np.asarray(arch.get("hidden", []))
+    if hidden.ndim > 1 or (hidden.size and hidden.dtype.kind not in "iu"):
+        raise ModelFormatError(
+            f"model field architecture['hidden'] must be a list of integers, got {hidden!r}."
         )
-    except (KeyError, TypeError, ValueError) as e:
-        raise ModelFormatError(f"invalid architecture {arch!r}: {e}") from e
+    widths = tuple(_positive_int(h, "architecture['hidden']") for h in hidden.ravel())
+    return name, n_in, n_out, widths
+
+
+def build_from_block(block: dict) -> GlassBoxMLP:
+    """Rebuild a built-in encoder from a model block and load its weights strictly.
+
+    The stored weights are checked against the architecture on PyTorch's ``meta`` device
+    first, so a crafted architecture (``hidden=[200000, 200000]``) allocates nothing.
+    """
+    name, n_in, n_out, hidden = architecture(block)
+    with torch.device("meta"):
+        shapes = GlassBoxMLP(n_in, n_out, hidden=hidden, norm=name == "mlp_norm").state_dict()
+    check_weights(block, {k: tuple(v.shape) for k, v in shapes.items()})
+    module = GlassBoxMLP(n_in, n_out, hidden=hidden, norm=name == "mlp_norm")
     load_weights(module, block)
     return module
 
 
-def load_weights(module: nn.Module, block: dict) -> None:
-    """Load ``block['state_dict']`` into ``module``, checking names, shapes and dtypes."""
+def check_weights(block: dict, expected: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    """Check ``block['state_dict']`` names, shapes, dtypes and finiteness; return the arrays."""
     state = _require(block, "state_dict", dict)
-    expected = module.state_dict()
     if set(state) != set(expected):
         raise ModelFormatError(
             f"weights do not match the encoder: missing {sorted(set(expected) - set(state))}, "
             f"unexpected {sorted(set(state) - set(expected))}."
         )
-    tensors = {}
-    for k, ref in expected.items():
+    arrays = {}
+    for k, shape in expected.items():
         arr = np.asarray(state[k])
-        if arr.shape != tuple(ref.shape) or arr.dtype.kind != "f":
+        if arr.shape != shape or arr.dtype.kind != "f":
             raise ModelFormatError(
                 f"weight {k!r} has shape {arr.shape} and dtype {arr.dtype}, "
-                f"expected {tuple(ref.shape)} floating point."
+                f"expected {shape} floating point."
             )
-        tensors[k] = torch.from_numpy(np.array(arr, dtype=np.float32))
-    module.load_state_dict(tensors, strict=True)
+        arr = np.array(arr, dtype=np.float32)
+        if not np.isfinite(arr).all():
+            raise ModelFormatError(f"weight {k!r} contains NaN or infinite values.")
+        arrays[k] = arr
+    return arrays
+
+
+def load_weights(module: nn.Module, block: dict) -> None:
+    """Load ``block['state_dict']`` into ``module``, checking names, shapes, dtypes, values."""
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    arrays = check_weights(block, expected)
+    module.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()}, strict=True)
 
 
 def _require(d: dict, key: str, kind: type) -> object:
@@ -93,13 +146,59 @@ def check_block(block: object) -> dict:
     lib = _require(block, "library", str)
     if lib != LIBRARY:
         raise ModelFormatError(f"not a scglassbox model (library={lib!r}).")
-    version = int(np.asarray(block.get("format_version", -1)))
+    if "format_version" not in block:
+        raise ModelFormatError("model is missing 'format_version'.")
+    version = _scalar(block["format_version"])
+    if isinstance(version, bool) or not isinstance(version, numbers.Integral):
+        raise ModelFormatError(f"model field 'format_version' must be an integer, got {version!r}.")
     if version != FORMAT_VERSION:
         raise ModelFormatError(
             f"model format version {version} is not supported (this scglassbox reads "
             f"version {FORMAT_VERSION})."
         )
     return block
+
+
+def _float_array(block: dict, key: str, ndim: int) -> np.ndarray:
+    arr = np.asarray(block.get(key))
+    if arr.dtype.kind not in "fiu" or arr.ndim != ndim:
+        raise ModelFormatError(
+            f"model field {key!r} must be a {ndim}-D numeric array, got dtype {arr.dtype} "
+            f"and shape {arr.shape}."
+        )
+    arr = arr.astype(np.float32)
+    if not np.isfinite(arr).all():
+        raise ModelFormatError(f"model field {key!r} contains NaN or infinite values.")
+    return arr
+
+
+def input_map_arrays(block: dict) -> tuple[np.ndarray, np.ndarray | None]:
+    """The checked centring ``mean`` and ``components`` of a block (``var_names`` too)."""
+    if "mean" not in block:
+        raise ModelFormatError("model is missing 'mean'.")
+    mean = _float_array(block, "mean", 1)
+    comps = None
+    if block.get("components") is not None:
+        comps = _float_array(block, "components", 2)
+        if comps.shape[0] != mean.shape[0]:
+            raise ModelFormatError(
+                f"model field 'components' has {comps.shape[0]} rows but 'mean' has "
+                f"{mean.shape[0]} features."
+            )
+    names = block.get("var_names")
+    if names is not None:
+        names = np.asarray(names).ravel()
+        if names.shape[0] != mean.shape[0]:
+            raise ModelFormatError(
+                f"model field 'var_names' has {names.shape[0]} names but 'mean' has "
+                f"{mean.shape[0]} features."
+            )
+        uniq, counts = np.unique(names.astype(str), return_counts=True)
+        if (counts > 1).any():
+            raise ModelFormatError(
+                f"model field 'var_names' has duplicated names: {list(uniq[counts > 1][:10])}."
+            )
+    return mean, comps
 
 
 def _flatten(d: dict, prefix: str, arrays: dict, meta: dict) -> None:
@@ -119,27 +218,61 @@ def _flatten(d: dict, prefix: str, arrays: dict, meta: dict) -> None:
 
 
 def save_block(block: dict, path: str | os.PathLike) -> Path:
-    """Write a model block to one ``.npz`` file (no pickle)."""
+    """Write a model block to one file at exactly ``path`` (``.npz`` format, no pickle).
+
+    Any name works (``model.npz``, ``model.pt``, ``model``): :func:`load_block` reads the
+    same path back. The file is written next to the target and renamed over it, so an
+    interrupted save never leaves a truncated model behind.
+    """
     arrays: dict[str, np.ndarray] = {}
     meta: dict = {}
     _flatten(check_block(block), "", arrays, meta)
     path = Path(path)
-    if path.suffix != ".npz":
-        path = path.with_name(path.name + ".npz")
     arrays[_META] = np.array(json.dumps(meta))
-    np.savez(path, **arrays)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)  # a file object: numpy appends no suffix
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
 
+def _refuse_pickle(path: Path) -> None:
+    """Refuse torch/pickle files by their first bytes or zip member names, without loading."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head[:1] == b"\x80":  # a pickle protocol marker: torch.save's legacy format
+        raise ModelFormatError(f"{path} is a pickle, not a scglassbox model. {CONVERT_HINT}")
+    if head != b"PK\x03\x04":
+        return
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return  # np.load reports it below
+    if any(n.endswith(".pkl") or n.split("/")[-1] in ("data.pkl", "version") for n in names):
+        raise ModelFormatError(f"{path} is a torch pickle archive. {CONVERT_HINT}")
+
+
 def load_block(path: str | os.PathLike) -> dict:
-    """Read a model block written by :func:`save_block`. Never unpickles."""
+    """Read a model block written by :func:`save_block`. Never unpickles.
+
+    A path that does not exist falls back to ``path + '.npz'``, where earlier versions of
+    :func:`save_block` wrote a model saved under a name without that suffix.
+    """
     path = Path(path)
+    if not path.exists() and path.suffix != ".npz" and path.with_name(path.name + ".npz").exists():
+        path = path.with_name(path.name + ".npz")
+    if not path.exists():
+        raise FileNotFoundError(f"No such model file: {str(path)!r}")
+    _refuse_pickle(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             files = {k: npz[k] for k in npz.files}
-    except FileNotFoundError:
-        raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, AttributeError) as e:
         raise ModelFormatError(f"{path} is not a readable scglassbox model file: {e}") from e
     if _META not in files:
         raise ModelFormatError(f"{path} is not a scglassbox model file (no metadata).")
@@ -147,9 +280,13 @@ def load_block(path: str | os.PathLike) -> dict:
         block = json.loads(str(files.pop(_META)))
     except json.JSONDecodeError as e:
         raise ModelFormatError(f"{path} has corrupt metadata: {e}") from e
+    except RecursionError as e:
+        raise ModelFormatError(f"{path} has corrupt metadata: nested too deeply.") from e
     if not isinstance(block, dict):
         raise ModelFormatError(f"{path} has corrupt metadata.")
     for name, arr in files.items():
+        if not isinstance(arr, np.ndarray):
+            raise ModelFormatError(f"{path}: member {name!r} is not a numpy array.")
         *parents, leaf = name.split("/")
         node = block
         for p in parents:
