@@ -8,6 +8,7 @@ Chromium binary: Debian's ``apt-get install chromium`` (``/usr/bin/chromium``) o
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 
@@ -322,3 +323,176 @@ def test_browser_colour_and_hover(page, pbmc_gb, layout):
     )
     legend = page.evaluate("() => Bokeh.documents[0].get_model_by_name('legend').text")
     assert "top feature" in legend and "other" in legend
+
+
+# ---------------------------------------------------------------- without AnnData, display
+
+
+def _arrays(adata):
+    """The fit's contributions, embedding and expression as plain arrays."""
+    genes = v.gene_names(adata, "glassbox_umap")
+    contrib = np.stack([v.contribution_view(adata, f"dim{d + 1}")[0] for d in range(2)], axis=1)
+    emb = np.asarray(adata.obsm["X_glassbox_umap"])
+    return emb, contrib, genes, np.asarray(adata[:, genes].X)
+
+
+def test_arrays_match_anndata(pbmc_gb, layout):
+    emb, contrib, genes, X = _arrays(pbmc_gb)
+    lay = pl.explore(
+        embedding=emb,
+        contributions=contrib,
+        feature_names=genes,
+        labels=pbmc_gb.obs["bulk_labels"],
+        feature_values=X,
+    )
+    a, b = models(layout), models(lay)
+    assert b["feature"].completions == a["feature"].completions
+    # same legend entries (the colours differ: the AnnData has its own in uns)
+    entries = [re.findall(r"</span>(.*?)</div>", m["legend"].text) for m in (a, b)]
+    assert entries[0] == entries[1] and len(entries[0]) == 10
+    assert b["legend"].text.startswith("<b>bulk_labels</b>")
+    sa, sb = (m["embedding"].renderers[0].data_source.data for m in (a, b))
+    for col in ("x", "y", "grp", "top", "total"):
+        np.testing.assert_allclose(sb[col], sa[col], rtol=1e-5, atol=1e-6)
+    cb_a, cb_b = (
+        next(c for c in lay_.select({"type": bokeh.models.CustomJS}) if "bars" in c.args)
+        for lay_ in (layout, lay)
+    )
+    np.testing.assert_array_equal(cb_b.args["cdata"].data["d1"], cb_a.args["cdata"].data["d1"])
+    np.testing.assert_array_equal(cb_b.args["vals"].data["v"], cb_a.args["vals"].data["v"])
+    assert b["embedding"].title.text == "embedding (700 cells)"
+    # no labels, no values: one group, hover values n/a
+    lay = pl.explore(embedding=emb, contributions=contrib)
+    m = models(lay)
+    assert m["feature"].completions[0].startswith("feature ")
+    assert set(m["embedding"].renderers[0].data_source.data["grp"]) == {0}
+
+
+def test_argument_errors(pbmc_gb):
+    emb, contrib, genes, _ = _arrays(pbmc_gb)
+    with pytest.raises(TypeError, match="either adata or arrays"):
+        pl.explore(pbmc_gb, embedding=emb)
+    with pytest.raises(ValueError, match="embedding= and contributions="):
+        pl.explore(embedding=emb)
+    with pytest.raises(TypeError, match="labels="):
+        pl.explore(embedding=emb, contributions=contrib, groupby="x")
+    with pytest.raises(ValueError, match="feature_names"):
+        pl.explore(embedding=emb, contributions=contrib, feature_names=genes[:3])
+    with pytest.raises(ValueError, match="labels"):
+        pl.explore(embedding=emb, contributions=contrib, labels=[0, 1])
+    with pytest.raises(ValueError, match="feature_values"):
+        pl.explore(embedding=emb, contributions=contrib, feature_values=np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="shape"):
+        pl.explore(embedding=emb, contributions=contrib[:, 0])
+
+
+def test_show_in_notebook(pbmc_gb, monkeypatch):
+    """In a notebook, explore displays itself (as sc.pl plots do) unless show=False."""
+    import scanpy as sc
+
+    from scglassbox.pl import _explore
+
+    shown = []
+    monkeypatch.setattr(_explore, "_show", shown.append)
+    kw = {"max_cells": 50, "n_genes": 3}
+    assert isinstance(pl.explore(pbmc_gb, **kw), bokeh.models.LayoutDOM)  # not a notebook
+    assert shown == []
+    monkeypatch.setattr(_explore, "_in_notebook", lambda: True)
+    assert pl.explore(pbmc_gb, **kw) is None
+    assert len(shown) == 1 and shown[0].name == "scglassbox_explorer"
+    assert isinstance(pl.explore(pbmc_gb, show=False, **kw), bokeh.models.LayoutDOM)
+    autoshow = sc.settings.autoshow
+    sc.settings.autoshow = False
+    try:
+        assert pl.explore(pbmc_gb, **kw) is not None
+        assert pl.explore(pbmc_gb, show=True, **kw) is None
+    finally:
+        sc.settings.autoshow = autoshow
+    assert len(shown) == 2
+    with pytest.raises(TypeError, match="show=False"):
+        pl.save_html(None, "x.html")
+
+
+def test_show_publishes_notebook_output(pbmc_gb, monkeypatch):
+    """_show loads BokehJS once (output_notebook) and publishes the layout to the notebook."""
+    import IPython.display
+    from bokeh.io import reset_output
+
+    from scglassbox.pl import _explore
+
+    published = []
+    monkeypatch.setattr(IPython.display, "publish_display_data", lambda data, *a, **k:
+                        published.append(data))  # fmt: skip
+    monkeypatch.setattr(_explore, "_in_notebook", lambda: True)
+    try:
+        assert pl.explore(pbmc_gb, max_cells=50, n_genes=3) is None
+    finally:
+        reset_output()
+    mimes = {k for d in published for k in d}
+    assert "application/vnd.bokehjs_exec.v0+json" in mimes, mimes
+
+
+# ---------------------------------------------------------------- names are text, not HTML
+
+PAYLOAD = "<img src=x onerror=document.title='PWNED'>"
+
+
+def test_browser_names_are_escaped(browser, pbmc_gb, tmp_path):
+    """Group, gene, column and page names holding markup show as text; no script runs."""
+    emb, contrib, genes, X = _arrays(pbmc_gb)
+    genes = genes.copy().astype(object)
+    order = np.argsort(-np.sqrt((contrib**2).sum(axis=1)).mean(axis=0))
+    genes[order[0]] = PAYLOAD.replace("PWNED", "PWNED-gene")  # the top gene: in every view
+    genes[order[1]] = "a&b <i>not italic</i>"
+    labels = pbmc_gb.obs["bulk_labels"].astype(str).to_numpy().copy()
+    labels[labels == "CD14+ Monocyte"] = PAYLOAD
+    import pandas as pd
+
+    labels = pd.Series(labels, name=PAYLOAD.replace("PWNED", "PWNED-column"))
+    lay = pl.explore(
+        embedding=emb,
+        contributions=contrib,
+        feature_names=genes.astype(str),
+        labels=labels,
+        feature_values=X,
+    )
+    path = pl.save_html(lay, tmp_path / "evil.html", title=PAYLOAD.replace("PWNED", "PWNED-t"))
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(path.as_uri())
+    page.wait_for_function(READY, timeout=60_000)
+    legend = "() => Bokeh.documents[0].get_model_by_name('legend').text"
+    # every colouring, hover over a payload cell, a selection
+    page.get_by_role("button", name="Top feature", exact=True).click()
+    page.wait_for_function(f"() => ({legend})().includes('top feature')", timeout=10_000)
+    page.get_by_role("button", name="Feature", exact=True).click()
+    page.wait_for_function(
+        "() => Bokeh.documents[0].get_model_by_name('colorbar').visible", timeout=10_000
+    )
+    assert "PWNED-gene" in page.evaluate(legend)  # escaped markup, shown as text
+    page.get_by_role("button", name="Group", exact=True).click()
+    page.wait_for_function(f"() => ({legend})().includes('CD19+ B')", timeout=10_000)
+    cell = int(np.flatnonzero(labels.to_numpy() == PAYLOAD)[0])
+    x, y = page.evaluate(SCREEN_XY, emb[cell].astype(float).tolist())["point"]
+    page.mouse.move(x, y)
+    page.locator(".bk-tooltip-content").first.wait_for(timeout=10_000)
+    tip = page.locator(".bk-tooltip-content").first.inner_text()
+    page.evaluate(f"() => {{ {SOURCE}.selected.indices = [{cell}]; }}")
+    wait_title(page, "1 selected cells")
+    page.wait_for_timeout(500)  # time for an injected <img> to fail loading and fire onerror
+    # no onerror ran (each would set the title to its PWNED-...); the page title is text
+    assert page.title() == PAYLOAD.replace("PWNED", "PWNED-t")
+    assert page.locator('img[src="x"]').count() == 0
+    # the names appear literally
+    assert PAYLOAD in tip and PAYLOAD.replace("PWNED", "PWNED-column") in tip
+    assert page.get_by_text(PAYLOAD, exact=True).count() >= 1  # the legend entry
+    assert page.get_by_text(PAYLOAD.replace("PWNED", "PWNED-column")).count() >= 1
+    page.get_by_role("button", name="Top feature", exact=True).click()
+    page.wait_for_function(f"() => ({legend})().includes('top feature')", timeout=10_000)
+    assert page.get_by_text(PAYLOAD.replace("PWNED", "PWNED-gene"), exact=True).count() >= 1
+    assert page.get_by_text("a&b <i>not italic</i>", exact=True).count() >= 1
+    assert page.title() == PAYLOAD.replace("PWNED", "PWNED-t")
+    assert errors == [], errors
+    page.close()
