@@ -62,7 +62,7 @@ def show(layout: LayoutDOM, **kwargs: Any) -> None:
 
 
 def plot_embedding(
-    Z: np.ndarray,  # noqa: N803 - the reference package's name
+    Z: np.ndarray,
     contributions: np.ndarray,
     group_names: Sequence | None = None,
     feature_names: Sequence[str] | None = None,

@@ -7,9 +7,9 @@ import pytest
 
 pytest.importorskip("bokeh", reason="bokeh is not installed: pip install 'scglassbox[interactive]'")
 
-from scglassbox import pl  # noqa: E402
+from scglassbox import pl
 
-from .test_explore import BARS, READY, browser, models  # noqa: E402, F401
+from .test_explore import BARS, READY, browser, models  # noqa: F401
 
 
 @pytest.fixture(scope="module")
