@@ -257,8 +257,10 @@ class ColumnView:
 
     def materialise(self, chunk: int = 65_536) -> np.ndarray | sparse.csr_matrix:
         """The whole view in memory (CSR for sparse input), read ``chunk`` rows at a time."""
-        if self._all and (isinstance(self.X, np.ndarray) or sparse.issparse(self.X)):
-            return sparse.csr_matrix(self.X) if sparse.issparse(self.X) else self.X
+        if self.present.all() and (isinstance(self.X, np.ndarray) or sparse.issparse(self.X)):
+            # In memory: one indexing keeps the input's memory order (and so results bitwise).
+            X = self.X if self._all else self.X[:, self.cols]
+            return sparse.csr_matrix(X) if sparse.issparse(X) else np.asarray(X)
         blocks = [self.rows(slice(s, s + chunk)) for s in range(0, self.shape[0], chunk)]
         if blocks and sparse.issparse(blocks[0]):
             return sparse.vstack(blocks, format="csr")
