@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-
 import scanpy as sc
 from anndata import AnnData
 
-logger = logging.getLogger(__name__)
+from . import _logging
 
 
 def ensure_neighbors(adata: AnnData, *, n_pcs: int = 50, n_neighbors: int = 15) -> bool:
@@ -21,9 +19,9 @@ def ensure_neighbors(adata: AnnData, *, n_pcs: int = 50, n_neighbors: int = 15) 
     if "neighbors" in adata.uns:
         return False
     if adata.n_vars > 50 and "X_pca" not in adata.obsm:
-        logger.info("no PCA found: running sc.pp.pca(n_comps=%d)", n_pcs)
+        _logging.info(f"no PCA found: running sc.pp.pca(n_comps={n_pcs})")
         sc.pp.pca(adata, n_comps=min(n_pcs, adata.n_obs - 1, adata.n_vars - 1))
-    logger.info("no neighbour graph found: running sc.pp.neighbors(n_neighbors=%d)", n_neighbors)
+    _logging.info(f"no neighbour graph found: running sc.pp.neighbors(n_neighbors={n_neighbors})")
     try:
         sc.pp.neighbors(adata, n_neighbors=n_neighbors)
     except AttributeError as e:
@@ -31,7 +29,7 @@ def ensure_neighbors(adata: AnnData, *, n_pcs: int = 50, n_neighbors: int = 15) 
             raise
         from sklearn.neighbors import KNeighborsTransformer
 
-        logger.warning("scanpy/pynndescent mismatch (%s): using an exact kNN search instead.", e)
+        _logging.warning(f"scanpy/pynndescent mismatch ({e}): using an exact kNN search instead.")
         sc.pp.neighbors(
             adata,
             n_neighbors=n_neighbors,
