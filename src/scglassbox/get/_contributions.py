@@ -32,6 +32,7 @@ def stored(adata: AnnData, key: str) -> object | None:
 def _check_selection(
     adata: AnnData, key: str, dims: object, reduction: object
 ) -> tuple[np.ndarray, list[int]]:
+    acc.key_info(adata, key)
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}.")
     n_dims = acc.embedding(adata, key).shape[1]
@@ -83,7 +84,7 @@ def iter_contributions(
     names, dim_list = _check_selection(adata, key, dims, reduction)
     cols = None if genes is None else acc.gene_index(names, genes)
     positions = acc.obs_positions(adata, obs)
-    chunk = int(chunk_size or CHUNK_CELLS)
+    chunk = CHUNK_CELLS if chunk_size is None else int(chunk_size)
     if chunk < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size!r}.")
     cache = stored(adata, key)
