@@ -885,8 +885,10 @@ extra_callbacks
         elif n < _graph.EXACT_KNN_BELOW and not self.force_approximation_algorithm:
             from sklearn.neighbors import NearestNeighbors
 
+            nn_kwds = dict(kwds)
+            p = nn_kwds.pop("p") if self.metric == "minkowski" and "p" in nn_kwds else 2
             nn_ = NearestNeighbors(
-                n_neighbors=n_neighbors, metric=self.metric, metric_params=kwds or None
+                n_neighbors=n_neighbors, metric=self.metric, p=p, metric_params=nn_kwds or None
             )
             knn_dists, knn_indices = nn_.fit(X).kneighbors(X)
         else:
