@@ -137,3 +137,99 @@ def test_custom_encoder_trains_in_bfloat16(wine):
     assert a.precision_ == "bf16"
     np.testing.assert_array_equal(a.embedding_, b.embedding_)
     assert exactness(a.embedding_, a.compute_contributions(X)) <= 1e-5
+
+
+def test_progress_bar_shows_the_epochs_real_loss(wine, capsys):
+    """The bar's loss is the epoch's (it read the history before it was written: nan)."""
+    import re
+
+    X, _ = wine
+    est = gb.GlassBoxUMAP(random_state=0, epochs=4).fit(X)
+    err = capsys.readouterr().err
+    shown = re.findall(r"loss=([^\s,\]]+)", err)
+    assert shown, err
+    assert "nan" not in shown
+    assert shown[-1] == f"{est.loss_history_[-1]:.4f}"
+    assert set(shown) <= {f"{x:.4f}" for x in est.loss_history_}
+
+
+def test_progress_follows_scanpy_verbosity(wine, capsys):
+    import scanpy as sc
+
+    from scglassbox._logging import progress_enabled
+
+    X, _ = wine
+    before = sc.settings.verbosity
+    try:
+        sc.settings.verbosity = 0
+        assert not progress_enabled(False)
+        gb.GlassBoxUMAP(random_state=0, epochs=2).fit(X)
+        assert "glassbox-umap" not in capsys.readouterr().err
+        sc.settings.verbosity = 1  # scanpy's default
+        assert progress_enabled(False) and not progress_enabled(True)
+        gb.GlassBoxUMAP(random_state=0, epochs=2, quiet=True).fit(X)
+        assert "glassbox-umap" not in capsys.readouterr().err
+    finally:
+        sc.settings.verbosity = before
+
+
+def test_messages_go_through_scanpy_logging(capsys):
+    import scanpy as sc
+
+    from scglassbox import _logging
+
+    before = sc.settings.verbosity
+    try:
+        sc.settings.verbosity = 0
+        _logging.warning("w-hidden")
+        _logging.info("i-hidden")
+        sc.settings.verbosity = 1
+        _logging.warning("w-shown")
+        _logging.info("i-hidden-too")
+        sc.settings.verbosity = 2
+        _logging.info("i-shown")
+        _logging.hint("h-hidden")
+    finally:
+        sc.settings.verbosity = before
+    err = capsys.readouterr().err
+    assert "w-shown" in err and "i-shown" in err
+    assert not any(s in err for s in ("w-hidden", "i-hidden", "h-hidden"))
+
+
+def test_lightning_banners_are_silenced_not_warnings(wine):
+    """GPU/TPU availability, the litlogger tip and the max_epochs line never show."""
+    import logging
+    import warnings
+
+    from scglassbox._training import _DropBanners, _quiet_lightning
+
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    lg = logging.getLogger("lightning.pytorch")
+    level = lg.level
+    handler = Keep()
+    lg.addHandler(handler)
+    lg.setLevel(logging.INFO)
+    try:
+        X, _ = wine
+        gb.GlassBoxUMAP(random_state=0, epochs=2).fit(X)
+    finally:
+        lg.removeHandler(handler)
+        lg.setLevel(level)
+    banners = ("GPU available", "TPU available", "litlogger", "`Trainer.fit` stopped")
+    assert not [r for r in records if any(b in r for b in banners)], records
+
+    def rec(msg):
+        return logging.LogRecord("x", logging.INFO, "", 0, msg, None, None)
+
+    drop = _DropBanners()
+    assert not drop.filter(rec("GPU available: False, used: False"))
+    assert not drop.filter(rec("`Trainer.fit` stopped: `max_epochs=5` reached."))
+    assert drop.filter(rec("Restoring states from the checkpoint path"))
+    # a real warning raised during the fit still reaches the user
+    with _quiet_lightning(quiet=False), pytest.warns(UserWarning, match="real problem"):
+        warnings.warn("a real problem", UserWarning, stacklevel=1)

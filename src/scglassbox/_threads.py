@@ -1,13 +1,12 @@
 """CPU parallelism for training: row blocks on worker threads instead of OpenMP.
 
 A training step runs some sixty operations on a few thousand rows each. With OpenMP's passive
-wait policy (which the package sets, see ``scglassbox/__init__.py``) every one of them wakes
-the sleeping workers, and on 2 cores two intra-op threads gained little over one. Instead, on
-CPU the step runs single-threaded inside each operation, and the encoder's rows are split into
-blocks that worker threads encode and differentiate at the same time (PyTorch releases the GIL
-inside operations); the cheap 2-D loss is split over the same threads. Median step on 20,000
-cells, 2 cores: 18.0 ms with two OpenMP threads, 17.8 ms on one, 11.5 ms in two row blocks
-(``benchmarks/threads.py``).
+wait policy every one of them wakes the sleeping workers, and on few cores several intra-op
+threads gained little over one. Instead, on CPU the step runs single-threaded inside each
+operation, and the encoder's rows are split into blocks that worker threads encode and
+differentiate at the same time (PyTorch releases the GIL inside operations); the cheap 2-D
+loss is split over the same threads. The measurements behind this choice are in
+docs/performance.md (``benchmarks/threads.py``).
 """
 
 from __future__ import annotations
