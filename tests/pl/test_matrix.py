@@ -98,3 +98,35 @@ def test_images(linear_gb, check_image):
         ),
         "matrixplot_dim2",
     )
+
+
+def _inside(fig):
+    """Every artist (labels included) lies inside the figure."""
+    renderer = fig.canvas.get_renderer()
+    bbox = fig.get_tightbbox(renderer)
+    w, h = fig.get_size_inches()
+    tol = 1e-3
+    return bbox.x0 >= -tol and bbox.y0 >= -tol and bbox.x1 <= w + tol and bbox.y1 <= h + tol
+
+
+@pytest.mark.parametrize("func", ["contribution_dotplot", "contribution_matrixplot"])
+def test_labels_not_cut(linear_gb, func):
+    """Long group and gene names stay inside the figure (were cut: 'CD4+/CD25 T Re')."""
+    import matplotlib.pyplot as plt
+
+    plot = getattr(pl, func)
+    axes = plot(linear_gb, "bulk_labels", n_genes=3, show=False)
+    fig = axes["mainplot_ax"].figure
+    assert _inside(fig)
+    texts = [t.get_text() for a in fig.axes for t in a.texts + a.get_yticklabels()]
+    assert "CD8+/CD45RA+ Naive Cytotoxic" in texts
+    # the axes keep their size in inches (the figure grew around them)
+    main = axes["mainplot_ax"].get_window_extent()
+    fig2 = getattr(pl, func)(linear_gb, "bulk_labels", n_genes=3, return_fig=True)
+    fig2.make_figure()  # what .show() and .savefig() call
+    assert _inside(fig2.fig)
+    assert fig2.get_axes()["mainplot_ax"].get_window_extent().width == pytest.approx(main.width)
+    # a figure the user passed in is left alone
+    fig3, ax = plt.subplots(figsize=(4, 3))
+    getattr(pl, func)(linear_gb, "bulk_labels", n_genes=3, ax=ax, show=False)
+    assert tuple(fig3.get_size_inches()) == (4, 3)

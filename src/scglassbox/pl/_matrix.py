@@ -9,12 +9,14 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from .._docs import doc_params
 from . import _views as v
 
 if TYPE_CHECKING:
     from scanpy.pl import DotPlot, MatrixPlot
+    from scanpy.pl._baseplot_class import BasePlot
 
 
 def top_genes_per_group(
@@ -81,6 +83,70 @@ def _unique(genes: dict[str, list[str]]) -> list[str]:
     return list(dict.fromkeys(g for gs in genes.values() for g in gs))
 
 
+#: Margin (inches) kept around the labels when the figure is grown to hold them.
+_PAD = 0.05
+
+
+def fit_labels(fig: Figure) -> None:
+    """Grow ``fig`` so that every label lies inside it, keeping each axes' size in inches.
+
+    scanpy sizes a matrix or dot plot for its cells, not for its labels: the group names
+    written above the columns and the long group or gene names at the edges stick out of the
+    figure and are cut wherever it is drawn without ``bbox_inches='tight'`` (``plt.show``,
+    ``plt.savefig``). Here the figure is enlarged by what sticks out, and the axes move by
+    as much, so nothing is cut and nothing is squeezed.
+    """
+    get_renderer = getattr(fig.canvas, "get_renderer", None)
+    renderer = get_renderer() if get_renderer is not None else fig._get_renderer()
+    bbox = fig.get_tightbbox(renderer)  # inches, relative to the figure's lower left corner
+    w, h = fig.get_size_inches()
+    left, bottom = max(0.0, -bbox.x0), max(0.0, -bbox.y0)
+    right, top = max(0.0, bbox.x1 - w), max(0.0, bbox.y1 - h)
+    if max(left, bottom, right, top) <= 0:
+        return
+    left, bottom = left + _PAD * (left > 0), bottom + _PAD * (bottom > 0)
+    right, top = right + _PAD * (right > 0), top + _PAD * (top > 0)
+    new_w, new_h = w + left + right, h + bottom + top
+    positions = [(a, a.get_position()) for a in fig.axes]
+    fig.set_size_inches(new_w, new_h, forward=False)
+    for a, pos in positions:
+        a.set_position(
+            [
+                (pos.x0 * w + left) / new_w,
+                (pos.y0 * h + bottom) / new_h,
+                pos.width * w / new_w,
+                pos.height * h / new_h,
+            ]
+        )
+
+
+def _finish(plot: BasePlot, *, ax: Axes | None, show: bool | None, return_fig: bool):
+    """Return what scanpy's matrixplot/dotplot return, with the figure grown to its labels.
+
+    With ``return_fig`` the figure is made later (``.show()``, ``.savefig()``): the fit
+    then runs right after scanpy's ``make_figure``. A figure passed in through ``ax`` is the
+    user's, and is left as it is.
+    """
+    import matplotlib.pyplot as plt
+    import scanpy as sc
+
+    if ax is None:
+        make_figure = plot.make_figure
+
+        def make_and_fit() -> None:
+            make_figure()
+            fit_labels(plot.fig)
+
+        plot.make_figure = make_and_fit  # what .show(), .savefig() and below call
+    if return_fig:
+        return plot
+    plot.make_figure()
+    if sc.settings.autoshow if show is None else show:
+        plt.show()
+        return None
+    return plot.get_axes()
+
+
 @doc_params
 def contribution_matrixplot(
     adata: AnnData,
@@ -137,9 +203,8 @@ def contribution_matrixplot(
         kwargs.setdefault("cmap", "RdBu_r")
         kwargs.setdefault("vcenter", 0.0)
     kwargs.setdefault("colorbar_title", _colorbar_title(view))
-    return sc.pl.matrixplot(
-        tmp, top, groupby, show=show, ax=ax, return_fig=return_fig, use_raw=False, **kwargs
-    )
+    plot = sc.pl.matrixplot(tmp, top, groupby, ax=ax, return_fig=True, use_raw=False, **kwargs)
+    return _finish(plot, ax=ax, show=show, return_fig=return_fig)
 
 
 @doc_params
@@ -209,15 +274,15 @@ def contribution_dotplot(
         kwargs.setdefault("vcenter", 0.0)
     kwargs.setdefault("colorbar_title", _colorbar_title(view))
     kwargs.setdefault("size_title", f"% of cells with gene\nin their top {top_k}")
-    return sc.pl.dotplot(
+    plot = sc.pl.dotplot(
         tmp,
         top,
         groupby,
         dot_color_df=color_df,
         expression_cutoff=0.5,
-        show=show,
         ax=ax,
-        return_fig=return_fig,
+        return_fig=True,
         use_raw=False,
         **kwargs,
     )
+    return _finish(plot, ax=ax, show=show, return_fig=return_fig)
