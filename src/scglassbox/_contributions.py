@@ -156,6 +156,7 @@ def stream_contributions(
     was_training = module.training
     module.eval()
     chunks = input_map.chunks(X, batch_size)
+    back = None if input_map.components is None else input_map.components.T.astype(np.float64)
     if progress:
         from tqdm.auto import tqdm
 
@@ -165,11 +166,11 @@ def stream_contributions(
         for rows, centred, z in chunks:
             y, jac = jacobian(module, torch.from_numpy(z).to(device))
             jac = jac.cpu().numpy()
-            if input_map.components is None:
+            if back is None:
                 c = jac * centred[:, None, :]
             else:
-                jac = jac.astype(np.float64) @ input_map.components.T.astype(np.float64)
-                c = jac * centred[:, None, :].astype(np.float64)
+                c = jac.astype(np.float64) @ back
+                c *= centred[:, None, :]  # in place: one (b, D, F) float64 buffer per chunk
             yield rows, y.cpu().numpy(), _reduce(c, reduction).astype(dtype, copy=False)
     finally:
         module.train(was_training)

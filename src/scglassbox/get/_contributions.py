@@ -20,8 +20,8 @@ from .._memory import check_fits
 from . import _access as acc
 
 #: Cells per chunk when contributions are recomputed from the model or reduced. A chunk of
-#: 16,384 cells x 2,000 genes x 2 dimensions is 0.5 GB in float64 (the PCA back-projection).
-CHUNK_CELLS = 16_384
+#: 8,192 cells x 2,000 genes x 2 dimensions is 0.25 GB in float64 (the PCA back-projection).
+CHUNK_CELLS = 8_192
 
 
 def stored(adata: AnnData, key: str) -> object | None:
@@ -74,12 +74,14 @@ def iter_contributions(
     dims: int | Sequence[int] | None = None,
     reduction: Reduction = None,
     chunk_size: int | None = None,
+    device: str | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield ``(positions, block)`` over chunks of the selected cells, in the order asked for.
 
     ``block`` is float32 (float64 when recomputed with a PCA input map, before the caller's
     cast): ``(b, n_dims, n_genes)`` without a reduction, ``(b, n_genes)`` with one. Reductions
     run over the selected ``dims``; ``'normed_l2'`` is normalised by the sum over *all* genes.
+    ``device`` (e.g. ``'cuda'``) is where the model recomputes them; a cache is read as is.
     """
     names, dim_list = _check_selection(adata, key, dims, reduction)
     cols = None if genes is None else acc.gene_index(names, genes)
@@ -90,6 +92,8 @@ def iter_contributions(
     cache = stored(adata, key)
     if cache is None:
         est, X = _model_source(adata, key)
+        if device is not None:
+            est.to(device)
     for pos in _chunks_of(positions, chunk):
         if cache is not None:
             block = cache[pos] if len(pos) else cache[:0]
@@ -129,6 +133,7 @@ def contributions(
     dtype: np.dtype | type = np.float32,
     key: str = _keys.DEFAULT_KEY,
     chunk_size: int | None = None,
+    device: str | None = None,
 ) -> np.ndarray:
     """Per-cell contributions, from the stored cache or recomputed from the model.
 
@@ -154,7 +159,9 @@ def contributions(
         Output dtype.
     {key}
     chunk_size
-        Cells computed at once (default 16,384); memory holds one chunk besides the output.
+        Cells computed at once (default 8,192); memory holds one chunk besides the output.
+    device
+        Where the model recomputes them (``'cuda'`` on a GPU); the default is the CPU.
 
     Returns
     -------
@@ -183,8 +190,9 @@ def contributions(
     out = np.empty(shape, dtype=dtype)
     start = 0
     for pos, block in iter_contributions(
-        adata, key, obs=obs, genes=genes, dims=dims, reduction=reduction, chunk_size=chunk_size
-    ):
+        adata, key, obs=obs, genes=genes, dims=dims, reduction=reduction,
+        chunk_size=chunk_size, device=device,
+    ):  # fmt: skip
         out[start : start + len(pos)] = block
         start += len(pos)
     return out

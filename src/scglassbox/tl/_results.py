@@ -116,7 +116,7 @@ class _LazyContributions:
         return c.astype(np.float32, copy=False)[(slice(None), *rest)]
 
 
-def lazy_contributions(est: object, X: ColumnView, chunk: int = 16_384) -> object:
+def lazy_contributions(est: object, X: ColumnView, chunk: int = 8_192) -> object:
     """A dask array of the contributions: computed, and written, one chunk at a time."""
     import dask.array as da
 
