@@ -9,14 +9,14 @@ passes (cells are independent, so the gradient of a column sum is every cell's r
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
 from scipy import sparse
-from torch import nn
 
-from ._encoder import attribution_mode
+if TYPE_CHECKING:  # torch is imported where it is used: these helpers serve numpy code too
+    import torch
+    from torch import nn
 
 Reduction = Literal["l2", "normed_l2"] | None
 REDUCTIONS = (None, "l2", "normed_l2")
@@ -120,6 +120,10 @@ class InputMap:
 
 def jacobian(module: nn.Module, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Return ``f(z)`` (b, D) and the attribution Jacobian (b, D, k) of a batch."""
+    import torch  # loaded already: ``module`` is a torch module
+
+    from ._encoder import attribution_mode
+
     z = z.detach().requires_grad_(True)
     with attribution_mode(module), torch.enable_grad():
         y = module(z)
@@ -152,6 +156,8 @@ def stream_contributions(
     centred input is taken in float64 so that the sum stays exact in float32.
     """
     check_reduction(reduction)
+    import torch
+
     device = next(module.parameters()).device
     was_training = module.training
     module.eval()

@@ -8,6 +8,9 @@ also takes every parameter name of ``umap.UMAP`` and of the reference package's
 
 from __future__ import annotations
 
+from . import _torch  # noqa: F401  (first: torch loads under the OpenMP wait policy)
+
+# isort: split
 import logging
 import numbers
 import os
@@ -734,7 +737,9 @@ extra_callbacks
         settings = self._check_params()
         X = self._validate_X(X, reset=True)
         with torch_threads(settings["threads"]):
-            module, graph, input_map, features = self._training_module(X, graph, projection)
+            module, graph, input_map, features = self._training_module(
+                X, graph, projection, settings
+            )
             best = _lightning_callback(_RestoreBestWeights)() if self.restore_best_weights else None
             history = train(
                 module,
@@ -773,9 +778,10 @@ extra_callbacks
         X: np.ndarray | sparse.spmatrix,
         graph: object,
         projection: tuple[np.ndarray, np.ndarray | None] | None,
+        settings: dict[str, Any] | None = None,
     ) -> tuple[UMAPModule, sparse.csr_matrix, InputMap, np.ndarray]:
         """The module ``fit`` trains, with the graph, input map and encoder inputs it used."""
-        settings = self._check_params()
+        settings = self._check_params() if settings is None else settings
         n, n_features = X.shape
         if self.pca_components is not None and self.pca_components > min(n, n_features):
             raise ValueError(
@@ -1159,7 +1165,7 @@ extra_callbacks
         arch = getattr(self.encoder_, "architecture", None)
         if arch is None:
             arch = {"name": "custom", "class": type(self.encoder_).__qualname__}
-        settings = self._check_params()
+        lr = _same("lr", self.lr, "learning_rate", self.learning_rate, DEFAULT_LR)
         defaults = _defaults()
         params: dict[str, Any] = {}
         for k, v in self.get_params(deep=False).items():
@@ -1169,7 +1175,7 @@ extra_callbacks
             if k not in CORE_PARAMS and _is_default(v, defaults[k]):
                 continue
             params[k] = float(v) if isinstance(v, float) else v
-        params.update(epochs=int(self.epochs_), lr=settings["lr"], a=self.a_, b=self.b_)
+        params.update(epochs=int(self.epochs_), lr=float(lr), a=self.a_, b=self.b_)
         if getattr(self, "batch_size_", None) is not None:
             params["batch_size_used"] = int(self.batch_size_)
         if getattr(self, "precision_", None) is not None:

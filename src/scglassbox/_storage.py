@@ -193,7 +193,7 @@ def input_map_arrays(block: dict) -> tuple[np.ndarray, np.ndarray | None]:
                 f"model field 'var_names' has {names.shape[0]} names but 'mean' has "
                 f"{mean.shape[0]} features."
             )
-        uniq, counts = np.unique(names.astype(str), return_counts=True)
+        uniq, counts = np.unique(np.asarray(names, dtype=object).astype(str), return_counts=True)
         if (counts > 1).any():
             raise ModelFormatError(
                 f"model field 'var_names' has duplicated names: {list(uniq[counts > 1][:10])}."
