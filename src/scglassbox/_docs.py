@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -30,11 +31,24 @@ _PARAMS = {
 }
 
 
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
 def doc_params(func: F) -> F:
-    """Replace ``{name}`` placeholders in ``func.__doc__`` with the shared texts."""
+    """Replace ``{name}`` placeholders in ``func.__doc__`` with the shared texts.
+
+    An unknown placeholder raises at import, so a typo cannot reach the rendered docs.
+    """
     if func.__doc__:
-        doc = func.__doc__
-        for name, text in _PARAMS.items():
-            doc = doc.replace("{" + name + "}", text.replace("\n", "\n    "))
-        func.__doc__ = doc
+
+        def fill(match: re.Match) -> str:
+            name = match.group(1)
+            if name not in _PARAMS:
+                raise KeyError(
+                    f"{func.__qualname__}'s docstring has an unknown placeholder {{{name}}}; "
+                    f"known: {sorted(_PARAMS)}."
+                )
+            return _PARAMS[name].replace("\n", "\n    ")
+
+        func.__doc__ = _PLACEHOLDER.sub(fill, func.__doc__)
     return func

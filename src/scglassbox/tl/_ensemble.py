@@ -77,7 +77,7 @@ def glassbox_ensemble(
         One fit per seed (at least 2).
     {view}
     key_added
-        Default ``f'glassbox_ensemble_{groupby}'``.
+        Default ``'glassbox_ensemble_' + groupby``.
     {copy}
     neighbors_key, layer, use_raw, mask_var, use_pca, n_pcs, min_dist
         As for :func:`glassbox_umap`.
