@@ -326,14 +326,11 @@ def prepare(
 
 def _expression(adata: AnnData, key: str, genes: np.ndarray, cells: np.ndarray):
     """Values of ``genes`` in the matrix the model was fitted on (None if unavailable)."""
-    source = str(v.key_info(adata, key).get("params", {}).get("source", "X"))
-    if source == "raw" and adata.raw is not None:
-        X, names = adata.raw.X, adata.raw.var_names
-    elif source.startswith("layers/") and source[len("layers/") :] in adata.layers:
-        X, names = adata.layers[source[len("layers/") :]], adata.var_names
-    else:
-        X, names = adata.X, adata.var_names
-    if X is None:
+    from ..get import _access
+
+    try:
+        X, names = _access.source_matrix(adata, _access.source(adata, key))
+    except ValueError:  # the hover text then says "value (n/a)"
         return None
     cols = names.get_indexer(genes)
     if (cols < 0).any():
