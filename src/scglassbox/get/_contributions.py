@@ -65,6 +65,7 @@ def _chunks_of(positions: np.ndarray, chunk: int) -> Iterator[np.ndarray]:
         yield positions[start : start + chunk]
 
 
+@doc_params
 def iter_contributions(
     adata: AnnData,
     key: str = _keys.DEFAULT_KEY,
@@ -76,12 +77,22 @@ def iter_contributions(
     chunk_size: int | None = None,
     device: str | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield ``(positions, block)`` over chunks of the selected cells, in the order asked for.
+    """Per-cell contributions chunk by chunk of cells: memory holds one chunk at a time.
 
-    ``block`` is float32 (float64 when recomputed with a PCA input map, before the caller's
-    cast): ``(b, n_dims, n_genes)`` without a reduction, ``(b, n_genes)`` with one. Reductions
-    run over the selected ``dims``; ``'normed_l2'`` is normalised by the sum over *all* genes.
-    ``device`` (e.g. ``'cuda'``) is where the model recomputes them; a cache is read as is.
+    Parameters
+    ----------
+    {adata}
+    {key}
+    obs, genes, dims, reduction, chunk_size, device
+        As for :func:`contributions`.
+
+    Returns
+    -------
+    An iterator of ``(positions, block)`` over the selected cells, in the order asked for.
+    ``block`` is float32 (float64 when recomputed with a PCA input map):
+    ``(b, n_dims, n_genes)`` without a reduction, ``(b, n_genes)`` with one. Reductions run
+    over the selected ``dims``; ``'normed_l2'`` is normalised by the sum over *all* genes.
+    A cache is read as stored; the model recomputes on ``device``.
     """
     names, dim_list = _check_selection(adata, key, dims, reduction)
     cols = None if genes is None else acc.gene_index(names, genes)

@@ -29,6 +29,10 @@ def contributions_df(
     {key}
     genes
         Keep only these genes (in this order).
+
+    Returns
+    -------
+    Cells x genes float32 values of ``view``, from the stored cache or the model.
     """
     values, names = contribution_view(adata, view, key, genes=genes)
     return pd.DataFrame(values, index=adata.obs_names, columns=names)

@@ -11,6 +11,7 @@ import pandas as pd
 from anndata import AnnData
 from scipy.stats import spearmanr
 
+from .. import _keys
 from .._contributions import stream_contributions, view_of
 from .._docs import doc_params
 from ..get._access import MASK_DEFAULT, categorical
@@ -93,7 +94,15 @@ def glassbox_ensemble(
     pairwise Spearman correlation of the gene importances between seeds, 1 = identical
     rankings), ``per_seed`` (seeds x groups x genes) and ``params``. Read it with
     :func:`scglassbox.get.group_contributions`.
+
+    Examples
+    --------
+    >>> import scanpy as sc, scglassbox as gb
+    >>> adata = sc.datasets.pbmc68k_reduced()
+    >>> gb.tl.glassbox_ensemble(adata, "bulk_labels", seeds=(0, 1, 2))
+    >>> mean, sem = gb.get.group_contributions(adata, uns_key="glassbox_ensemble_bulk_labels")
     """
+    out_key = _keys.check_key_added(key_added or f"glassbox_ensemble_{groupby}")
     seeds = [int(s) for s in seeds]
     if len(seeds) < 2 or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must hold at least 2 distinct integers, got {seeds}.")
@@ -123,5 +132,5 @@ def glassbox_ensemble(
     }
     if copy:
         adata = adata.copy()
-    adata.uns[key_added or f"glassbox_ensemble_{groupby}"] = result
+    adata.uns[out_key] = result
     return adata if copy else None

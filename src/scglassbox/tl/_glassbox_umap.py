@@ -144,6 +144,15 @@ def glassbox_umap(
         encoder reads the genes) and
         ``model`` (the fitted network as numpy arrays; see
         :meth:`~scglassbox.GlassBoxUMAP.from_adata`).
+
+    Examples
+    --------
+    >>> import scanpy as sc, scglassbox as gb
+    >>> adata = sc.datasets.pbmc68k_reduced()
+    >>> gb.tl.glassbox_umap(adata)
+    >>> sc.pl.embedding(adata, basis="glassbox_umap", color="bulk_labels")  # doctest: +SKIP
+    >>> gb.get.contributions(adata, genes=["CST3"]).shape
+    (700, 2, 1)
     """
     check_storage(contributions)
     key = _keys.check_key_added(key_added)

@@ -92,6 +92,16 @@ def glassbox_transform(
     :func:`~scglassbox.tl.glassbox_umap` (``obsm['X_' + key]``, ``obsm[key +
     '_contributions']``, ``varm[key + '_contributions']``, ``uns[key]`` with the model and
     ``params['mapped_from_reference'] = True``).
+
+    Examples
+    --------
+    >>> import scanpy as sc, scglassbox as gb
+    >>> ref = sc.datasets.pbmc68k_reduced()
+    >>> gb.tl.glassbox_umap(ref)
+    >>> query = ref[:100].copy()  # new cells, same genes and normalisation
+    >>> gb.tl.glassbox_transform(query, ref)
+    >>> query.obsm["X_glassbox_umap"].shape
+    (100, 2)
     """
     check_storage(contributions)
     if missing_genes not in ("error", "zero"):
