@@ -138,8 +138,30 @@ class GlassBoxMLP(nn.Module):
         self.net = nn.Sequential(*layers)
         self.n_in, self.n_out, self.hidden, self.norm = n_in, n_out, tuple(hidden), norm
 
+    #: Trains in bfloat16 under ``precision='auto'`` (measured: faster at the same quality), and
+    #: reads its input through a Linear layer first, so inputs may be stored in that dtype.
+    bf16_training = True
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+    def training_forward(
+        self, x: torch.Tensor, compute_dtype: torch.dtype | None = None, rows: int | None = None
+    ) -> torch.Tensor:
+        """The forward pass training uses: the same function, faster.
+
+        Hidden layers go through the fused activation (in ``compute_dtype`` under autocast when
+        given); the output layer stays float32, since bfloat16's 8-bit mantissa would round
+        coordinates near 10 to about 0.04, the scale of nearest-neighbour distances. Only the
+        first ``rows`` rows reach the output layer (the rest are padding).
+        """
+        if compute_dtype is None:
+            h = self.hidden_for_training(x)
+        else:
+            with torch.autocast(x.device.type, dtype=compute_dtype):
+                h = self.hidden_for_training(x)
+            h = h.float() if rows is None else h[:rows].float()
+        return self.net[-1](h)
 
     def hidden_for_training(self, x: torch.Tensor) -> torch.Tensor:
         """The last hidden layer's output, through the fused activation (training only)."""
@@ -160,6 +182,22 @@ class GlassBoxMLP(nn.Module):
             "n_out": self.n_out,
             "hidden": list(self.hidden),
         }
+
+
+def training_forward(
+    encoder: nn.Module, x: torch.Tensor, compute_dtype: torch.dtype | None, rows: int | None
+) -> torch.Tensor:
+    """An encoder's training forward: its own ``training_forward`` if it has one, else a call.
+
+    Returns the first ``rows`` rows (all when ``None``) in float32.
+    """
+    own = getattr(encoder, "training_forward", None)
+    if own is not None:
+        return own(x, compute_dtype, rows)
+    if compute_dtype is None:
+        return encoder(x)
+    with torch.autocast(x.device.type, dtype=compute_dtype):
+        return encoder(x)[:rows].float()
 
 
 def build_encoder(name: str, n_in: int, n_out: int, **kwargs) -> GlassBoxMLP:

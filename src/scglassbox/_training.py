@@ -24,7 +24,7 @@ from lightning.pytorch.accelerators import CPUAccelerator
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ._encoder import GlassBoxMLP
+from ._encoder import training_forward
 from ._graph import EdgeList
 from ._logging import progress_enabled
 from ._sampling import alias_table, draw
@@ -66,7 +66,7 @@ def compute_dtype(
     if (
         precision == "auto"
         and device.type == "cpu"
-        and isinstance(encoder, GlassBoxMLP)
+        and getattr(encoder, "bf16_training", False)
         and n_cells >= AUTO_BF16_MIN_CELLS
     ):
         return torch.bfloat16 if _cpu_has_fast_bf16() else None
@@ -136,7 +136,7 @@ class UMAPModule(lp.LightningModule):
         prob_dtype = torch.float32 if dev.type == "mps" else torch.float64
         self.alias_prob, self.alias = self.alias_prob.to(dev, prob_dtype), self.alias.to(dev)
         self.compute_dtype = compute_dtype(self.precision, dev, self.encoder, self.n_nodes)
-        if self.compute_dtype is not None and isinstance(self.encoder, GlassBoxMLP):
+        if self.compute_dtype is not None and getattr(self.encoder, "bf16_training", False):
             # The first layer would cast every step's rows to this dtype anyway (same values).
             self.features = self.features.to(self.compute_dtype)
         self._gen = torch.Generator(device=dev)
@@ -171,27 +171,16 @@ class UMAPModule(lp.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def _encode(self, x: torch.Tensor) -> torch.Tensor:
-        mlp = isinstance(self.encoder, GlassBoxMLP)
         if self.compute_dtype is None:
-            return (
-                self.encoder.net[-1](self.encoder.hidden_for_training(x))
-                if mlp
-                else self.encoder(x)
-            )
+            return training_forward(self.encoder, x, None, None)
         # oneDNN keeps compiled bfloat16 kernels per input shape, and the number of distinct
-        # cells changes every step: copies of the first row, cut off again below (so they get
-        # no gradient), round it up to a multiple of BF16_ROWS, or the cache grows by ~1 GB
-        # over a fit.
+        # cells changes every step: copies of the first row, cut off again by the encoder (so
+        # they get no gradient), round it up to a multiple of BF16_ROWS, or the cache grows by
+        # ~1 GB over a fit.
         n = x.shape[0]
         if n % BF16_ROWS:
             x = torch.cat([x, x[:1].expand(-n % BF16_ROWS, -1)])
-        with torch.autocast(x.device.type, dtype=self.compute_dtype):
-            if not mlp:
-                return self.encoder(x)[:n].float()
-            h = self.encoder.hidden_for_training(x)
-        # The output layer stays float32: bfloat16's 8-bit mantissa would round coordinates
-        # near 10 to about 0.04, the scale of nearest-neighbour distances in the embedding.
-        return self.encoder.net[-1](h[:n].float())
+        return training_forward(self.encoder, x, self.compute_dtype, n)
 
     def _log_q_terms(self, dsq: torch.Tensor) -> torch.Tensor:
         # q = 1 / (1 + a d^(2b)) = sigmoid(-s) with s = log a + b log d^2.
