@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from matplotlib.patches import Rectangle
 
+import scglassbox as gb
 from scglassbox import pl
 from scglassbox.get import gene_importance_df
 from scglassbox.pl import _views as v
@@ -126,3 +127,16 @@ def test_images(linear_gb, check_image):
     )
     check_image(pl.ranking(linear_gb, n_genes=15, return_fig=True), "ranking")
     check_image(pl.loss(linear_gb, return_fig=True), "loss")
+
+
+def test_rank_contributions_plot(pbmc_gb):
+    a = pbmc_gb.copy()
+    gb.tl.rank_contributions(a, "bulk_labels", groups=["CD14+ Monocyte"], reference="Dendritic")
+    ax = gb.pl.rank_contributions(a, "bulk_labels", n_genes=5, show=False)
+    res = a.uns["glassbox_umap_rank_bulk_labels"]
+    top = np.argsort(-np.abs(res["mean"][0]), kind="stable")[:5]
+    drawn = [t.get_text() for t in ax.get_yticklabels()]  # set top first
+    assert drawn == list(res["genes"][top])
+    assert "vs Dendritic" in ax.get_title()
+    with pytest.raises(KeyError, match="were not ranked"):
+        gb.pl.rank_contributions(a, "bulk_labels", groups=["CD34+"], show=False)

@@ -70,3 +70,35 @@ def test_ensemble(synthetic):
     assert np.all((stab > -1) & (stab <= 1))
     with pytest.raises(ValueError, match="at least 2 distinct"):
         gb.tl.glassbox_ensemble(synthetic, "cell_type", seeds=(1,))
+
+
+@pytest.mark.parametrize("reference", ["rest", "Dendritic"])
+def test_differential_contributions_sum_to_the_groups_displacement(pbmc_fitted, reference):
+    a = pbmc_fitted.copy()
+    gb.tl.rank_contributions(a, "bulk_labels", reference=reference, groups=None)
+    res = a.uns[f"{KEY}_rank_bulk_labels"]
+    labels = a.obs["bulk_labels"].to_numpy()
+    emb = a.obsm[f"X_{KEY}"].astype(np.float64)
+    assert reference not in res["groups"]
+    for i, g in enumerate(res["groups"]):
+        ref_cells = labels != g if reference == "rest" else labels == reference
+        shift = emb[labels == g].mean(0) - emb[ref_cells].mean(0)
+        # Exact: per dimension, the genes' deltas add up to the shift of the mean positions.
+        np.testing.assert_allclose(res["delta"][i].sum(-1), shift, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(res["displacement"][i], shift, rtol=1e-5, atol=1e-6)
+        # The ranking score is each gene's share of the distance between the two groups.
+        np.testing.assert_allclose(res["mean"][i].sum(), np.linalg.norm(shift), rtol=1e-4)
+    assert np.isfinite(res["sem"]).all() and (res["sem"] >= 0).all()
+    df = gb.get.rank_contributions_df(a, "bulk_labels", n_genes=3)
+    assert set(df["group"]) == set(res["groups"])
+
+
+def test_differential_errors(pbmc_fitted):
+    with pytest.raises(ValueError, match="reference='nope'"):
+        gb.tl.rank_contributions(pbmc_fitted, "bulk_labels", reference="nope", copy=True)
+    with pytest.raises(ValueError, match="not groups"):
+        gb.tl.rank_contributions(pbmc_fitted, "bulk_labels", groups=["nope"], copy=True)
+    with pytest.raises(ValueError, match="no group left"):
+        gb.tl.rank_contributions(
+            pbmc_fitted, "bulk_labels", groups=["Dendritic"], reference="Dendritic", copy=True
+        )

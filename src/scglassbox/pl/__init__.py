@@ -5,7 +5,7 @@ modify the AnnData they are given; :func:`explore` builds an interactive Bokeh v
 (optional extra ``scglassbox[interactive]``).
 """
 
-from ._bars import contribution_bars, loss, ranking
+from ._bars import contribution_bars, loss, rank_contributions, ranking
 from ._embedding import contributions, glassbox_umap, top_feature
 from ._explore import explore, save_html
 from ._markers import compare_markers
@@ -20,6 +20,7 @@ __all__ = [
     "explore",
     "glassbox_umap",
     "loss",
+    "rank_contributions",
     "ranking",
     "save_html",
     "top_feature",

@@ -264,3 +264,80 @@ def loss(
     for side in ("top", "right"):
         a.spines[side].set_visible(False)
     return finish(fig, a, show=show, return_fig=return_fig)
+
+
+@doc_params
+def rank_contributions(
+    adata: AnnData,
+    groupby: str,
+    *,
+    groups: str | Sequence[str] | None = None,
+    n_genes: int = 15,
+    key: str = "glassbox_umap",
+    uns_key: str | None = None,
+    ncols: int = 4,
+    show: bool | None = None,
+    ax: Axes | None = None,
+    return_fig: bool = False,
+) -> Figure | Axes | list[Axes] | None:
+    """Top genes per group from :func:`scglassbox.tl.rank_contributions`, with SEM bars.
+
+    Like :func:`scanpy.pl.rank_genes_groups`: one panel per group. With a ``reference``, each
+    bar is the gene's share of the distance between the group and the reference (signed: red
+    pushes the group away from the reference, blue pulls it towards it), and the panel title
+    gives that distance; the shares sum to it exactly.
+
+    Parameters
+    ----------
+    {adata}
+    groupby
+        The ``groupby`` of the ranking.
+    groups
+        Only these groups (default: all ranked).
+    n_genes
+        Genes per panel.
+    {key}
+    uns_key
+        Read this ``uns`` entry instead of ``key + '_rank_' + groupby``.
+    ncols
+        Panels per row.
+    {show}
+    ax
+        Draw into this axes (single panel only).
+    {return_fig}
+
+    Returns
+    -------
+    {plot_returns}
+    """
+    from ..get import group_contributions
+
+    if n_genes < 1:
+        raise ValueError(f"n_genes must be >= 1, got {n_genes}.")
+    mean, sem = group_contributions(adata, groupby, key=key, uns_key=uns_key)
+    res = adata.uns[uns_key or f"{key}_rank_{groupby}"]
+    reference = str(np.asarray(res["params"].get("reference", "none")))
+    wanted = (
+        list(mean.columns)
+        if groups is None
+        else [groups]
+        if isinstance(groups, str)
+        else list(groups)
+    )
+    missing = [g for g in wanted if g not in mean.columns]
+    if missing:
+        raise KeyError(f"groups {missing} were not ranked: {list(mean.columns)}.")
+    differential = reference != "none"
+    fig, axs = panels(len(wanted), ax=ax, ncols=ncols, panel_size=_bar_panel_size(n_genes))
+    for g, a in zip(wanted, axs, strict=True):
+        col = mean[g]
+        order = (col.abs() if differential else col).sort_values(ascending=False, kind="stable")
+        top = order.index[:n_genes]
+        if differential:
+            title = f"{g} vs {reference}\n(distance {col.sum():.2f})"
+            xlabel = "share of the distance"
+        else:
+            title, xlabel = f"{groupby}: {g}", f"mean {res['params']['view']}"
+        _barh(a, top.to_numpy(), col[top].to_numpy(), sem.loc[top, g].to_numpy(),
+              signed=differential, xlabel=xlabel, title=title)  # fmt: skip
+    return finish(fig, axs[0] if len(axs) == 1 else axs, show=show, return_fig=return_fig)
