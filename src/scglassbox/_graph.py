@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +14,12 @@ logger = logging.getLogger(__name__)
 #: Edges lighter than this share of the heaviest edge are dropped before sampling, as the
 #: reference package does; so one epoch (|E| weighted draws) is the same work in both.
 EDGE_PRUNE_FRACTION = 0.025
+
+#: A graph whose heaviest edge outweighs the median cell's heaviest edge by more than this is
+#: refused: pruning is relative to the heaviest edge, so one outlier (a weight of 1e30) would
+#: drop nearly every other edge. scanpy's and umap-learn's fuzzy graphs have a ratio of ~1
+#: (every cell's nearest neighbour has weight 1), Gaussian-kernel graphs ~1.1.
+MAX_WEIGHT_OUTLIER_RATIO = 10.0
 
 #: Below this many cells the kNN search is exact (as umap-learn's small-data path).
 EXACT_KNN_BELOW = 4096
@@ -109,14 +116,48 @@ def check_graph(graph: object, n_obs: int) -> sparse.csr_matrix:
 
 
 def edge_list(graph: sparse.spmatrix) -> EdgeList:
-    """Turn a fuzzy graph into the edge list that training samples from."""
+    """Turn a fuzzy graph into the edge list that training samples from.
+
+    Edges lighter than :data:`EDGE_PRUNE_FRACTION` of the heaviest one are dropped. A graph
+    with non-finite or negative weights, or whose heaviest edge is an extreme outlier
+    (:data:`MAX_WEIGHT_OUTLIER_RATIO`), is refused rather than pruned to almost nothing;
+    cells that pruning leaves without any edge are reported with a warning.
+    """
     coo = sparse.coo_matrix(graph)
-    keep = (coo.data >= EDGE_PRUNE_FRACTION * coo.data.max()) & (coo.row != coo.col)
-    if not keep.any():
+    off = coo.row != coo.col
+    row, col, data = coo.row[off], coo.col[off], coo.data[off]
+    if data.size == 0:
         raise ValueError("graph has no edges between distinct cells.")
+    if not np.isfinite(data).all() or data.min() < 0:
+        raise ValueError("graph weights must be finite and non-negative.")
+    top = float(data.max())
+    if top <= 0:
+        raise ValueError("graph has no edges between distinct cells (all weights are 0).")
+    heaviest = np.zeros(graph.shape[0], dtype=np.float64)
+    np.maximum.at(heaviest, row, data)
+    typical = float(np.median(heaviest[heaviest > 0]))
+    keep = data >= EDGE_PRUNE_FRACTION * top
+    if top > MAX_WEIGHT_OUTLIER_RATIO * typical:
+        raise ValueError(
+            f"graph weights: the largest ({top:.3g}) is {top / typical:.3g} times the median "
+            f"cell's heaviest edge ({typical:.3g}). Edges lighter than "
+            f"{EDGE_PRUNE_FRACTION:.1%} of the largest are dropped before training, so this "
+            f"outlier would leave {int(keep.sum())} of {data.size} edges. Check the graph "
+            "(scanpy's connectivities lie in [0, 1]) or clip its weights, e.g. "
+            "graph.data = np.minimum(graph.data, 1)."
+        )
+    lost = np.setdiff1d(np.unique(row), np.unique(row[keep]))
+    if lost.size:
+        warnings.warn(
+            f"{lost.size} cell(s) lose all their edges to pruning (edges lighter than "
+            f"{EDGE_PRUNE_FRACTION:.1%} of the heaviest, {top:.3g}, are dropped): nothing "
+            "pulls them towards their neighbours.",
+            UserWarning,
+            stacklevel=2,
+        )
     return EdgeList(
-        heads=coo.row[keep].astype(np.int64),
-        tails=coo.col[keep].astype(np.int64),
-        weights=coo.data[keep].astype(np.float64),
+        heads=row[keep].astype(np.int64),
+        tails=col[keep].astype(np.int64),
+        weights=data[keep].astype(np.float64),
         n_nodes=graph.shape[0],
     )

@@ -219,6 +219,28 @@ def _check_numeric(X: object, source: str) -> None:
         raise ValueError(f"adata.{source} must be numeric, got dtype {dtype}.")
 
 
+def check_finite(X: np.ndarray | sparse.spmatrix, source: str) -> None:
+    """Refuse NaN, infinite and beyond-float32 values: the encoder computes in float32."""
+    values = X.data if sparse.issparse(X) else np.asarray(X)
+    if values.dtype.kind != "f" or values.size == 0:
+        return
+    top = np.finfo(np.float32).max
+    if np.isfinite(values).all() and (values.dtype.itemsize <= 4 or np.abs(values).max() <= top):
+        return
+    n_nan, n_inf = int(np.isnan(values).sum()), int(np.isinf(values).sum())
+    n_big = int((np.abs(values) > top).sum()) - n_inf
+    found = [f"{n_nan} NaN value(s)", f"{n_inf} infinite value(s)",
+             f"{n_big} value(s) beyond float32's range (|x| > 3.4e38)"]  # fmt: skip
+    found = [text for n, text in zip((n_nan, n_inf, n_big), found, strict=True) if n]
+    where = {"X": "adata.X", "raw": "adata.raw.X"}.get(
+        source, f"adata.layers[{source.removeprefix('layers/')!r}]"
+    )
+    raise ValueError(
+        f"{where} holds {', '.join(found)} in the genes used: the embedding and contributions "
+        "would be NaN. Fix or remove them (or leave those genes out with mask_var)."
+    )
+
+
 class ColumnView:
     """Rows of a matrix restricted to some columns, read block by block without a copy.
 
@@ -293,7 +315,9 @@ def expression(adata: AnnData, *, layer: str | None, use_raw: bool, mask_var: ob
     if not mask.any():
         raise ValueError("mask_var selects no genes.")
     view = ColumnView(X, np.flatnonzero(mask))
-    return Expression(view.materialise(), str_array(var.index[mask]), mask, src)
+    X = view.materialise()
+    check_finite(X, src)
+    return Expression(X, str_array(var.index[mask]), mask, src)
 
 
 def model_expression(adata: AnnData, key: str, *, missing: str = "error") -> ColumnView:

@@ -165,6 +165,8 @@ def rank_contributions(
     parse_view(view, acc.embedding(adata, key).shape[1])
     cats = acc.categorical(adata, groupby)
     names = [str(c) for c in cats.categories]
+    if not names:
+        raise ValueError(f"adata.obs[{groupby!r}] has no cell with a value: nothing to rank.")
     if reference is not None and reference != "rest" and reference not in names:
         raise ValueError(f"reference={reference!r} is not 'rest' or a group of {groupby!r}.")
     chosen = list(names) if groups is None else [str(g) for g in groups]
