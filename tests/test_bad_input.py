@@ -471,3 +471,31 @@ def test_same_seed_is_bitwise_identical(base):
         assert_same(getattr(a, slot)[k], getattr(b, slot)[k], f"{slot}[{k!r}]")
     assert_same(a.uns["det"]["model"], b.uns["det"]["model"], "uns['det']['model']")
     np.testing.assert_array_equal(a.uns["det"]["loss_history"], b.uns["det"]["loss_history"])
+
+
+# ---------------------------------------------------------------- correct output where it was wrong
+
+
+def test_float16_storage_records_the_exactness_of_what_is_stored(adata):
+    gb.tl.glassbox_umap(adata, **FIT, key_added="half", contributions="float16")
+    info, stored = adata.uns["half"], adata.obsm["half_contributions"]
+    assert stored.dtype == np.float16
+    emb = adata.obsm["X_half"]
+    recon = stored.astype(np.float64).sum(-1)
+    measured = np.abs(recon - emb).max() / np.abs(emb).max()
+    assert info["exactness"] < 1e-5
+    np.testing.assert_allclose(info["exactness_stored"], measured, rtol=1e-3)
+    assert info["exactness_stored"] >= info["exactness"]
+
+
+def test_backed_sparse_x_works_and_matches_in_memory(base, tmp_path):
+    import anndata as ad
+
+    path = tmp_path / "backed.h5ad"
+    base.write_h5ad(path)
+    backed = ad.read_h5ad(path, backed="r")
+    gb.tl.glassbox_umap(backed, **FIT, key_added="bk")
+    inmem = base.copy()
+    gb.tl.glassbox_umap(inmem, **FIT, key_added="bk")
+    assert_same(backed.obsm["X_bk"], inmem.obsm["X_bk"], "obsm['X_bk']")
+    backed.file.close()
