@@ -285,10 +285,10 @@ def _q_rename_genes(q):
 
 
 TRANSFORM_CASES = [
-    ("nan_query", _q_dense(np.nan), {}, r"NaN, infinite"),
-    ("inf_query", _q_dense(np.inf), {}, r"NaN, infinite"),
+    ("nan_query", _q_dense(np.nan), {}, r"adata.X holds 1 NaN value"),
+    ("inf_query", _q_dense(np.inf), {}, r"adata.X holds 1 infinite value"),
     ("1e39_query", _q_dense(1e39, np.float64), {}, r"float32"),
-    ("nan_sparse_query", _sparse_value(np.nan), {}, r"NaN, infinite"),
+    ("nan_sparse_query", _sparse_value(np.nan), {}, r"adata.X holds 1 NaN value"),
     ("zero_cells", _q_no_cells, {}, r"no cells"),
     ("X_none", _q_x_none, {}, r"None"),
     ("all_genes_missing_zero", _q_rename_genes, {"missing_genes": "zero"}, r"genes are missing"),

@@ -44,13 +44,7 @@ def _query_matrix(
     if view.shape[0] == 0:
         raise ValueError("the query holds no cells.")
     X = view.materialise()
-    values = X.data if sparse.issparse(X) else X
-    # Check what the encoder will see: float64 values beyond float32's range become inf.
-    if not np.isfinite(values.astype(np.float32, copy=False)).all():
-        raise ValueError(
-            f"the query's adata.{source} holds NaN, infinite or out-of-float32-range values "
-            "for the model's genes."
-        )
+    acc.check_finite(X, source)  # what the float32 encoder will see
     return X, missing
 
 
