@@ -68,7 +68,8 @@ def test_tools_have_examples(mod, name, func):
 
 
 CORE = ["_encoder", "_graph", "_training", "_contributions", "_storage", "_estimator",
-        "_sampling", "_threads", "_memory", "_keys", "_torch", "_docs"]  # fmt: skip
+        "_sampling", "_threads", "_memory", "_keys", "_torch", "_docs",
+        "_params", "_init", "_fit", "_checks", "_callbacks", "_persistence"]  # fmt: skip
 
 
 @pytest.mark.parametrize("module", CORE)

@@ -11,187 +11,41 @@ from __future__ import annotations
 from . import _torch  # noqa: F401  (first: torch loads under the OpenMP wait policy)
 
 # isort: split
-import logging
-import numbers
 import os
-import warnings
 from typing import Any
 
 import numpy as np
 import torch
 from scipy import sparse
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from . import _graph
-from ._contributions import (
-    InputMap,
-    Reduction,
-    check_reduction,
-    column_mean,
-    jacobian,
-    stream_contributions,
+from ._callbacks import RestoreBestWeights, lightning_callback
+from ._checks import check_encoder, check_X
+from ._contributions import InputMap, Reduction, check_reduction, jacobian, stream_contributions
+from ._fit import training_module
+from ._params import (
+    DEFAULT_LR,
+    INFERENCE_BATCH,
+    _batch,
+    auto_batch_size,
+    auto_epochs,
+    check_params,
 )
-from ._encoder import ENCODERS, build_encoder
-from ._storage import (
-    FORMAT_VERSION,
-    LIBRARY,
-    ModelFormatError,
-    _scalar,
-    build_from_block,
-    check_block,
-    input_map_arrays,
-    load_block,
-    load_weights,
-    save_block,
-    state_dict_to_numpy,
-)
+from ._persistence import from_block, to_block
+from ._storage import load_block, save_block
 from ._threads import torch_threads
-from ._training import PRECISIONS, UMAPModule, train
+from ._training import UMAPModule, train
 
-logger = logging.getLogger(__name__)
-
-#: Tolerance for the exactness check of a custom encoder on random inputs.
-CUSTOM_ENCODER_RTOL = 1e-4
-
-
-#: With ``epochs=None``: aim for this many optimiser steps, within the epoch bounds below.
-AUTO_STEPS = 1000
-AUTO_EPOCHS = (10, 500)
-
-
-#: With ``batch_size=None``: edges per step, between these bounds (see :func:`auto_batch_size`).
-AUTO_BATCH = (10_000, 20_000)
-#: Cells per chunk of ``transform`` and ``compute_contributions`` with ``batch_size=None``.
-INFERENCE_BATCH = 10_000
-
-#: The default of ``lr``: Adam's step size on the network's weights.
-DEFAULT_LR = 3e-3
-#: Above this, ``lr``/``learning_rate`` is probably umap-learn's SGD step size (1.0) by habit.
-LR_WARN_ABOVE = 0.1
-
-#: ``init`` layouts: the encoder first regresses the layout for this many Adam steps ...
-INIT_STEPS = 300
-#: ... on this many cells per step.
-INIT_BATCH = 4096
-INITS = ("random", "spectral", "pca", "tswspectral")
-
-#: Largest float32: float64 input beyond it would become inf in the float32 encoder.
-FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-#: Trainer options that the estimator sets itself; passing them in ``trainer_kwargs`` would
-#: desynchronise the loss history, the epoch count or the device from the estimator's record.
-OWNED_TRAINER_KWARGS = {
-    "max_epochs": "epochs",
-    "min_epochs": "epochs",
-    "max_steps": "epochs",
-    "min_steps": "epochs",
-    "max_time": "epochs",
-    "limit_train_batches": "num_batches",
-    "overfit_batches": "num_batches",
-    "fast_dev_run": "epochs",
-    "accelerator": "accelerator",
-    "devices": "devices",
-    "precision": "precision",
-}
-
-#: umap-learn parameters refused unless left at their default: ``name: (default, why)``.
-UNSUPPORTED = {
-    "output_metric": (
-        "euclidean",
-        "the embedding is Euclidean: the loss uses q = 1 / (1 + a d^(2b)) with Euclidean d",
-    ),
-    "output_metric_kwds": (None, "only the Euclidean output metric is supported"),
-    "target_n_neighbors": (-1, "supervised UMAP (fit with y) is not implemented; y is ignored"),
-    "target_metric": (
-        "categorical",
-        "supervised UMAP (fit with y) is not implemented; y is ignored",
-    ),
-    "target_metric_kwds": (None, "supervised UMAP (fit with y) is not implemented"),
-    "target_weight": (0.5, "supervised UMAP (fit with y) is not implemented; y is ignored"),
-    "transform_mode": (
-        "embedding",
-        "transform always embeds with the trained encoder; there is no graph mode",
-    ),
-    "densmap": (False, "densMAP's density-preserving loss is not implemented"),
-    "output_dens": (False, "densMAP's local radii are not computed"),
-    "checkpoint_dir": (
-        None,
-        "scglassbox writes no training checkpoints (Lightning's are pickles); "
-        "use restore_best_weights=True to keep the best epoch in memory and save() the model",
-    ),
-}
-
-#: Parameters that only steer how a kNN graph is built by ``fit``.
-GRAPH_OPTIONS = {
-    "metric_kwds": None,
-    "set_op_mix_ratio": 1.0,
-    "local_connectivity": 1.0,
-    "disconnection_distance": None,
-    "precomputed_knn": (None, None, None),
-    "force_approximation_algorithm": False,
-    "angular_rp_forest": False,
-}
-
-#: Settings that steer a fit but do not describe the fitted model: not stored by ``to_dict``.
-RUNTIME_PARAMS = frozenset(
-    {
-        "quiet",
-        "verbose",
-        "accelerator",
-        "devices",
-        "trainer_kwargs",
-        "extra_callbacks",
-        "checkpoint_dir",
-        "num_workers",
-        "n_jobs",
-        "tqdm_kwds",
-        "low_memory",
-        "transform_queue_size",
-        "transform_seed",
-        "encoder",  # stored as the block's 'architecture'
-        "encoder_name",
-        "encoder_kwargs",
-        "n_epochs",  # synonyms: 'epochs' and 'lr' hold the values used
-        "learning_rate",
-    }
-)
-#: Model-block ``params`` entries that record what a fit used, beyond the constructor's.
-FITTED_PARAMS = ("batch_size_used", "precision_used")
-
-
-def auto_batch_size(n_cells: int) -> int:
-    """Edges per step: ``min(4 n, 30,000 - 2 n)``, clipped to :data:`AUTO_BATCH`.
-
-    That is 10,000 edges, rising to 20,000 at 5,000 cells and back to 10,000 at 10,000. Up to a
-    few thousand cells a step of 10,000 edges already encodes nearly every cell, so more edges
-    cost only the cheap 2-D loss and give a steadier gradient: on the 5,000-cell benchmark set,
-    20,000 edges raised kNN preservation from 0.469-0.477 to 0.482-0.486 (three seeds) for 10%
-    more time. On larger data each extra edge adds cells to encode, and the default stays at
-    10,000.
-    """
-    lo, hi = AUTO_BATCH
-    return int(min(hi, max(lo, min(4 * n_cells, 30_000 - 2 * n_cells))))
-
-
-def auto_epochs(n_edges: int, batch_size: int) -> int:
-    """Epochs for about :data:`AUTO_STEPS` steps, clipped to :data:`AUTO_EPOCHS`.
-
-    A network generalises across cells, so it needs a number of gradient steps rather than a
-    number of passes per cell: small data gets many epochs (like umap-learn's 500), large
-    data few.
-    """
-    steps_per_epoch = -(-n_edges // max(min(batch_size, n_edges), 1))
-    lo, hi = AUTO_EPOCHS
-    return int(min(hi, max(lo, round(AUTO_STEPS / steps_per_epoch))))
-
-
-def _str_array(names: object) -> np.ndarray:
-    """Names as a numpy array of str (h5ad may hand back bytes or object arrays)."""
-    arr = np.asarray(names, dtype=object).ravel()
-    return np.array([n.decode() if isinstance(n, bytes) else str(n) for n in arr], dtype=object)
-
+# With the names that tests and docs import from here since before the split into modules.
+__all__ = [
+    "SKLEARN_EXPECTED_FAILED_CHECKS",
+    "GlassBoxUMAP",
+    "auto_batch_size",
+    "auto_epochs",
+    "check_encoder",
+]
 
 #: ``sklearn.utils.estimator_checks`` checks that cannot pass by design, with the reason; pass
 #: it as ``expected_failed_checks`` to ``check_estimator`` / ``parametrize_with_checks``.
@@ -202,43 +56,6 @@ SKLEARN_EXPECTED_FAILED_CHECKS = {
         "with the names listed."
     ),
 }
-
-
-class _RestoreBestWeights:
-    """Lightning callback: keep the encoder's weights of the epoch with the lowest loss.
-
-    The weights at the start of epoch ``e`` are those at the end of epoch ``e - 1``, whose
-    loss is then already in the module's history, so no hook order matters.
-    """
-
-    def __init__(self) -> None:
-        self.best = float("inf")
-        self.epoch: int | None = None
-        self.state: dict[str, torch.Tensor] | None = None
-
-    def _consider(self, module: UMAPModule, epoch: int) -> None:
-        loss = float(module.history[epoch])
-        if np.isfinite(loss) and loss < self.best:
-            self.best, self.epoch = loss, epoch
-            self.state = {k: v.detach().clone() for k, v in module.encoder.state_dict().items()}
-
-    def on_train_epoch_start(self, trainer: Any, module: UMAPModule) -> None:
-        if trainer.current_epoch > 0:
-            self._consider(module, trainer.current_epoch - 1)
-
-    def on_train_end(self, trainer: Any, module: UMAPModule) -> None:
-        written = np.flatnonzero(np.isfinite(module.history.cpu().numpy()))
-        if written.size:
-            self._consider(module, int(written[-1]))
-        if self.state is not None:
-            module.encoder.load_state_dict(self.state)
-
-
-def _lightning_callback(cls: type) -> type:
-    """``cls`` as a subclass of Lightning's ``Callback`` (Lightning is imported by training)."""
-    import lightning.pytorch as lp
-
-    return type(cls.__name__, (cls, lp.Callback), {})
 
 
 class GlassBoxUMAP(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -505,204 +322,13 @@ extra_callbacks
     def _check_params(self) -> dict[str, Any]:
         """Check every parameter (scikit-learn forbids it in ``__init__``); return settings.
 
-        Each error names the parameter the user passed. The returned dict holds the values
-        a fit uses once synonyms are resolved: ``epochs``, ``lr``, ``encoder``, ``quiet``,
-        ``a``, ``b``, ``accelerator``, ``devices``, ``threads`` and ``custom_graph``.
+        See :func:`scglassbox._params.check_params` for the settings a fit uses.
         """
-
-        def integer(name: str, minimum: int = 1, optional: bool = False) -> None:
-            v = getattr(self, name)
-            if optional and v is None:
-                return
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < minimum:
-                raise ValueError(f"{name} must be an integer >= {minimum}, got {v!r}.")
-
-        def real(name: str, allow_zero: bool = False, optional: bool = False) -> None:
-            v = getattr(self, name)
-            if optional and v is None:
-                return
-            ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v)
-            if not ok or v < 0 or (v == 0 and not allow_zero):
-                bound = ">= 0" if allow_zero else "> 0"
-                raise ValueError(f"{name} must be a finite number {bound}, got {v!r}.")
-
-        def flag(name: str, optional: bool = False) -> None:
-            v = getattr(self, name)
-            if not (isinstance(v, (bool, np.bool_)) or (optional and v is None)):
-                raise ValueError(f"{name} must be True or False, got {v!r}.")
-
-        def mapping(name: str) -> None:
-            v = getattr(self, name)
-            if v is not None and not isinstance(v, dict):
-                raise ValueError(f"{name} must be a dict or None, got {type(v).__name__}.")
-
-        integer("n_neighbors", 2)
-        integer("n_components", 1)
-        integer("negative_sample_rate", 1)
-        integer("pca_components", 1, optional=True)
-        integer("epochs", 1, optional=True)
-        integer("n_epochs", 1, optional=True)
-        integer("batch_size", 1, optional=True)
-        integer("num_batches", 1, optional=True)
-        integer("num_workers", 0)
-        real("min_dist", allow_zero=True)
-        real("spread")
-        real("repulsion_strength", allow_zero=True)
-        real("lr")
-        real("learning_rate", optional=True)
-        real("a", optional=True)
-        real("b", optional=True)
-        real("set_op_mix_ratio", allow_zero=True)
-        real("local_connectivity")
-        real("transform_queue_size")
-        real("disconnection_distance", optional=True)
-        real("dens_lambda", allow_zero=True)
-        real("dens_frac", allow_zero=True)
-        real("dens_var_shift", allow_zero=True)
-        for name in ("low_memory", "angular_rp_forest", "force_approximation_algorithm"):
-            flag(name)
-        for name in ("unique", "densmap", "output_dens", "quiet", "restore_best_weights"):
-            flag(name)
-        flag("verbose", optional=True)
-        for name in ("encoder_kwargs", "trainer_kwargs", "metric_kwds", "tqdm_kwds"):
-            mapping(name)
-        if self.set_op_mix_ratio > 1:
-            raise ValueError(f"set_op_mix_ratio must be in [0, 1], got {self.set_op_mix_ratio}.")
-        if self.min_dist > self.spread:
-            raise ValueError(f"min_dist ({self.min_dist}) must not exceed spread ({self.spread}).")
-        if (self.a is None) != (self.b is None):
-            raise ValueError("a and b set the curve q = 1 / (1 + a d^(2b)) together: pass both.")
-        for name in ("random_state", "transform_seed"):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Integral)):
-                raise ValueError(f"{name} must be an int or None, got {v!r}.")
-        for name, (default, why) in UNSUPPORTED.items():
-            v = getattr(self, name)
-            if not (v is default or (isinstance(v, (str, numbers.Number)) and v == default)):
-                raise ValueError(f"{name}={v!r} is not supported: {why}.")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}.")
-        if not isinstance(self.metric, str):
-            raise ValueError(f"metric must be a string, got {self.metric!r}.")
-        if not isinstance(self.init, str) and np.ndim(self.init) != 2:
-            raise ValueError(
-                f"init must be one of {INITS} or an array (n_samples, n_components), "
-                f"got {self.init!r}."
-            )
-        if isinstance(self.init, str) and self.init not in INITS:
-            raise ValueError(f"init must be one of {INITS} or an array, got {self.init!r}.")
-        if self.n_jobs is not None and (
-            isinstance(self.n_jobs, bool)
-            or not isinstance(self.n_jobs, numbers.Integral)
-            or self.n_jobs == 0
-            or self.n_jobs < -1
-        ):
-            raise ValueError(f"n_jobs must be a positive int, -1 or None, got {self.n_jobs!r}.")
-        knn = self.precomputed_knn
-        if not (isinstance(knn, tuple | list) and len(knn) == 3):
-            raise ValueError(
-                f"precomputed_knn must be (knn_indices, knn_dists, knn_search_index), got {knn!r}."
-            )
-        if self.extra_callbacks is not None and not isinstance(self.extra_callbacks, list | tuple):
-            raise ValueError("extra_callbacks must be a list of Lightning callbacks or None.")
-        owned = sorted(set(self.trainer_kwargs or {}) & set(OWNED_TRAINER_KWARGS))
-        if owned:
-            use = sorted({OWNED_TRAINER_KWARGS[k] for k in owned})
-            raise ValueError(
-                f"trainer_kwargs may not set {owned}: the estimator sets them itself and "
-                f"records what it used; use its parameter(s) {use} instead."
-            )
-
-        epochs = _same("epochs", self.epochs, "n_epochs", self.n_epochs, None)
-        lr = _same("lr", self.lr, "learning_rate", self.learning_rate, DEFAULT_LR)
-        if lr > LR_WARN_ABOVE:
-            name = "learning_rate" if self.learning_rate is not None else "lr"
-            warnings.warn(
-                f"{name}={lr} is Adam's step size on the network's weights (default "
-                f"{DEFAULT_LR}), not umap-learn's SGD step size on coordinates (1.0); "
-                f"values above {LR_WARN_ABOVE} usually make training diverge.",
-                UserWarning,
-                stacklevel=3,
-            )
-        encoder = _same("encoder", self.encoder, "encoder_name", self.encoder_name, "default")
-        if not isinstance(encoder, nn.Module) and encoder not in ("default", *ENCODERS):
-            name = "encoder_name" if self.encoder_name is not None else "encoder"
-            raise ValueError(
-                f"{name} must be one of {('default', *ENCODERS)} or a torch.nn.Module, "
-                f"got {encoder!r}."
-            )
-        quiet = self.quiet
-        if self.verbose is not None:
-            if self.verbose and self.quiet:
-                raise ValueError("verbose=True and quiet=True contradict each other.")
-            quiet = not self.verbose
-        if (self.tqdm_kwds or {}).get("disable") is True:
-            quiet = True
-        accelerator, devices = self.accelerator, self.devices
-        device = getattr(self, "_device", None)
-        if device is not None:  # .to(device) before fit, as in the reference package
-            accelerator = {"cuda": "gpu"}.get(device.type, device.type)
-            devices = [device.index] if device.index is not None else 1
-        custom_graph = any(
-            not _is_default(getattr(self, k), v) for k, v in GRAPH_OPTIONS.items()
-        ) or bool(self.metric_kwds)
-        n_jobs = self.n_jobs
-        return {
-            "epochs": epochs,
-            "lr": float(lr),
-            "encoder": encoder,
-            "quiet": bool(quiet),
-            "a": None if self.a is None else float(self.a),
-            "b": None if self.b is None else float(self.b),
-            "accelerator": accelerator,
-            "devices": devices,
-            "threads": None if n_jobs is None or n_jobs == -1 else int(n_jobs),
-            "custom_graph": custom_graph,
-        }
+        return check_params(self)
 
     def _validate_X(self, X: object, *, reset: bool) -> np.ndarray | sparse.csr_matrix:
-        """scikit-learn's validation, then what the float32 encoder needs.
-
-        A DataFrame whose string columns hold every name seen at fit is put in that order
-        first (never silently positional); missing names are refused, listed.
-        """
-        if not reset:
-            X = self._align_columns(X)
-        X = validate_data(
-            self,
-            X,
-            reset=reset,
-            accept_sparse="csr",
-            dtype="numeric",
-            ensure_min_samples=2 if reset else 1,
-        )
-        if sparse.issparse(X) and not isinstance(X, sparse.csr_matrix):
-            X = sparse.csr_matrix(X)  # shares the arrays of a csr_array
-        if X.dtype.kind == "f" and X.dtype.itemsize > 4:
-            values = X.data if sparse.issparse(X) else X
-            if values.size and max(-values.min(), values.max()) > FLOAT32_MAX:
-                raise ValueError(
-                    f"X has values beyond float32's range (|x| > {FLOAT32_MAX:.3g}); the "
-                    "encoder computes in float32, where they would become infinite."
-                )
-        return X
-
-    def _align_columns(self, X: object) -> object:
-        names = getattr(self, "feature_names_in_", None)
-        columns = getattr(X, "columns", None)
-        if names is None or columns is None or not hasattr(X, "__getitem__"):
-            return X
-        columns = list(columns)
-        if not all(isinstance(c, str) for c in columns) or columns == list(names):
-            return X  # scikit-learn's own checks report non-string or absent names
-        present = set(columns)
-        missing = [n for n in names if n not in present]
-        if missing:
-            shown = ", ".join(map(repr, missing[:20])) + (" ..." if len(missing) > 20 else "")
-            raise ValueError(
-                f"X lacks {len(missing)} of the {len(names)} feature names seen at fit: {shown}."
-            )
-        return X[list(names)]
+        """scikit-learn's validation, then what the float32 encoder needs (:func:`check_X`)."""
+        return check_X(self, X, reset=reset)
 
     # ------------------------------------------------------------------ fitting
     def fit(
@@ -740,7 +366,7 @@ extra_callbacks
             module, graph, input_map, features = self._training_module(
                 X, graph, projection, settings
             )
-            best = _lightning_callback(_RestoreBestWeights)() if self.restore_best_weights else None
+            best = lightning_callback(RestoreBestWeights)() if self.restore_best_weights else None
             history = train(
                 module,
                 quiet=settings["quiet"],
@@ -782,209 +408,7 @@ extra_callbacks
     ) -> tuple[UMAPModule, sparse.csr_matrix, InputMap, np.ndarray]:
         """The module ``fit`` trains, with the graph, input map and encoder inputs it used."""
         settings = self._check_params() if settings is None else settings
-        n, n_features = X.shape
-        if self.pca_components is not None and self.pca_components > min(n, n_features):
-            raise ValueError(
-                f"pca_components ({self.pca_components}) exceeds min(n_samples, n_features) "
-                f"= {min(n, n_features)}."
-            )
-        if graph is None:
-            n_neighbors = self.n_neighbors
-            if n_neighbors >= n:
-                warnings.warn(
-                    f"n_neighbors ({n_neighbors}) is not smaller than the number of samples "
-                    f"({n}); using {n - 1}, as umap-learn does.",
-                    UserWarning,
-                    stacklevel=3,
-                )
-                n_neighbors = n - 1
-            if settings["custom_graph"]:
-                graph = self._umap_graph(X, n_neighbors)
-            else:
-                graph = _graph.fuzzy_graph(
-                    X, n_neighbors=n_neighbors, metric=self.metric, random_state=self.random_state
-                )
-        else:
-            if settings["custom_graph"]:
-                changed = [
-                    k for k, v in GRAPH_OPTIONS.items() if not _is_default(getattr(self, k), v)
-                ]
-                raise ValueError(
-                    f"{changed or ['metric_kwds']} "
-                    "steer the kNN graph that fit builds, but a graph was passed: set them "
-                    "where that graph is built (e.g. sc.pp.neighbors) instead."
-                )
-            graph = _graph.check_graph(graph, n)
-        edges = _graph.edge_list(graph)
-
-        if projection is None:
-            input_map = self._fit_input_map(X)
-        else:
-            input_map = InputMap(*projection)
-            if input_map.n_features != n_features or (
-                input_map.components is not None and input_map.components.shape[0] != n_features
-            ):
-                raise ValueError(f"projection does not match X's {n_features} features.")
-        encoder = self._make_encoder(input_map.n_inputs, settings["encoder"])
-        features = np.concatenate(
-            [z for _, _, z in input_map.chunks(X, max(self._inference_batch, 4096))], axis=0
-        )
-        if not np.isfinite(features).all():
-            raise ValueError("X's centred values overflow float32: rescale X.")
-        if settings["a"] is None:
-            a, b = _graph.find_ab_params(self.spread, self.min_dist)
-        else:
-            a, b = settings["a"], settings["b"]
-        batch_size = self.batch_size or auto_batch_size(n)
-        if settings["epochs"] is not None:
-            epochs = settings["epochs"]
-        elif self.num_batches:
-            lo, hi = AUTO_EPOCHS
-            epochs = int(min(hi, max(lo, round(AUTO_STEPS / self.num_batches))))
-        else:
-            epochs = auto_epochs(edges.n_edges, batch_size)
-        seed = self._seed()
-        if not (isinstance(self.init, str) and self.init == "random"):
-            target = self._init_layout(X, graph, seed)
-            _regress_layout(encoder, features, target, seed=seed, lr=settings["lr"])
-        module = UMAPModule(
-            encoder,
-            torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)),
-            edges,
-            a=a,
-            b=b,
-            negative_sample_rate=self.negative_sample_rate,
-            repulsion_strength=self.repulsion_strength,
-            lr=settings["lr"],
-            batch_size=batch_size,
-            epochs=epochs,
-            seed=seed,
-            precision=self.precision,
-        )
-        if self.num_batches:
-            module.steps_per_epoch = int(self.num_batches)
-        return module, graph, input_map, features
-
-    def _umap_graph(self, X: np.ndarray | sparse.csr_matrix, n_neighbors: int) -> sparse.csr_matrix:
-        """The fuzzy graph with umap-learn's graph options (``metric_kwds``, ...) applied."""
-        from umap.umap_ import fuzzy_simplicial_set, nearest_neighbors
-
-        n = X.shape[0]
-        rng = np.random.RandomState(self.random_state)
-        kwds = dict(self.metric_kwds or {})
-        knn_indices, knn_dists, _ = self.precomputed_knn
-        if knn_indices is not None:
-            knn_indices, knn_dists = np.asarray(knn_indices), np.asarray(knn_dists)
-            if (
-                knn_dists is None
-                or knn_indices.ndim != 2
-                or knn_indices.shape != knn_dists.shape
-                or knn_indices.shape[0] != n
-                or knn_indices.shape[1] < n_neighbors
-            ):
-                raise ValueError(
-                    f"precomputed_knn must hold indices and distances of shape ({n}, >= "
-                    f"{n_neighbors}), got {knn_indices.shape} and {np.shape(knn_dists)}."
-                )
-            knn_indices = knn_indices[:, :n_neighbors]
-            knn_dists = knn_dists[:, :n_neighbors]
-        elif n < _graph.EXACT_KNN_BELOW and not self.force_approximation_algorithm:
-            from sklearn.neighbors import NearestNeighbors
-
-            nn_kwds = dict(kwds)
-            p = nn_kwds.pop("p") if self.metric == "minkowski" and "p" in nn_kwds else 2
-            nn_ = NearestNeighbors(
-                n_neighbors=n_neighbors, metric=self.metric, p=p, metric_params=nn_kwds or None
-            )
-            knn_dists, knn_indices = nn_.fit(X).kneighbors(X)
-        else:
-            knn_indices, knn_dists, _ = nearest_neighbors(
-                X,
-                n_neighbors,
-                self.metric,
-                kwds,
-                self.angular_rp_forest,
-                rng,
-                low_memory=self.low_memory,
-                n_jobs=1 if self.random_state is not None else -1,
-            )
-        knn_indices = np.array(knn_indices, dtype=np.int32)
-        knn_dists = np.array(knn_dists, dtype=np.float32)
-        if self.disconnection_distance is not None:
-            cut = knn_dists >= self.disconnection_distance
-            knn_indices[cut], knn_dists[cut] = -1, np.inf
-        graph, _, _ = fuzzy_simplicial_set(
-            X,
-            n_neighbors,
-            rng,
-            self.metric,
-            kwds,
-            knn_indices,
-            knn_dists,
-            self.angular_rp_forest,
-            self.set_op_mix_ratio,
-            self.local_connectivity,
-        )
-        return sparse.csr_matrix(graph)
-
-    def _init_layout(
-        self, X: np.ndarray | sparse.csr_matrix, graph: sparse.csr_matrix, seed: int
-    ) -> np.ndarray:
-        """The ``init`` layout, scaled as umap-learn scales it, centred on 0 (float32)."""
-        n, d = X.shape[0], self.n_components
-        init = self.init
-        if isinstance(init, str) and init == "pca":
-            from sklearn.decomposition import PCA, TruncatedSVD
-
-            if d > min(X.shape):
-                raise ValueError(f"init='pca' needs n_components ({d}) <= {min(X.shape)}.")
-            cls = TruncatedSVD if sparse.issparse(X) else PCA
-            layout = cls(n_components=d, random_state=seed % 2**32).fit_transform(X)
-        elif isinstance(init, str):
-            from umap import spectral
-
-            fn = spectral.spectral_layout if init == "spectral" else spectral.tswspectral_layout
-            rng = np.random.RandomState(seed % 2**32)
-            layout = fn(X, graph, d, rng, metric=self.metric, metric_kwds=self.metric_kwds or {})
-        else:
-            layout = np.asarray(init, dtype=np.float64)
-            if layout.shape != (n, d) or not np.isfinite(layout).all():
-                raise ValueError(
-                    f"init as an array must be finite with shape (n_samples, n_components) = "
-                    f"({n}, {d}), got shape {layout.shape}."
-                )
-        layout = np.asarray(layout, dtype=np.float64)
-        lo, hi = layout.min(axis=0), layout.max(axis=0)
-        layout = 10.0 * (layout - lo) / np.where(hi > lo, hi - lo, 1.0)
-        # The encoder has no bias, so the mean sample maps near 0: centre the target there.
-        return (layout - layout.mean(axis=0)).astype(np.float32)
-
-    def _seed(self) -> int:
-        if self.random_state is None:
-            return int(np.random.SeedSequence().generate_state(1)[0])
-        return int(self.random_state)
-
-    def _fit_input_map(self, X: np.ndarray | sparse.csr_matrix) -> InputMap:
-        mean = column_mean(X)
-        if self.pca_components is None:
-            return InputMap(mean)
-        from sklearn.decomposition import PCA
-
-        solver = "covariance_eigh" if X.shape[1] <= 4096 else "arpack"
-        pca = PCA(self.pca_components, svd_solver=solver, random_state=self.random_state or 0)
-        pca.fit(X)
-        return InputMap(mean, pca.components_.T)
-
-    def _make_encoder(self, n_inputs: int, encoder: str | nn.Module | None = None) -> nn.Module:
-        encoder = self.encoder if encoder is None else encoder
-        if not isinstance(encoder, nn.Module):
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self._seed())
-                return build_encoder(
-                    encoder, n_inputs, self.n_components, **(self.encoder_kwargs or {})
-                )
-        check_encoder(encoder, n_inputs, self.n_components)
-        return encoder
+        return training_module(self, X, graph, projection, settings)
 
     # ------------------------------------------------------------------ inference
     @property
@@ -1162,37 +586,7 @@ extra_callbacks
         (``quiet``, ``accelerator``, ``trainer_kwargs``...) are not stored.
         """
         check_is_fitted(self)
-        arch = getattr(self.encoder_, "architecture", None)
-        if arch is None:
-            arch = {"name": "custom", "class": type(self.encoder_).__qualname__}
-        lr = _same("lr", self.lr, "learning_rate", self.learning_rate, DEFAULT_LR)
-        defaults = _defaults()
-        params: dict[str, Any] = {}
-        for k, v in self.get_params(deep=False).items():
-            v = _scalar(v)
-            if k in RUNTIME_PARAMS or v is None or not isinstance(v, str | numbers.Real):
-                continue  # arrays, modules and dicts do not describe the stored model
-            if k not in CORE_PARAMS and _is_default(v, defaults[k]):
-                continue
-            params[k] = float(v) if isinstance(v, float) else v
-        params.update(epochs=int(self.epochs_), lr=float(lr), a=self.a_, b=self.b_)
-        if getattr(self, "batch_size_", None) is not None:
-            params["batch_size_used"] = int(self.batch_size_)
-        if getattr(self, "precision_", None) is not None:
-            params["precision_used"] = self.precision_
-        arch = {k: (np.asarray(v) if isinstance(v, list) else v) for k, v in arch.items()}
-        block = {
-            "library": LIBRARY,
-            "format_version": FORMAT_VERSION,
-            "architecture": arch,
-            "params": params,
-            "state_dict": state_dict_to_numpy(self.encoder_),
-            "mean": self.input_map_.mean.copy(),
-            "loss_history": np.asarray(self.loss_history_, dtype=np.float64),
-        }
-        if self.input_map_.components is not None:
-            block["components"] = self.input_map_.components.copy()
-        return block
+        return to_block(self)
 
     @classmethod
     def from_dict(cls, block: dict, *, encoder: nn.Module | None = None) -> GlassBoxUMAP:
@@ -1209,54 +603,7 @@ extra_callbacks
             A module of the same class as the one trained, needed only for custom encoders;
             its weights are replaced by the stored ones.
         """
-        check_block(block)
-        params = block.get("params", {})
-        if not isinstance(params, dict):
-            raise ModelFormatError("model field 'params' must be a dict.")
-        allowed = (set(cls._get_param_names()) - RUNTIME_PARAMS) | set(FITTED_PARAMS)
-        unknown = sorted(set(params) - allowed)
-        if unknown:
-            raise ModelFormatError(
-                f"model field 'params' has entries that do not describe a model: {unknown}."
-            )
-        values = {k: _scalar(v) for k, v in params.items()}
-        for k in ("epochs", "a", "b"):
-            if k not in values:
-                raise ModelFormatError(f"model field params[{k!r}] is missing.")
-        a, b = values.pop("a"), values.pop("b")
-        fitted = {k: values.pop(k) for k in FITTED_PARAMS if k in values}
-        est = cls(**values, quiet=True)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # a stored lr was accepted once already
-                est._check_params()
-            est.a_, est.b_ = _positive_float(a, "a"), _positive_float(b, "b")
-        except (ValueError, TypeError) as e:
-            raise ModelFormatError(f"invalid model field 'params': {e}") from e
-        mean, comps = input_map_arrays(block)
-        if encoder is None:
-            module = build_from_block(block)
-        else:
-            load_weights(encoder, block)
-            module = encoder
-        est.input_map_ = InputMap(mean, comps)
-        est.encoder_ = module.cpu().eval()
-        est.encoder = block["architecture"].get("name", "custom") if encoder is None else encoder
-        est.n_features_in_ = mean.shape[0]
-        est._n_features_out = est.n_components
-        est.epochs_ = est.epochs
-        if "batch_size_used" in fitted:
-            est.batch_size_ = int(fitted["batch_size_used"])
-        if "precision_used" in fitted:
-            est.precision_ = str(fitted["precision_used"])
-        try:
-            est.loss_history_ = np.asarray(block.get("loss_history", []), dtype=np.float64)
-        except (TypeError, ValueError) as e:
-            raise ModelFormatError(f"model field 'loss_history' is not numeric: {e}") from e
-        if block.get("var_names") is not None:
-            est.feature_names_in_ = _str_array(block["var_names"])
-        _check_io(est)
-        return est
+        return from_block(cls, block, encoder)
 
     def save(self, path: str | os.PathLike) -> os.PathLike:
         """Save the fitted model to one file at exactly ``path``, whatever its suffix.
@@ -1275,161 +622,3 @@ extra_callbacks
         :class:`~scglassbox._storage.ModelFormatError` that says how to convert it.
         """
         return cls.from_dict(load_block(path), encoder=encoder)
-
-
-#: Parameters stored in every model block (as before parameters were collected generically).
-CORE_PARAMS = frozenset(
-    {
-        "n_neighbors",
-        "min_dist",
-        "spread",
-        "metric",
-        "n_components",
-        "negative_sample_rate",
-        "repulsion_strength",
-        "pca_components",
-        "lr",
-        "epochs",
-        "batch_size",
-        "random_state",
-        "precision",
-    }
-)
-
-
-def _defaults() -> dict[str, Any]:
-    import inspect
-
-    sig = inspect.signature(GlassBoxUMAP.__init__)
-    return {k: p.default for k, p in sig.parameters.items() if k != "self"}
-
-
-def _is_default(value: object, default: object) -> bool:
-    if value is default:
-        return True
-    if isinstance(default, tuple):
-        return isinstance(value, tuple | list) and all(v is None for v in value)
-    if default is None or isinstance(value, np.ndarray):
-        return False
-    try:
-        return bool(value == default)
-    except (TypeError, ValueError):
-        return False
-
-
-def _same(name: str, value: object, alias: str, alias_value: object, default: object) -> object:
-    """One setting under two names: the alias when given, and no contradiction."""
-    if alias_value is None:
-        return value
-    if not _is_default(value, default) and value is not alias_value and value != alias_value:
-        raise ValueError(
-            f"{name}={value!r} and {alias}={alias_value!r} are the same setting under two "
-            f"names; pass only one."
-        )
-    return alias_value
-
-
-def _batch(batch_size: object) -> int | None:
-    if batch_size is None:
-        return None
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, numbers.Integral)
-        or batch_size < 1
-    ):
-        raise ValueError(f"batch_size must be an integer >= 1 or None, got {batch_size!r}.")
-    return int(batch_size)
-
-
-def _positive_float(v: object, name: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v) or v <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {v!r}.")
-    return float(v)
-
-
-def _regress_layout(
-    encoder: nn.Module, features: np.ndarray, target: np.ndarray, *, seed: int, lr: float
-) -> None:
-    """Train ``encoder`` briefly to map ``features`` to the ``init`` layout ``target``."""
-    x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
-    t = torch.from_numpy(target)
-    n = x.shape[0]
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(encoder.parameters(), lr=lr)
-    was_training = encoder.training
-    encoder.train()
-    for _ in range(INIT_STEPS):
-        idx = torch.randint(n, (min(n, INIT_BATCH),), generator=gen)
-        loss = (encoder(x.index_select(0, idx)) - t.index_select(0, idx)).pow(2).sum(1).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    encoder.train(was_training)
-    with torch.no_grad():
-        resid = float((encoder(x[:INIT_BATCH]) - t[:INIT_BATCH]).pow(2).sum(1).mean())
-    spread = float(t[:INIT_BATCH].pow(2).sum(1).mean())
-    logger.info("init layout regressed: R^2 = %.3f", 1.0 - resid / max(spread, 1e-12))
-
-
-def _check_io(est: GlassBoxUMAP) -> None:
-    """Check that the rebuilt encoder maps the stored input width to n_components."""
-    arch = getattr(est.encoder_, "architecture", None)
-    if arch is not None:
-        if arch["n_in"] != est.input_map_.n_inputs:
-            raise ModelFormatError(
-                f"model field architecture['n_in'] ({arch['n_in']}) does not match the "
-                f"encoder input width of 'mean'/'components' ({est.input_map_.n_inputs})."
-            )
-        if arch["n_out"] != est.n_components:
-            raise ModelFormatError(
-                f"model field architecture['n_out'] ({arch['n_out']}) does not match "
-                f"params['n_components'] ({est.n_components})."
-            )
-    z = torch.zeros(1, est.input_map_.n_inputs)
-    try:
-        with torch.no_grad():
-            out = est.encoder_(z)
-    except RuntimeError as e:
-        raise ModelFormatError(f"encoder does not accept the stored input width: {e}") from e
-    if tuple(out.shape) != (1, est.n_components):
-        raise ModelFormatError(
-            f"the encoder outputs {out.shape[1]} dimensions, but params['n_components'] is "
-            f"{est.n_components}."
-        )
-
-
-def check_encoder(
-    module: nn.Module, n_inputs: int, n_components: int, *, n_samples: int = 64, seed: int = 0
-) -> None:
-    """Refuse a custom encoder whose contributions do not reconstruct its output.
-
-    Checks on random inputs (two scales) that ``f(x)`` has the right shape and that
-    ``sum_g J(x)[d, g] x[g] == f(x)[d]``, which holds exactly for bias-free networks with
-    piecewise-linear activations through the origin.
-    """
-    if not isinstance(module, nn.Module):
-        raise TypeError(f"encoder must be a torch.nn.Module, got {type(module).__name__}.")
-    gen = torch.Generator().manual_seed(seed)
-    dtype = next(module.parameters(), torch.empty(0)).dtype
-    x = torch.randn(n_samples, n_inputs, generator=gen, dtype=dtype)
-    for scale in (1.0, 10.0):
-        try:
-            y, jac = jacobian(module.eval(), x * scale)
-        except RuntimeError as e:
-            raise ValueError(
-                f"the custom encoder failed on input of shape ({n_samples}, {n_inputs}): {e}"
-            ) from e
-        if tuple(y.shape) != (n_samples, n_components):
-            raise ValueError(
-                f"the custom encoder maps ({n_samples}, {n_inputs}) to {tuple(y.shape)}, "
-                f"expected ({n_samples}, {n_components})."
-            )
-        recon = (jac * (x * scale)[:, None, :]).sum(-1)
-        err = float((recon - y).abs().max() / y.abs().max().clamp_min(1e-12))
-        if not err <= CUSTOM_ENCODER_RTOL:
-            raise ValueError(
-                "the custom encoder's contributions do not sum to its output (relative error "
-                f"{err:.2e}): use bias-free layers and activations that are piecewise linear "
-                "through the origin (ReLU, LeakyReLU, PReLU), and no batch-dependent layers."
-            )
-    module.train()

@@ -1,0 +1,207 @@
+"""What ``fit`` trains: the graph, the input map, the encoder and the schedule, as a module.
+
+:func:`training_module` turns the estimator's parameters and ``X`` into the
+:class:`~scglassbox._training.UMAPModule` that Lightning trains, in a fixed order of random draws
+(graph, PCA, initial weights, ``init`` layout), so a fixed ``random_state`` gives the same fit.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import sparse
+from torch import nn
+
+from . import _graph
+from ._checks import check_encoder
+from ._contributions import InputMap, column_mean
+from ._encoder import build_encoder
+from ._init import init_layout, regress_layout, umap_graph
+from ._params import (
+    AUTO_EPOCHS,
+    AUTO_STEPS,
+    GRAPH_OPTIONS,
+    INFERENCE_BATCH,
+    _is_default,
+    auto_batch_size,
+    auto_epochs,
+)
+from ._training import UMAPModule
+
+
+def training_module(
+    est: Any,
+    X: np.ndarray | sparse.spmatrix,
+    graph: object,
+    projection: tuple[np.ndarray, np.ndarray | None] | None,
+    settings: dict[str, Any],
+) -> tuple[UMAPModule, sparse.csr_matrix, InputMap, np.ndarray]:
+    """The module that ``est`` (a ``GlassBoxUMAP``) trains on ``X``, with what it was built from.
+
+    Parameters
+    ----------
+    est
+        The estimator whose parameters to use.
+    X
+        Validated input ``(n_samples, n_features)``.
+    graph
+        A precomputed fuzzy graph, or ``None`` to build the kNN graph here.
+    projection
+        A fixed input map ``(mean, components)``, or ``None`` to fit centring (and PCA).
+    settings
+        What :func:`scglassbox._params.check_params` returned for ``est``.
+
+    Returns
+    -------
+    The module, the fuzzy graph, the input map and the encoder's inputs (float32).
+    """
+    n, n_features = X.shape
+    if est.pca_components is not None and est.pca_components > min(n, n_features):
+        raise ValueError(
+            f"pca_components ({est.pca_components}) exceeds min(n_samples, n_features) "
+            f"= {min(n, n_features)}."
+        )
+    if graph is None:
+        n_neighbors = est.n_neighbors
+        if n_neighbors >= n:
+            warnings.warn(
+                f"n_neighbors ({n_neighbors}) is not smaller than the number of samples "
+                f"({n}); using {n - 1}, as umap-learn does.",
+                UserWarning,
+                stacklevel=4,
+            )
+            n_neighbors = n - 1
+        if settings["custom_graph"]:
+            graph = umap_graph(
+                X,
+                n_neighbors,
+                metric=est.metric,
+                metric_kwds=est.metric_kwds,
+                random_state=est.random_state,
+                precomputed_knn=est.precomputed_knn,
+                force_approximation_algorithm=est.force_approximation_algorithm,
+                angular_rp_forest=est.angular_rp_forest,
+                low_memory=est.low_memory,
+                disconnection_distance=est.disconnection_distance,
+                set_op_mix_ratio=est.set_op_mix_ratio,
+                local_connectivity=est.local_connectivity,
+            )
+        else:
+            graph = _graph.fuzzy_graph(
+                X, n_neighbors=n_neighbors, metric=est.metric, random_state=est.random_state
+            )
+    else:
+        if settings["custom_graph"]:
+            changed = [k for k, v in GRAPH_OPTIONS.items() if not _is_default(getattr(est, k), v)]
+            raise ValueError(
+                f"{changed or ['metric_kwds']} "
+                "steer the kNN graph that fit builds, but a graph was passed: set them "
+                "where that graph is built (e.g. sc.pp.neighbors) instead."
+            )
+        graph = _graph.check_graph(graph, n)
+    edges = _graph.edge_list(graph)
+
+    if projection is None:
+        input_map = fit_input_map(X, est.pca_components, est.random_state)
+    else:
+        input_map = InputMap(*projection)
+        if input_map.n_features != n_features or (
+            input_map.components is not None and input_map.components.shape[0] != n_features
+        ):
+            raise ValueError(f"projection does not match X's {n_features} features.")
+    encoder = make_encoder(
+        settings["encoder"],
+        input_map.n_inputs,
+        est.n_components,
+        est.encoder_kwargs,
+        est.random_state,
+    )
+    features = np.concatenate(
+        [z for _, _, z in input_map.chunks(X, max(est.batch_size or INFERENCE_BATCH, 4096))], axis=0
+    )
+    if not np.isfinite(features).all():
+        raise ValueError("X's centred values overflow float32: rescale X.")
+    if settings["a"] is None:
+        a, b = _graph.find_ab_params(est.spread, est.min_dist)
+    else:
+        a, b = settings["a"], settings["b"]
+    batch_size = est.batch_size or auto_batch_size(n)
+    if settings["epochs"] is not None:
+        epochs = settings["epochs"]
+    elif est.num_batches:
+        lo, hi = AUTO_EPOCHS
+        epochs = int(min(hi, max(lo, round(AUTO_STEPS / est.num_batches))))
+    else:
+        epochs = auto_epochs(edges.n_edges, batch_size)
+    seed = seed_of(est.random_state)
+    if not (isinstance(est.init, str) and est.init == "random"):
+        target = init_layout(
+            X,
+            graph,
+            est.init,
+            est.n_components,
+            seed,
+            metric=est.metric,
+            metric_kwds=est.metric_kwds,
+        )
+        regress_layout(encoder, features, target, seed=seed, lr=settings["lr"])
+    module = UMAPModule(
+        encoder,
+        torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)),
+        edges,
+        a=a,
+        b=b,
+        negative_sample_rate=est.negative_sample_rate,
+        repulsion_strength=est.repulsion_strength,
+        lr=settings["lr"],
+        batch_size=batch_size,
+        epochs=epochs,
+        seed=seed,
+        precision=est.precision,
+    )
+    if est.num_batches:
+        module.steps_per_epoch = int(est.num_batches)
+    return module, graph, input_map, features
+
+
+def seed_of(random_state: int | None) -> int:
+    """``random_state``, or a fresh seed from the OS when it is ``None``."""
+    if random_state is None:
+        return int(np.random.SeedSequence().generate_state(1)[0])
+    return int(random_state)
+
+
+def fit_input_map(
+    X: np.ndarray | sparse.csr_matrix, pca_components: int | None, random_state: int | None
+) -> InputMap:
+    """Centring (the contributions' baseline) and, with ``pca_components``, PCA of ``X``."""
+    mean = column_mean(X)
+    if pca_components is None:
+        return InputMap(mean)
+    from sklearn.decomposition import PCA
+
+    solver = "covariance_eigh" if X.shape[1] <= 4096 else "arpack"
+    pca = PCA(pca_components, svd_solver=solver, random_state=random_state or 0)
+    pca.fit(X)
+    return InputMap(mean, pca.components_.T)
+
+
+def make_encoder(
+    encoder: str | nn.Module,
+    n_inputs: int,
+    n_components: int,
+    encoder_kwargs: dict[str, Any] | None,
+    random_state: int | None,
+) -> nn.Module:
+    """A built-in encoder seeded by ``random_state``, or the user's module once checked."""
+    if not isinstance(encoder, nn.Module):
+        # Forked: the initial weights depend on the seed alone and leave torch's global RNG as
+        # the caller had it.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed_of(random_state))
+            return build_encoder(encoder, n_inputs, n_components, **(encoder_kwargs or {}))
+    check_encoder(encoder, n_inputs, n_components)
+    return encoder
