@@ -202,6 +202,28 @@ overlap[["overlap", "fraction", "shared"]]
 gb.pl.compare_markers(adata, "bulk_labels", n_genes=20)
 
 # %% [markdown]
+# ## Which genes separate two cell types?
+#
+# The question after "which genes place this type" is often "which genes separate A from
+# B". With a `reference`, `rank_contributions` mirrors `sc.tl.rank_genes_groups`: per gene, the
+# difference between the mean signed contributions of the group and of the reference. Summed
+# over genes, these differences give exactly the difference of the two groups' mean positions
+# in the embedding, so each gene's projection on the line joining them is its share of the
+# distance between the two types (the shares add up to that distance).
+
+# %%
+gb.tl.rank_contributions(
+    adata, "bulk_labels", groups=["CD14+ Monocyte"], reference="Dendritic", key_added="mono_vs_dc"
+)
+res = adata.uns["mono_vs_dc"]
+print(f"distance between the two types' mean positions: {np.linalg.norm(res['displacement'][0]):.3f}")
+print(f"sum of the genes' shares:                       {res['mean'][0].sum():.3f}")
+gb.get.rank_contributions_df(adata, "bulk_labels", uns_key="mono_vs_dc", n_genes=8)
+
+# %%
+gb.pl.rank_contributions(adata, "bulk_labels", uns_key="mono_vs_dc", n_genes=12)
+
+# %% [markdown]
 # ## What separates sub-clusters of one cell type?
 #
 # The 240 cells labelled *Dendritic* fall into several Louvain clusters (stored with the
@@ -257,13 +279,11 @@ plt.show()
 # standard errors; with nothing selected the bars summarise all cells.
 
 # %% tags=["full-width"]
-from bokeh.io import output_notebook, show
-
-output_notebook(hide_banner=True)
-show(gb.pl.explore(adata, groupby="bulk_labels", width=380, height=380, legend_width=170))
+# In a notebook it displays itself, as sc.pl plots do (show=False returns the Bokeh layout).
+gb.pl.explore(adata, groupby="bulk_labels", width=380, height=380, legend_width=170)
 
 # %% [markdown]
-# `gb.pl.save_html(gb.pl.explore(adata, groupby="bulk_labels"), "pbmc_explorer.html")` writes
+# `gb.pl.save_html(gb.pl.explore(adata, groupby="bulk_labels", show=False), "pbmc.html")` writes
 # the same view to one standalone HTML file (BokehJS inlined: it opens offline and can be
 # shared).
 
