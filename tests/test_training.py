@@ -33,7 +33,6 @@ def test_one_epoch_is_one_pass_of_edge_draws():
         heads=rng.integers(0, 50, 2500),
         tails=rng.integers(0, 50, 2500),
         weights=rng.random(2500) + 0.1,
-        n_nodes=50,
     )
     import torch
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
-
-logger = logging.getLogger(__name__)
 
 #: Edges lighter than this share of the heaviest edge are dropped before sampling, as the
 #: reference package does; so one epoch (|E| weighted draws) is the same work in both.
@@ -32,7 +29,6 @@ class EdgeList:
     heads: np.ndarray
     tails: np.ndarray
     weights: np.ndarray
-    n_nodes: int
 
     @property
     def n_edges(self) -> int:
@@ -159,5 +155,4 @@ def edge_list(graph: sparse.spmatrix) -> EdgeList:
         heads=row[keep].astype(np.int64),
         tails=col[keep].astype(np.int64),
         weights=data[keep].astype(np.float64),
-        n_nodes=graph.shape[0],
     )

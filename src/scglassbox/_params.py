@@ -143,10 +143,8 @@ def auto_batch_size(n_cells: int) -> int:
 
     That is 10,000 edges, rising to 20,000 at 5,000 cells and back to 10,000 at 10,000. Up to a
     few thousand cells a step of 10,000 edges already encodes nearly every cell, so more edges
-    cost only the cheap 2-D loss and give a steadier gradient: on the 5,000-cell benchmark set,
-    20,000 edges raised kNN preservation from 0.469-0.477 to 0.482-0.486 (three seeds) for 10%
-    more time. On larger data each extra edge adds cells to encode, and the default stays at
-    10,000.
+    cost only the cheap 2-D loss and give a steadier gradient; on larger data each extra edge
+    adds cells to encode. The measurements behind it are in docs/performance.md.
     """
     lo, hi = AUTO_BATCH
     return int(min(hi, max(lo, min(4 * n_cells, 30_000 - 2 * n_cells))))
