@@ -59,12 +59,25 @@ def test_every_parameter_documented(mod, name, func):
     assert not missing, f"{mod}.{name}: undocumented parameters {sorted(missing)}"
 
 
-TOOLS = [p for p in PUBLIC if p[0] == "tl"]
+@pytest.mark.parametrize(("mod", "name", "func"), PUBLIC, ids=IDS)
+def test_public_functions_have_examples(mod, name, func):
+    doc = inspect.getdoc(func)
+    assert "Examples\n--------" in doc, f"{mod}.{name}: no Examples section"
+    examples = doc.split("Examples\n--------", 1)[1]
+    assert f"gb.{mod}.{name}(" in examples, f"{mod}.{name}: its Examples never call it"
 
 
-@pytest.mark.parametrize(("mod", "name", "func"), TOOLS, ids=[f"tl.{n}" for _, n, _ in TOOLS])
-def test_tools_have_examples(mod, name, func):
-    assert "Examples\n--------" in inspect.getdoc(func), f"tl.{name}: no Examples section"
+DOCS = Path(__file__).parents[1] / "docs"
+
+
+def test_static_plots_are_shown_and_exist():
+    """Each image in docs/_static/plots is shown by a docstring or a page, and exists."""
+    shown = {n for _, _, f in PUBLIC for n in re.findall(r"/_static/plots/([\w.-]+)", f.__doc__)}
+    on_disk = {p.name for p in (DOCS / "_static" / "plots").glob("*.png")}
+    pages = " ".join(f.read_text() for f in DOCS.glob("*.md"))
+    unused = {n for n in on_disk - shown if f"_static/plots/{n}" not in pages}
+    assert shown <= on_disk, f"docstrings show missing images {sorted(shown - on_disk)}"
+    assert not unused, f"images shown nowhere {sorted(unused)}"
 
 
 CORE = ["_encoder", "_graph", "_training", "_contributions", "_storage", "_estimator",

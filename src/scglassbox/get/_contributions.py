@@ -93,6 +93,19 @@ def iter_contributions(
     ``(b, n_dims, n_genes)`` without a reduction, ``(b, n_genes)`` with one. Reductions run
     over the selected ``dims``; ``'normed_l2'`` is normalised by the sum over *all* genes.
     A cache is read as stored; the model recomputes on ``device``.
+
+    Examples
+    --------
+    >>> import scanpy as sc, scglassbox as gb
+    >>> adata = sc.datasets.pbmc68k_reduced()
+    >>> gb.tl.glassbox_umap(adata, contributions="none")
+    >>> for positions, block in gb.get.iter_contributions(
+    ...     adata, genes=["CST3", "NKG7"], reduction="l2", chunk_size=300
+    ... ):
+    ...     print(positions[0], block.shape)
+    0 (300, 2)
+    300 (300, 2)
+    600 (100, 2)
     """
     names, dim_list = _check_selection(adata, key, dims, reduction)
     cols = None if genes is None else acc.gene_index(names, genes)
@@ -234,6 +247,15 @@ def contribution_view(
     -------
     ``(values, genes)``: a ``(n_cells, n_genes)`` float32 array and the gene names.
     ``'normed_l2'`` is always normalised by the sum over *all* genes used.
+
+    Examples
+    --------
+    >>> import scanpy as sc, scglassbox as gb
+    >>> adata = sc.datasets.pbmc68k_reduced()
+    >>> gb.tl.glassbox_umap(adata)
+    >>> values, genes = gb.get.contribution_view(adata, "dim1", genes=["CST3", "NKG7"])
+    >>> values.shape, genes.tolist()
+    ((700, 2), ['CST3', 'NKG7'])
     """
     names = acc.gene_names(adata, key)
     dim = parse_view(view, acc.embedding(adata, key).shape[1])

@@ -33,6 +33,16 @@ def contributions_df(
     Returns
     -------
     Cells x genes float32 values of ``view``, from the stored cache or the model.
+
+    Examples
+    --------
+    >>> import scanpy as sc, scglassbox as gb
+    >>> adata = sc.datasets.pbmc68k_reduced()
+    >>> gb.tl.glassbox_umap(adata)
+    >>> df = gb.get.contributions_df(adata, "l2", genes=["CST3", "NKG7"])
+    >>> df.shape
+    (700, 2)
+    >>> df.head()  # doctest: +SKIP
     """
     values, names = contribution_view(adata, view, key, genes=genes)
     return pd.DataFrame(values, index=adata.obs_names, columns=names)
@@ -51,6 +61,16 @@ def gene_importance_df(adata: AnnData, *, key: str = _keys.DEFAULT_KEY) -> pd.Da
     -------
     One row per gene used, columns ``dim1``, ``dim2``, ... and ``total`` (their sum), sorted
     by ``total`` in decreasing order.
+
+    Examples
+    --------
+    >>> import scanpy as sc, scglassbox as gb
+    >>> adata = sc.datasets.pbmc68k_reduced()
+    >>> gb.tl.glassbox_umap(adata)
+    >>> df = gb.get.gene_importance_df(adata)
+    >>> list(df.columns)
+    ['dim1', 'dim2', 'total']
+    >>> df.head()  # doctest: +SKIP
     """
     genes = str_array(key_info(adata, key)["var_names"])
     varm = np.asarray(adata.varm[_keys.contributions_key(key)])
@@ -85,6 +105,15 @@ def group_contributions(
     Returns
     -------
     ``(mean, sem)``.
+
+    Examples
+    --------
+    >>> import scanpy as sc, scglassbox as gb
+    >>> adata = sc.datasets.pbmc68k_reduced()
+    >>> gb.tl.glassbox_umap(adata)
+    >>> gb.tl.rank_contributions(adata, "bulk_labels")
+    >>> mean, sem = gb.get.group_contributions(adata, "bulk_labels")
+    >>> mean["CD19+ B"].nlargest(3)  # doctest: +SKIP
     """
     ukey = uns_key or _keys.rank_key(key, groupby)
     if ukey not in adata.uns:
@@ -127,6 +156,17 @@ def rank_contributions_df(
     Returns
     -------
     Columns ``group``, ``rank`` (1 = largest), ``gene``, ``mean``, ``sem``.
+
+    Examples
+    --------
+    >>> import scanpy as sc, scglassbox as gb
+    >>> adata = sc.datasets.pbmc68k_reduced()
+    >>> gb.tl.glassbox_umap(adata)
+    >>> gb.tl.rank_contributions(adata, "bulk_labels")
+    >>> df = gb.get.rank_contributions_df(adata, "bulk_labels", group="CD19+ B", n_genes=3)
+    >>> list(df.columns)
+    ['group', 'rank', 'gene', 'mean', 'sem']
+    >>> df  # doctest: +SKIP
     """
     mean, sem = group_contributions(adata, groupby, key=key, uns_key=uns_key)
     groups = list(mean.columns) if group is None else ([group] if isinstance(group, str) else group)

@@ -127,6 +127,24 @@ def contribution_bars(
     Returns
     -------
     {plot_returns}
+
+    Examples
+    --------
+    >>> import scanpy as sc, scglassbox as gb
+    >>> adata = sc.datasets.pbmc68k_reduced()
+    >>> gb.tl.glassbox_umap(adata)
+    >>> gb.pl.contribution_bars(adata, n_genes=15)
+
+    .. image:: /_static/plots/contribution_bars.png
+
+    Per group, signed contributions to the first dimension:
+
+    >>> gb.pl.contribution_bars(
+    ...     adata, groupby="bulk_labels", groups=["CD14+ Monocyte", "CD56+ NK", "CD19+ B"],
+    ...     view="dim1", n_genes=10,
+    ... )
+
+    .. image:: /_static/plots/contribution_bars_groups_dim1.png
     """
     v.check_view(adata, view, key)
     if n_genes < 1:
@@ -185,6 +203,15 @@ def ranking(
     Returns
     -------
     {plot_returns}
+
+    Examples
+    --------
+    >>> import scanpy as sc, scglassbox as gb
+    >>> adata = sc.datasets.pbmc68k_reduced()
+    >>> gb.tl.glassbox_umap(adata)
+    >>> gb.pl.ranking(adata, n_genes=15)
+
+    .. image:: /_static/plots/ranking.png
     """
     from ..get import gene_importance_df
 
@@ -245,6 +272,15 @@ def loss(
     Returns
     -------
     The axes when ``show=False``, the figure when ``return_fig=True``, else ``None``.
+
+    Examples
+    --------
+    >>> import scanpy as sc, scglassbox as gb
+    >>> adata = sc.datasets.pbmc68k_reduced()
+    >>> gb.tl.glassbox_umap(adata)
+    >>> gb.pl.loss(adata)
+
+    .. image:: /_static/plots/loss.png
     """
     uns = v.key_info(adata, key)
     hist = np.asarray(uns.get("loss_history", []), dtype=np.float64).ravel()
@@ -309,6 +345,17 @@ def rank_contributions(
     Returns
     -------
     {plot_returns}
+
+    Examples
+    --------
+    >>> import scanpy as sc, scglassbox as gb
+    >>> adata = sc.datasets.pbmc68k_reduced()
+    >>> gb.tl.glassbox_umap(adata)
+    >>> gb.tl.rank_contributions(adata, "bulk_labels", groups=["CD14+ Monocyte"],
+    ...                          reference="Dendritic")
+    >>> gb.pl.rank_contributions(adata, "bulk_labels")
+
+    .. image:: /_static/plots/rank_contributions.png
     """
     from ..get import group_contributions
 

@@ -55,6 +55,15 @@ def glassbox_umap(
     -------
     As :func:`scanpy.pl.embedding`: the axes (or list of axes) when ``show=False``, the
     figure when ``return_fig=True``, else ``None``.
+
+    Examples
+    --------
+    >>> import scanpy as sc, scglassbox as gb
+    >>> adata = sc.datasets.pbmc68k_reduced()
+    >>> gb.tl.glassbox_umap(adata)
+    >>> gb.pl.glassbox_umap(adata, color=["bulk_labels", "louvain"], wspace=0.5)
+
+    .. image:: /_static/plots/glassbox_umap.png
     """
     import scanpy as sc
 
@@ -137,6 +146,22 @@ def contributions(
     -------
     The axes (list of axes for several genes) when ``show=False``, the figure when
     ``return_fig=True``, else ``None``.
+
+    Examples
+    --------
+    >>> import scanpy as sc, scglassbox as gb
+    >>> adata = sc.datasets.pbmc68k_reduced()
+    >>> gb.tl.glassbox_umap(adata)
+    >>> genes = ["CST3", "NKG7", "HLA-DRA", "CD79A"]
+    >>> gb.pl.contributions(adata, genes)
+
+    .. image:: /_static/plots/contributions_l2.png
+
+    Signed contributions to the first dimension (red: pushes the cell right, blue: left):
+
+    >>> gb.pl.contributions(adata, genes, view="dim1")
+
+    .. image:: /_static/plots/contributions_dim1.png
     """
     genes = [genes] if isinstance(genes, str) else list(genes)
     if not genes:
@@ -212,6 +237,15 @@ def top_feature(
     Returns
     -------
     The axes when ``show=False``, the figure when ``return_fig=True``, else ``None``.
+
+    Examples
+    --------
+    >>> import scanpy as sc, scglassbox as gb
+    >>> adata = sc.datasets.pbmc68k_reduced()
+    >>> gb.tl.glassbox_umap(adata)
+    >>> gb.pl.top_feature(adata)
+
+    .. image:: /_static/plots/top_feature.png
     """
     import scanpy as sc
 

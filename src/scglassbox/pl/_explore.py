@@ -165,8 +165,15 @@ def explore(
 
     Examples
     --------
-    >>> import scglassbox as gb
+    >>> import scanpy as sc, scglassbox as gb
+    >>> adata = sc.datasets.pbmc68k_reduced()
+    >>> gb.tl.glassbox_umap(adata)
     >>> gb.pl.explore(adata, groupby="bulk_labels")  # doctest: +SKIP
+
+    .. image:: /_static/plots/explore.png
+
+    Without a notebook, keep the layout and write it to a standalone page:
+
     >>> layout = gb.pl.explore(adata, groupby="bulk_labels", show=False)  # doctest: +SKIP
     >>> gb.pl.save_html(layout, "explorer.html")  # doctest: +SKIP
     """
@@ -454,6 +461,15 @@ def save_html(
     Returns
     -------
     The path written.
+
+    Examples
+    --------
+    >>> import scanpy as sc, scglassbox as gb
+    >>> adata = sc.datasets.pbmc68k_reduced()
+    >>> gb.tl.glassbox_umap(adata)
+    >>> layout = gb.pl.explore(adata, groupby="bulk_labels", show=False)
+    >>> gb.pl.save_html(layout, "explorer.html")  # doctest: +SKIP
+    PosixPath('explorer.html')
     """
     _bokeh()
     from bokeh.embed import file_html

@@ -89,6 +89,16 @@ def compare_markers(
     Returns
     -------
     The bar axes when ``show=False``, the figure when ``return_fig=True``, else ``None``.
+
+    Examples
+    --------
+    >>> import scanpy as sc, scglassbox as gb
+    >>> adata = sc.datasets.pbmc68k_reduced()
+    >>> gb.tl.glassbox_umap(adata)
+    >>> sc.tl.rank_genes_groups(adata, "bulk_labels")
+    >>> gb.pl.compare_markers(adata, "bulk_labels")
+
+    .. image:: /_static/plots/compare_markers.png
     """
     df = marker_overlap(
         adata, groupby, n_genes=n_genes, view=view, key=key, rank_genes_key=rank_genes_key

@@ -190,6 +190,15 @@ def contribution_matrixplot(
     Returns
     -------
     As :func:`scanpy.pl.matrixplot`.
+
+    Examples
+    --------
+    >>> import scanpy as sc, scglassbox as gb
+    >>> adata = sc.datasets.pbmc68k_reduced()
+    >>> gb.tl.glassbox_umap(adata)
+    >>> gb.pl.contribution_matrixplot(adata, "bulk_labels", n_genes=3)
+
+    .. image:: /_static/plots/contribution_matrixplot.png
     """
     import scanpy as sc
 
@@ -255,6 +264,15 @@ def contribution_dotplot(
     Returns
     -------
     As :func:`scanpy.pl.dotplot`.
+
+    Examples
+    --------
+    >>> import scanpy as sc, scglassbox as gb
+    >>> adata = sc.datasets.pbmc68k_reduced()
+    >>> gb.tl.glassbox_umap(adata)
+    >>> gb.pl.contribution_dotplot(adata, "bulk_labels", n_genes=3)
+
+    .. image:: /_static/plots/contribution_dotplot.png
     """
     import scanpy as sc
 
