@@ -81,3 +81,18 @@ def synthetic_fitted():
     adata = make_synthetic()
     gb.tl.glassbox_umap(adata, epochs=30, random_state=0, quiet=True)
     return adata
+
+
+@pytest.fixture
+def scanpy_log():
+    """What scglassbox logs through scanpy (its handler writes to ``settings.logfile``)."""
+    import io
+
+    import scanpy as sc
+
+    before, buf = sc.settings.logfile, io.StringIO()
+    sc.settings.logfile = buf
+    try:
+        yield buf
+    finally:
+        sc.settings.logfile = before

@@ -21,6 +21,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from . import _logging
 from ._callbacks import RestoreBestWeights, lightning_callback
 from ._checks import check_encoder, check_X
 from ._contributions import InputMap, Reduction, check_reduction, jacobian, stream_contributions
@@ -531,7 +532,7 @@ extra_callbacks
             batch_size=bs,
             reduction=reduction,
             dtype=dtype,
-            progress=not self.quiet and n > 10 * bs,
+            progress=_logging.progress_enabled(self.quiet) and n > 10 * bs,
         ):
             out[rows], emb[rows] = c, y
         return (out, emb) if return_embedding else out

@@ -9,7 +9,6 @@ UMAP loss.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import numpy as np
@@ -17,9 +16,7 @@ import torch
 from scipy import sparse
 from torch import nn
 
-from . import _graph
-
-logger = logging.getLogger(__name__)
+from . import _graph, _logging
 
 #: ``init`` layouts: the encoder first regresses the layout for this many Adam steps ...
 INIT_STEPS = 300
@@ -164,4 +161,4 @@ def regress_layout(
     with torch.no_grad():
         resid = float((encoder(x[:INIT_BATCH]) - t[:INIT_BATCH]).pow(2).sum(1).mean())
     spread = float(t[:INIT_BATCH].pow(2).sum(1).mean())
-    logger.info("init layout regressed: R^2 = %.3f", 1.0 - resid / max(spread, 1e-12))
+    _logging.info(f"init layout regressed: R^2 = {1.0 - resid / max(spread, 1e-12):.3f}")

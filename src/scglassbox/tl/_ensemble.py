@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,13 +11,12 @@ from anndata import AnnData
 from scipy.stats import spearmanr
 
 from .. import _keys
+from .. import _logging as logg
 from .._contributions import stream_contributions, view_of
 from .._docs import doc_params
 from ..get._access import MASK_DEFAULT, categorical
 from ..get._aggregate import aggregate, membership
 from ._glassbox_umap import prepare
-
-logger = logging.getLogger(__name__)
 
 
 def _group_means(est, X, codes: np.ndarray, n_groups: int, view: str) -> np.ndarray:
@@ -115,7 +113,7 @@ def glassbox_ensemble(
     view_of(np.zeros((1, est.n_components, 1), np.float32), view)  # validate the view early
     per_seed = []
     for i, seed in enumerate(seeds):
-        logger.info("glassbox_ensemble: fit %d/%d (seed %d)", i + 1, len(seeds), seed)
+        logg.info(f"glassbox_ensemble: fit {i + 1}/{len(seeds)} (seed {seed})")
         est.random_state = seed
         est.fit(expr.X, graph=graph, projection=projection)
         per_seed.append(_group_means(est, expr.X, codes, n_groups, view))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import numbers
 from typing import Any
 
@@ -11,6 +10,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from .. import _keys
+from .. import _logging as logg
 from .._docs import doc_params
 from ..get import _access as acc
 from ..get._access import MASK_DEFAULT, Expression
@@ -23,8 +23,6 @@ from ._results import (
     resolve_storage,
     write_results,
 )
-
-logger = logging.getLogger(__name__)
 
 
 def prepare(
@@ -55,10 +53,12 @@ def prepare(
         if projection is not None:
             how = why
         elif use_pca or expr.X.shape[1] > n_pcs:
-            logger.warning("Not reusing scanpy's PCA: %s. Fitting a PCA of its own.", why)
+            logg.warning(f"Not reusing scanpy's PCA: {why}. Fitting a PCA of its own.")
             est.pca_components = min(n_pcs, *expr.X.shape)
             how = f"a PCA of its own ({est.pca_components} components), since {why}"
-    logger.info("glassbox_umap: %d cells x %d genes; encoder reads %s", *expr.X.shape, how)
+    logg.info(
+        f"glassbox_umap: {expr.X.shape[0]} cells x {expr.X.shape[1]} genes; encoder reads {how}"
+    )
     return est, expr, graph, projection, how
 
 
@@ -188,9 +188,7 @@ def glassbox_umap(
         "input": how,
         "model": model,
     }
-    logger.info(
-        "glassbox_umap: exactness %.2e (max relative reconstruction error)", exact["exactness"]
-    )
+    logg.info(f"glassbox_umap: exactness {exact['exactness']:.2e} (max relative error)")
     if copy:
         adata = adata.copy()
     if storage == "lazy":

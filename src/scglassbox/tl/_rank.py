@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -10,14 +9,13 @@ import pandas as pd
 from anndata import AnnData
 
 from .. import _keys
+from .. import _logging as logg
 from .._contributions import parse_view
 from .._docs import doc_params
 from ..get import _access as acc
 from ..get._aggregate import GroupStats, aggregate, membership
 from ..get._contributions import iter_contributions
 from ..get._markers import de_markers, overlap_rows
-
-logger = logging.getLogger(__name__)
 
 
 def _group_stats(
@@ -179,7 +177,7 @@ def rank_contributions(
             raise ValueError("no group left to compare with the reference.")
     n_missing = int((np.asarray(cats.codes) < 0).sum())
     if n_missing:
-        logger.warning("rank_contributions: %d cells with no %s are left out.", n_missing, groupby)
+        logg.warning(f"rank_contributions: {n_missing} cells with no {groupby} are left out.")
     if reference is None:
         stats = _group_stats(adata, key, np.asarray(cats.codes), len(names), view=view)
         idx = [names.index(g) for g in chosen]

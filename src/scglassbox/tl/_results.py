@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 from typing import Literal
 
@@ -10,11 +9,10 @@ import numpy as np
 from anndata import AnnData
 
 from .. import _keys
+from .. import _logging as logg
 from .._contributions import exactness, stream_contributions
 from .._memory import check_fits
 from ..get._access import ColumnView
-
-logger = logging.getLogger(__name__)
 
 ContributionStorage = Literal["auto", "full", "float16", "lazy", "none"]
 STORAGES = ("auto", "full", "float16", "lazy", "none")
@@ -37,10 +35,10 @@ def resolve_storage(storage: str, n_obs: int, n_dims: int, n_genes: int) -> str:
     if storage == "auto":
         chosen = "full" if nbytes <= AUTO_MAX_BYTES else "none"
         if chosen == "none":
-            logger.info(
-                "per-cell contributions (%.0f MiB) are not stored: gb.get.contributions "
-                "recomputes them from the model (contributions='full' or 'lazy' stores them).",
-                nbytes / 2**20,
+            logg.info(
+                f"per-cell contributions ({nbytes / 2**20:.0f} MiB) are not stored: "
+                "gb.get.contributions recomputes them from the model (contributions='full' or "
+                "'lazy' stores them)."
             )
         return chosen
     if storage in ("full", "float16"):
@@ -78,7 +76,7 @@ def contributions_and_summary(
         X,
         est.input_map_,
         batch_size=batch_size or est._inference_batch,
-        progress=not est.quiet and n > 50_000,
+        progress=logg.progress_enabled(est.quiet) and n > 50_000,
     ):
         emb[rows] = y
         scale = float(np.abs(y).max())

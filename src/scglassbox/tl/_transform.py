@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Literal
 
 import numpy as np
@@ -10,6 +9,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from .. import _keys
+from .. import _logging as logg
 from .._docs import doc_params
 from ..get import _access as acc
 from ._results import (
@@ -20,8 +20,6 @@ from ._results import (
     resolve_storage,
     write_results,
 )
-
-logger = logging.getLogger(__name__)
 
 #: ``missing_genes='zero'`` refuses a query that lacks more than this share of the model's
 #: genes: with most genes set to the reference mean every cell lands near one point.
@@ -40,7 +38,7 @@ def _query_matrix(
             "Is the query annotated with the same gene names (symbols vs. Ensembl IDs)?"
         )
     if missing.size:
-        logger.warning("%d model genes are missing from the query; set to 0.", missing.size)
+        logg.warning(f"{missing.size} model genes are missing from the query; set to 0.")
     if view.shape[0] == 0:
         raise ValueError("the query holds no cells.")
     X = view.materialise()
