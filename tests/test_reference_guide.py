@@ -3,8 +3,8 @@
 
 The code below is the guide's (glass_box_umap 0.1.0, ../shared/reference/), in order; the
 one edit is ``from glass_box_umap import GlassBoxUMAP`` ->
-``from scglassbox import GlassBoxUMAP``. The guide's ``glass_box_umap.plotting`` part is
-covered where ``scglassbox.plotting`` is tested.
+``from scglassbox import GlassBoxUMAP`` and ``from glass_box_umap.plotting import`` ->
+``from scglassbox.plotting import``. What the notebook would display is captured.
 """
 
 import pytest
@@ -12,12 +12,18 @@ import pytest
 
 @pytest.mark.filterwarnings("ignore:FigureCanvasAgg is non-interactive")
 @pytest.mark.filterwarnings("ignore::UserWarning:umap")
-def test_reference_basic_usage_guide(capsys):
+def test_reference_basic_usage_guide(capsys, monkeypatch):
     pytest.importorskip("umap")
     pytest.importorskip("pandas")
+    pytest.importorskip("bokeh")
+    import IPython.display
     import matplotlib
+    from bokeh.io import reset_output
 
     matplotlib.use("Agg")
+    published = []  # what a notebook would display
+    monkeypatch.setattr(IPython.display, "publish_display_data", lambda data, *a, **k:
+                        published.append(data))  # fmt: skip
 
     # ---- the guide's code, verbatim from here on except the import line ----
     import pandas as pd
@@ -94,7 +100,26 @@ def test_reference_basic_usage_guide(capsys):
         s = a.scatter(Z[:, 0], Z[:, 1], c=[CULTIVAR_COLORS[t] for t in target])
         a.set(xlabel="UMAP 1", ylabel="UMAP 2", title=title)
     plt.show()
+
+    from scglassbox.plotting import (  # the guide: from glass_box_umap.plotting import (
+        output_notebook,
+        plot_embedding,
+        show,
+    )
+
+    output_notebook(hide_banner=True)
+    show(
+        plot_embedding(
+            Z=gb_umap_embedding,
+            contributions=contributions,
+            group_names=target,
+            feature_names=wine.columns,
+            feature_values=X,
+        )
+    )
     # ---- end of the guide's code ----
+    reset_output()
+    assert "application/vnd.bokehjs_exec.v0+json" in {k for d in published for k in d}
 
     out = capsys.readouterr().out
     assert "contributions shape: (178, 2, 13)" in out
