@@ -36,12 +36,18 @@ def _selections(
         return [("all cells", np.ones(adata.n_obs, dtype=bool))]
     cat = v.categorical(adata, groupby)
     cats = list(cat.categories)
-    wanted = cats if groups is None else [groups] if isinstance(groups, str) else list(groups)
-    missing = [g for g in wanted if g not in cats]
-    if missing:
-        raise KeyError(f"groups {missing} not in adata.obs[{groupby!r}]: {cats}.")
+    wanted = _wanted_groups(groups, cats, f"not in adata.obs[{groupby!r}]")
     col = np.asarray(cat)
     return [(f"{groupby}: {g}", col == g) for g in wanted]
+
+
+def _wanted_groups(groups: str | Sequence[str] | None, available: list, why: str) -> list:
+    """``groups`` as a list (default: all ``available``); unknown ones raise one KeyError."""
+    wanted = available if groups is None else [groups] if isinstance(groups, str) else list(groups)
+    missing = [g for g in wanted if g not in available]
+    if missing:
+        raise KeyError(f"groups {missing} {why}: {available}.")
+    return wanted
 
 
 def _barh(
@@ -364,16 +370,7 @@ def rank_contributions(
     mean, sem = group_contributions(adata, groupby, key=key, uns_key=uns_key)
     res = adata.uns[uns_key or f"{key}_rank_{groupby}"]
     reference = str(np.asarray(res["params"].get("reference", "none")))
-    wanted = (
-        list(mean.columns)
-        if groups is None
-        else [groups]
-        if isinstance(groups, str)
-        else list(groups)
-    )
-    missing = [g for g in wanted if g not in mean.columns]
-    if missing:
-        raise KeyError(f"groups {missing} were not ranked: {list(mean.columns)}.")
+    wanted = _wanted_groups(groups, list(mean.columns), "were not ranked")
     differential = reference != "none"
     fig, axs = panels(len(wanted), ax=ax, ncols=ncols, panel_size=_bar_panel_size(n_genes))
     for g, a in zip(wanted, axs, strict=True):
