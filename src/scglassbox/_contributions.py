@@ -21,6 +21,18 @@ if TYPE_CHECKING:  # torch is imported where it is used: these helpers serve num
 Reduction = Literal["l2", "normed_l2"] | None
 REDUCTIONS = (None, "l2", "normed_l2")
 
+#: Size of one chunk's float64 ``(cells, dims, features)`` buffer (the back-projection through
+#: the PCA is taken in float64 to stay exact). It bounds a chunk's memory whatever the number
+#: of genes: 4,096 cells x 2 dims x 2,000 genes, 409 cells with 20,000 genes; a few such
+#: buffers (the float32 result, its absolute values, the dense rows) live at once.
+CHUNK_BYTES = 64 * 2**20
+
+
+def chunk_rows(n_dims: int, n_features: int, limit: int | None = None) -> int:
+    """Cells per chunk so that a chunk's float64 contributions fit :data:`CHUNK_BYTES`."""
+    rows = max(1, CHUNK_BYTES // (8 * max(n_dims, 1) * max(n_features, 1)))
+    return int(rows if limit is None else max(1, min(rows, limit)))
+
 
 def check_reduction(reduction: object) -> None:
     """Raise a clear error for an unknown reduction."""
@@ -184,7 +196,7 @@ def stream_contributions(
 
 def exactness(embedding: np.ndarray, contributions: np.ndarray) -> float:
     """``max |sum_g C - embedding| / max |embedding|``, computed in float64."""
-    total = contributions.astype(np.float64).sum(axis=-1)
+    total = contributions.sum(axis=-1, dtype=np.float64)  # float64 sums, no float64 copy
     scale = np.abs(embedding).max()
     err = np.abs(total - embedding.astype(np.float64)).max()
     return float(err / scale) if scale > 0 else float(err)

@@ -119,9 +119,10 @@ def training_module(
         est.encoder_kwargs,
         est.random_state,
     )
-    features = np.concatenate(
-        [z for _, _, z in input_map.chunks(X, max(est.batch_size or INFERENCE_BATCH, 4096))], axis=0
-    )
+    # Filled chunk by chunk: a list of chunks and their concatenation would hold it twice.
+    features = np.empty((n, input_map.n_inputs), dtype=np.float32)
+    for rows, _, z in input_map.chunks(X, max(est.batch_size or INFERENCE_BATCH, 4096)):
+        features[rows] = z
     if not np.isfinite(features).all():
         raise ValueError("X's centred values overflow float32: rescale X.")
     if settings["a"] is None:

@@ -31,13 +31,15 @@ def alias_table(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Returns
     -------
-    ``prob`` (float64) and ``alias`` (int64), each as long as ``weights``.
+    ``prob`` (float64) and ``alias`` (int32 below 2**31 items, else int64), each as long as
+    ``weights``.
     """
-    w = np.asarray(weights, dtype=np.float64)
-    m = w.shape[0]
-    mass = w * (m / w.sum())
+    # One float64 buffer, scaled in place (same values as ``w * (m / w.sum())``).
+    mass = np.array(weights, dtype=np.float64)
+    m = mass.shape[0]
+    mass *= m / mass.sum()
     prob = np.ones(m)
-    alias = np.arange(m, dtype=np.int64)
+    alias = np.arange(m, dtype=np.int32 if m < 2**31 else np.int64)
     open_ = np.ones(m, dtype=bool)
     for _ in range(_MAX_ROUNDS):
         small = np.flatnonzero(open_ & (mass < 1.0))

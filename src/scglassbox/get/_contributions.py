@@ -14,13 +14,13 @@ import numpy as np
 from anndata import AnnData
 
 from .. import _keys
-from .._contributions import REDUCTIONS, Reduction, l2_view, parse_view
+from .._contributions import REDUCTIONS, Reduction, chunk_rows, l2_view, parse_view
 from .._docs import doc_params
 from .._memory import check_fits
 from . import _access as acc
 
-#: Cells per chunk when contributions are recomputed from the model or reduced. A chunk of
-#: 8,192 cells x 2,000 genes x 2 dimensions is 0.25 GB in float64 (the PCA back-projection).
+#: Most cells per chunk when contributions are read or recomputed; fewer when a chunk's
+#: float64 buffer would exceed :data:`~scglassbox._contributions.CHUNK_BYTES` (many genes).
 CHUNK_CELLS = 8_192
 
 
@@ -110,7 +110,9 @@ def iter_contributions(
     names, dim_list = _check_selection(adata, key, dims, reduction)
     cols = None if genes is None else acc.gene_index(names, genes)
     positions = acc.obs_positions(adata, obs)
-    chunk = CHUNK_CELLS if chunk_size is None else int(chunk_size)
+    # A recomputed chunk holds every dimension and gene in float64 before the selection.
+    n_dims = acc.embedding(adata, key).shape[1]
+    chunk = chunk_rows(n_dims, len(names), CHUNK_CELLS) if chunk_size is None else int(chunk_size)
     if chunk < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size!r}.")
     cache = stored(adata, key)
@@ -183,7 +185,8 @@ def contributions(
         Output dtype.
     {key}
     chunk_size
-        Cells computed at once (default 8,192); memory holds one chunk besides the output.
+        Cells computed at once (default: up to 8,192, fewer with many genes so that a chunk
+        stays near 64 MiB); memory holds one chunk besides the output.
     device
         Where the model recomputes them (``'cuda'`` on a GPU); the default is the CPU.
 

@@ -10,7 +10,7 @@ from anndata import AnnData
 
 from .. import _keys
 from .. import _logging as logg
-from .._contributions import exactness, stream_contributions
+from .._contributions import chunk_rows, exactness, stream_contributions
 from .._memory import check_fits
 from ..get._access import ColumnView
 
@@ -75,7 +75,7 @@ def contributions_and_summary(
         est.encoder_,
         X,
         est.input_map_,
-        batch_size=batch_size or est._inference_batch,
+        batch_size=batch_size or chunk_rows(d, g, est._inference_batch),
         progress=logg.progress_enabled(est.quiet) and n > 50_000,
     ):
         emb[rows] = y
@@ -114,11 +114,15 @@ class _LazyContributions:
         return c.astype(np.float32, copy=False)[(slice(None), *rest)]
 
 
-def lazy_contributions(est: object, X: ColumnView, chunk: int = 8_192) -> object:
-    """A dask array of the contributions: computed, and written, one chunk at a time."""
+def lazy_contributions(est: object, X: ColumnView, chunk: int | None = None) -> object:
+    """A dask array of the contributions: computed, and written, one chunk at a time.
+
+    Chunks hold :func:`~scglassbox._contributions.chunk_rows` cells unless ``chunk`` says.
+    """
     import dask.array as da
 
     source = _LazyContributions(est, X)
+    chunk = chunk or chunk_rows(*source.shape[1:])
     # A fixed name: dask would otherwise hash the model and the matrix to name the array.
     return da.from_array(
         source, chunks=(chunk, *source.shape[1:]), name=f"glassbox-{uuid.uuid4().hex}"
