@@ -41,22 +41,33 @@ def alias_table(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     prob = np.ones(m)
     alias = np.arange(m, dtype=np.int32 if m < 2**31 else np.int64)
     open_ = np.ones(m, dtype=bool)
+    # Temporaries are computed in place and dropped early: at 1M cells (about 22M edges) each
+    # round's index arrays take a few hundred MB.
     for _ in range(_MAX_ROUNDS):
         small = np.flatnonzero(open_ & (mass < 1.0))
         large = np.flatnonzero(open_ & (mass > 1.0))
         if small.size == 0 or large.size == 0:
             break
-        deficit = 1.0 - mass[small]
+        deficit = mass[small]
+        np.subtract(1.0, deficit, out=deficit)
         # Large item k covers the cumulative deficits in (S[k-1], S[k]]; the small item whose
         # deficit straddles S[k-1] also takes k, which still has more mass than it needs.
-        owner = np.searchsorted(np.cumsum(mass[large] - 1.0), np.cumsum(deficit), side="left")
+        surplus = mass[large]
+        surplus -= 1.0
+        np.cumsum(surplus, out=surplus)
+        owner = np.searchsorted(surplus, np.cumsum(deficit), side="left")
+        del surplus
         # Deficits and surpluses balance exactly, so a cumulative deficit past the last
         # surplus is rounding: the last large item takes it.
-        owner = np.minimum(owner, large.size - 1)
-        prob[small] = np.maximum(mass[small], 0.0)
+        np.minimum(owner, large.size - 1, out=owner)
+        kept = mass[small]
+        prob[small] = np.maximum(kept, 0.0, out=kept)
+        del kept
         alias[small] = large[owner]
         open_[small] = False
+        del small
         mass[large] -= np.bincount(owner, weights=deficit, minlength=large.size)
+        del owner, deficit, large
     # Items still open hold a mass of 1 up to rounding: they keep their own slot.
     return prob, alias
 

@@ -225,7 +225,13 @@ def check_finite(X: np.ndarray | sparse.spmatrix, source: str) -> None:
     if values.dtype.kind != "f" or values.size == 0:
         return
     top = np.finfo(np.float32).max
-    if np.isfinite(values).all() and (values.dtype.itemsize <= 4 or np.abs(values).max() <= top):
+    # Block by block: a mask of all the values would be as large as X's data (0.7 GB at 1M
+    # cells).
+    step = max(1, 2**22 // max(1, int(np.prod(values.shape[1:]))))
+    if all(
+        np.isfinite(block).all() and (block.dtype.itemsize <= 4 or np.abs(block).max() <= top)
+        for block in (values[i : i + step] for i in range(0, values.shape[0], step))
+    ):
         return
     n_nan, n_inf = int(np.isnan(values).sum()), int(np.isinf(values).sum())
     n_big = int((np.abs(values) > top).sum()) - n_inf

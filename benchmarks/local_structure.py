@@ -1,0 +1,228 @@
+#!/usr/bin/env python
+"""A/B of training and encoder variants for local structure (kNN preservation@15).
+
+Every variant fits the same prepared sets of ``benchmarks/run.py`` (same cache, same scanpy
+graphs) with the same seeds, next to umap-learn and ``sc.tl.umap``, and prints one table of
+fit time and kNN preservation per set::
+
+    python benchmarks/local_structure.py --datasets synthetic_20k --variants default gated16
+    python benchmarks/local_structure.py --list          # what each variant changes
+
+Variants that need code the package does not ship (prototype encoders, other schedules) are
+defined here; a variant becomes a default only through the package itself. Each fit runs in a
+fresh process, so timings are comparable; quote ratios from one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import run  # noqa: E402  (benchmarks/run.py: datasets, cache and metrics)
+
+# --------------------------------------------------------------------------- prototypes
+
+
+def gated_encoder(n_in: int, n_out: int, experts: int, hidden: tuple[int, ...], softmax: bool):
+    """``f(x) = sum_k g_k(x) W_k x``: linear maps mixed by gates from a biased MLP.
+
+    Exact additive split: with the gates frozen (attribution), ``f`` is the linear map
+    ``A(x) = sum_k g_k(x) W_k`` applied to ``x``, so ``A(x) * x`` sums to ``f(x)``.
+    """
+    import torch
+    from torch import nn
+
+    class GatedLinear(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            layers: list[nn.Module] = []
+            width = n_in
+            for h in hidden:
+                layers += [nn.Linear(width, h), nn.GELU()]
+                width = h
+            layers.append(nn.Linear(width, experts))
+            self.gate = nn.Sequential(*layers)
+            self.maps = nn.Linear(n_in, experts * n_out, bias=False)
+            nn.init.normal_(self.maps.weight, std=(1.0 / n_in) ** 0.5)
+            self.frozen_scale = False  # attribution_mode sets it: gates become constants
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            g = self.gate(x)
+            g = torch.softmax(g, dim=-1) if softmax else g / experts**0.5
+            if self.frozen_scale:
+                g = g.detach()
+            y = self.maps(x).view(x.shape[0], experts, n_out)
+            return (g.unsqueeze(-1) * y).sum(1)
+
+    return GatedLinear()
+
+
+def _schedule(kind: str):
+    """A replacement for UMAPModule.configure_optimizers with another learning-rate shape."""
+    import math
+
+    import torch
+
+    def configure(self):
+        opt = torch.optim.Adam(self.encoder.parameters(), lr=self.lr)
+        # Lightning's num_training_batches is still inf here: count the steps ourselves.
+        total = max(self.epochs * self.steps_per_epoch, 1)
+        warm = max(1, total // 20)
+
+        def shape(s: int) -> float:
+            if kind == "constant":
+                return 1.0
+            if kind == "linear":
+                return max(1.0 - s / total, 0.01)
+            if kind == "cosine":
+                return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(s / total, 1.0)))
+            if kind == "warmup_cosine":
+                if s < warm:
+                    return (s + 1) / warm
+                t = (s - warm) / max(total - warm, 1)
+                return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+            raise ValueError(kind)
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, shape)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    return configure
+
+
+#: name -> (what it changes, GlassBoxUMAP keyword arguments, prototype options)
+VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+    "default": ("the package's defaults", {}, {}),
+    "epochs2x": ("twice the default steps", {"epochs_factor": 2}, {}),
+    "lr2x": ("lr 6e-3 (default 3e-3)", {"lr": 6e-3}, {}),
+    "lr3x": ("lr 9e-3", {"lr": 9e-3}, {}),
+    "linear": ("lr decays linearly to 1% (what the docs say)", {}, {"schedule": "linear"}),
+    "linear2x": ("linear decay, lr 6e-3", {"lr": 6e-3}, {"schedule": "linear"}),
+    "linear3x": ("linear decay, lr 9e-3", {"lr": 9e-3}, {"schedule": "linear"}),
+    "cosine": ("cosine decay to 1%", {}, {"schedule": "cosine"}),
+    "warmcos2x": ("5% warm-up, cosine, lr 6e-3", {"lr": 6e-3}, {"schedule": "warmup_cosine"}),
+    "wide256": ("hidden (256, 256)", {"encoder_kwargs": {"hidden": (256, 256)}}, {}),
+    "deep3": ("hidden (128, 128, 128)", {"encoder_kwargs": {"hidden": (128, 128, 128)}}, {}),
+    "batch5k": ("5,000 edges per step, same epochs", {"batch_size": 5000, "same_epochs": 1}, {}),
+    "whiten": ("inputs scaled to unit variance per feature", {}, {"scale_power": 1.0}),
+    "halfwhiten": ("inputs divided by sqrt(std) per feature", {}, {"scale_power": 0.5}),
+    "whiten2x": ("unit-variance inputs, lr 6e-3", {"lr": 6e-3}, {"scale_power": 1.0}),
+    "gated16": ("gated mixture, 16 maps, softmax gates", {}, {"gated": (16, (128, 128), True)}),
+    "gated32": ("gated mixture, 32 maps, softmax gates", {}, {"gated": (32, (128, 128), True)}),
+    "hyper16": ("gated mixture, 16 maps, free gates", {}, {"gated": (16, (128, 128), False)}),
+    "gated16s": ("gated mixture, 16 maps, gate MLP (64, 64)", {}, {"gated": (16, (64, 64), True)}),
+}
+
+
+def fit_variant(name: str, data: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Fit one variant (in this process) and return its embedding and timings."""
+    import numpy as np
+
+    import scglassbox as gb
+    from scglassbox import _params, _training
+
+    _, kwargs, proto = VARIANTS[name]
+    kwargs = dict(kwargs)
+    X = np.ascontiguousarray(data["X"], dtype=np.float32)
+    graph = data.get("connectivities")
+    n_edges = graph.nnz if graph is not None else 15 * 2 * len(X)
+    factor = kwargs.pop("epochs_factor", 1)
+    same = kwargs.pop("same_epochs", 0)
+    if factor != 1 or same:
+        base = _params.auto_epochs(n_edges, _params.auto_batch_size(len(X)))
+        kwargs["epochs"] = int(base * factor)
+    if "scale_power" in proto:
+        # Rescaling features is a linear input map: contributions stay exact per feature.
+        X = X / X.std(axis=0, keepdims=True) ** proto["scale_power"]
+    if "schedule" in proto:
+        _training.UMAPModule.configure_optimizers = _schedule(proto["schedule"])
+    if "gated" in proto:
+        import torch
+
+        experts, hidden, softmax = proto["gated"]
+        torch.manual_seed(seed)
+        kwargs["encoder"] = gated_encoder(X.shape[1], 2, experts, hidden, softmax)
+    model = gb.GlassBoxUMAP(random_state=seed, quiet=True, **kwargs)
+    t0 = time.perf_counter()
+    emb = model.fit_transform(X, graph=graph)
+    fit_s = time.perf_counter() - t0
+    n_check = min(len(X), 2000)
+    c = model.compute_contributions(X[:n_check])
+    exact = float(np.abs(c.sum(-1) - emb[:n_check]).max() / np.abs(emb).max())
+    return {"embedding": emb, "fit_s": fit_s, "epochs": int(model.epochs_), "exactness": exact}
+
+
+def child(spec: dict[str, Any]) -> None:
+    """Run one fit (or a baseline) and print its metrics as a JSON line."""
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    data = run.load_dataset(spec["dataset"], Path(spec["cache"]))
+    if spec["variant"] == "umap-learn":
+        out = run.run_umap_learn(data, spec["seed"], None)
+    elif spec["variant"] == "sc.tl.umap":
+        out = run.run_sc_umap(data, spec["seed"], None)
+    else:
+        out = fit_variant(spec["variant"], data, spec["seed"])
+    knn = run.knn_preservation(run._knn(data["X"], run.K), out.pop("embedding"))
+    record = {k: v for k, v in out.items() if k in ("fit_s", "epochs", "exactness")}
+    print("RESULT " + json.dumps({**spec, **record, "knn": knn}), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=["synthetic_20k"])
+    parser.add_argument("--variants", nargs="+", default=["default"])
+    parser.add_argument("--baselines", nargs="*", default=["umap-learn", "sc.tl.umap"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--cache", type=Path, default=run.DEFAULT_CACHE)
+    parser.add_argument("--list", action="store_true")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.list:
+        for name, (what, _, _) in VARIANTS.items():
+            print(f"{name:10s} {what}")
+        return
+    if args.child:
+        child(json.loads(args.child))
+        return
+    unknown = set(args.variants) - set(VARIANTS)
+    if unknown:
+        parser.error(f"unknown variants {sorted(unknown)}; see --list")
+    args.cache = args.cache.expanduser()
+    (args.cache / "runs").mkdir(parents=True, exist_ok=True)
+    run.ensure_datasets(args.datasets, args.cache, args.cache / "runs")
+    rows = []
+    for dataset in args.datasets:
+        for variant in [*args.baselines, *args.variants]:
+            for seed in args.seeds:
+                spec = {"dataset": dataset, "variant": variant, "seed": seed,
+                        "cache": str(args.cache)}  # fmt: skip
+                res = subprocess.run(
+                    [sys.executable, __file__, "--child", json.dumps(spec)],
+                    capture_output=True, text=True, check=False,
+                )  # fmt: skip
+                line = [x for x in res.stdout.splitlines() if x.startswith("RESULT ")]
+                rec = json.loads(line[-1][7:]) if line else {**spec, "error": res.stderr[-400:]}
+                rows.append(rec)
+                print(json.dumps(rec), flush=True)
+    print("\n| dataset | variant | seed | epochs | fit (s) | kNN@15 | exactness |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        if "error" in r:
+            print(f"| {r['dataset']} | {r['variant']} | {r['seed']} | failed | | | |")
+            continue
+        ex = f"{r['exactness']:.1e}" if "exactness" in r else ""
+        print(f"| {r['dataset']} | {r['variant']} | {r['seed']} | {r.get('epochs', '')} "
+              f"| {r['fit_s']:.1f} | {r['knn']:.3f} | {ex} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
