@@ -29,6 +29,7 @@ from ._params import (
     auto_batch_size,
     auto_epochs,
 )
+from ._sampling import alias_table
 from ._training import UMAPModule
 
 
@@ -103,6 +104,10 @@ def training_module(
             )
         graph = _graph.check_graph(graph, n)
     edges = _graph.edge_list(graph)
+    # The alias table's construction needs the fit's largest transient buffers (about 1 GB at
+    # 1M cells): build it now, before the encoder's inputs exist, and drop the weights.
+    sampler = alias_table(edges.weights)
+    edges = _graph.EdgeList(edges.heads, edges.tails, None)
 
     if projection is None:
         input_map = fit_input_map(X, est.pca_components, est.random_state)
@@ -153,6 +158,7 @@ def training_module(
         encoder,
         torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)),
         edges,
+        sampler=sampler,
         a=a,
         b=b,
         negative_sample_rate=est.negative_sample_rate,

@@ -28,7 +28,8 @@ class EdgeList:
 
     heads: np.ndarray
     tails: np.ndarray
-    weights: np.ndarray
+    #: ``None`` once training's sampler has been built from them.
+    weights: np.ndarray | None
 
     @property
     def n_edges(self) -> int:

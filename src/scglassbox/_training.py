@@ -103,6 +103,7 @@ class UMAPModule(lp.LightningModule):
         epochs: int,
         seed: int,
         precision: str = "32",
+        sampler: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -110,7 +111,7 @@ class UMAPModule(lp.LightningModule):
         self.n_nodes = int(features.shape[0])
         self.heads = torch.from_numpy(edges.heads)
         self.tails = torch.from_numpy(edges.tails)
-        prob, alias = alias_table(edges.weights)
+        prob, alias = alias_table(edges.weights) if sampler is None else sampler
         self.alias_prob, self.alias = torch.from_numpy(prob), torch.from_numpy(alias)
         self.a, self.b = a, b
         self.negative_sample_rate = negative_sample_rate
