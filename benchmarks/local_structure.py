@@ -103,6 +103,11 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "epochs2x": ("twice the default steps", {"epochs_factor": 2}, {}),
     "lr2x": ("lr 6e-3 (default 3e-3)", {"lr": 6e-3}, {}),
     "lr3x": ("lr 9e-3", {"lr": 9e-3}, {}),
+    "constant": (
+        "constant lr (what fits did before the schedule fix)",
+        {},
+        {"schedule": "constant"},
+    ),
     "linear": ("lr decays linearly to 1% (what the docs say)", {}, {"schedule": "linear"}),
     "linear2x": ("linear decay, lr 6e-3", {"lr": 6e-3}, {"schedule": "linear"}),
     "linear3x": ("linear decay, lr 9e-3", {"lr": 9e-3}, {"schedule": "linear"}),
@@ -111,6 +116,28 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "wide256": ("hidden (256, 256)", {"encoder_kwargs": {"hidden": (256, 256)}}, {}),
     "deep3": ("hidden (128, 128, 128)", {"encoder_kwargs": {"hidden": (128, 128, 128)}}, {}),
     "batch5k": ("5,000 edges per step, same epochs", {"batch_size": 5000, "same_epochs": 1}, {}),
+    "wide256lin2x": (
+        "hidden (256, 256), linear decay, lr 6e-3",
+        {"encoder_kwargs": {"hidden": (256, 256)}, "lr": 6e-3},
+        {"schedule": "linear"},
+    ),
+    "wide512x4": (
+        "hidden (512, 512), 4x the steps, linear decay (GPU-sized)",
+        {"encoder_kwargs": {"hidden": (512, 512)}, "epochs_factor": 4},
+        {"schedule": "linear"},
+    ),
+    "deep4x4": (
+        "hidden (256,) * 4, 4x the steps, linear decay (GPU-sized)",
+        {"encoder_kwargs": {"hidden": (256, 256, 256, 256)}, "epochs_factor": 4},
+        {"schedule": "linear"},
+    ),
+    "neg10": ("10 negatives per edge (default 5)", {"negative_sample_rate": 10}, {}),
+    "neg20": ("20 negatives per edge", {"negative_sample_rate": 20}, {}),
+    "neg10lin2x": (
+        "10 negatives, linear decay, lr 6e-3",
+        {"negative_sample_rate": 10, "lr": 6e-3},
+        {"schedule": "linear"},
+    ),
     "whiten": ("inputs scaled to unit variance per feature", {}, {"scale_power": 1.0}),
     "halfwhiten": ("inputs divided by sqrt(std) per feature", {}, {"scale_power": 0.5}),
     "whiten2x": ("unit-variance inputs, lr 6e-3", {"lr": 6e-3}, {"scale_power": 1.0}),
@@ -121,7 +148,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
 }
 
 
-def fit_variant(name: str, data: dict[str, Any], seed: int) -> dict[str, Any]:
+def fit_variant(
+    name: str, data: dict[str, Any], seed: int, accelerator: str = "cpu"
+) -> dict[str, Any]:
     """Fit one variant (in this process) and return its embedding and timings."""
     import numpy as np
 
@@ -149,7 +178,7 @@ def fit_variant(name: str, data: dict[str, Any], seed: int) -> dict[str, Any]:
         experts, hidden, softmax = proto["gated"]
         torch.manual_seed(seed)
         kwargs["encoder"] = gated_encoder(X.shape[1], 2, experts, hidden, softmax)
-    model = gb.GlassBoxUMAP(random_state=seed, quiet=True, **kwargs)
+    model = gb.GlassBoxUMAP(random_state=seed, quiet=True, accelerator=accelerator, **kwargs)
     t0 = time.perf_counter()
     emb = model.fit_transform(X, graph=graph)
     fit_s = time.perf_counter() - t0
@@ -170,10 +199,46 @@ def child(spec: dict[str, Any]) -> None:
     elif spec["variant"] == "sc.tl.umap":
         out = run.run_sc_umap(data, spec["seed"], None)
     else:
-        out = fit_variant(spec["variant"], data, spec["seed"])
+        out = fit_variant(spec["variant"], data, spec["seed"], spec.get("accelerator", "cpu"))
     knn = run.knn_preservation(run._knn(data["X"], run.K), out.pop("embedding"))
     record = {k: v for k, v in out.items() if k in ("fit_s", "epochs", "exactness")}
     print("RESULT " + json.dumps({**spec, **record, "knn": knn}), flush=True)
+
+
+def plot(records: Path, png: Path) -> None:
+    """kNN preservation against fit time, one panel per dataset, means over seeds."""
+    from collections import defaultdict
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups: dict = defaultdict(list)
+    for line in Path(records).read_text().splitlines():
+        r = json.loads(line)
+        if "error" not in r:
+            groups[(r["dataset"], r["variant"])].append((r["fit_s"], r["knn"]))
+    datasets = sorted({d for d, _ in groups}, key=lambda d: run.SYNTHETIC_SETS.get(d, 0))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4.2), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        for (d, variant), pts in sorted(groups.items()):
+            if d != dataset:
+                continue
+            t = sum(p[0] for p in pts) / len(pts)
+            k = sum(p[1] for p in pts) / len(pts)
+            baseline = variant in ("umap-learn", "sc.tl.umap")
+            ax.scatter(t, k, marker="*" if baseline else "o", s=120 if baseline else 40,
+                       color="black" if baseline else ("tab:red" if variant == "default"
+                                                       else "tab:blue"))  # fmt: skip
+            ax.annotate(variant, (t, k), textcoords="offset points", xytext=(4, 3), fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlabel("fit time (s, 2 CPU cores)")
+        ax.set_ylabel("kNN preservation@15")
+        ax.set_title(dataset)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
 
 
 def main() -> None:
@@ -183,6 +248,15 @@ def main() -> None:
     parser.add_argument("--baselines", nargs="*", default=["umap-learn", "sc.tl.umap"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--cache", type=Path, default=run.DEFAULT_CACHE)
+    parser.add_argument("--accelerator", default="cpu", choices=("cpu", "gpu"))
+    parser.add_argument("--out", type=Path, help="also write the records as JSON lines")
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        nargs=2,
+        metavar=("RECORDS", "PNG"),
+        help="draw kNN preservation against fit time from --out records",
+    )
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -192,6 +266,9 @@ def main() -> None:
         return
     if args.child:
         child(json.loads(args.child))
+        return
+    if args.plot:
+        plot(*args.plot)
         return
     unknown = set(args.variants) - set(VARIANTS)
     if unknown:
@@ -204,7 +281,7 @@ def main() -> None:
         for variant in [*args.baselines, *args.variants]:
             for seed in args.seeds:
                 spec = {"dataset": dataset, "variant": variant, "seed": seed,
-                        "cache": str(args.cache)}  # fmt: skip
+                        "cache": str(args.cache), "accelerator": args.accelerator}  # fmt: skip
                 res = subprocess.run(
                     [sys.executable, __file__, "--child", json.dumps(spec)],
                     capture_output=True, text=True, check=False,
@@ -213,6 +290,9 @@ def main() -> None:
                 rec = json.loads(line[-1][7:]) if line else {**spec, "error": res.stderr[-400:]}
                 rows.append(rec)
                 print(json.dumps(rec), flush=True)
+                if args.out:
+                    with open(args.out, "a") as f:
+                        f.write(json.dumps(rec) + "\n")
     print("\n| dataset | variant | seed | epochs | fit (s) | kNN@15 | exactness |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
