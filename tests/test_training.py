@@ -237,3 +237,21 @@ def test_lightning_banners_are_silenced_not_warnings(wine):
     # a real warning raised during the fit still reaches the user
     with _quiet_lightning(quiet=False), pytest.warns(UserWarning, match="real problem"):
         warnings.warn("a real problem", UserWarning, stacklevel=1)
+
+
+def test_learning_rate_is_constant_over_the_fit(wine):
+    """The documented schedule: Adam at ``lr`` for every step of the fit."""
+    import lightning.pytorch as lp
+
+    X, _ = wine
+    seen: list[float] = []
+
+    class Record(lp.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            seen.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    gb.GlassBoxUMAP(
+        random_state=0, epochs=30, lr=1e-2, quiet=True, trainer_kwargs={"callbacks": [Record()]}
+    ).fit(X)
+    assert len(seen) >= 30
+    assert seen == [1e-2] * len(seen)

@@ -99,7 +99,7 @@ class GlassBoxUMAP(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     encoder_kwargs
         For built-in encoders: ``hidden``, the hidden layer widths.
     lr
-        Adam learning rate on the network's weights (decays linearly over training). The
+        Adam learning rate on the network's weights (constant over training). The
         canonical name; umap-learn's ``learning_rate`` is the same setting.
     epochs
         Training epochs; one epoch is ``|E|`` edge draws, as in the reference package.
