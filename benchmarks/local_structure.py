@@ -194,6 +194,10 @@ def child(spec: dict[str, Any]) -> None:
 
     warnings.filterwarnings("ignore")
     data = run.load_dataset(spec["dataset"], Path(spec["cache"]))
+    # Warm fits, as in run.py: umap-learn's import JIT-compiles for seconds, and sc.tl.umap
+    # would otherwise pay it inside its timed call.
+    import umap  # noqa: F401
+
     if spec["variant"] == "umap-learn":
         out = run.run_umap_learn(data, spec["seed"], None)
     elif spec["variant"] == "sc.tl.umap":
