@@ -116,6 +116,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "wide256": ("hidden (256, 256)", {"encoder_kwargs": {"hidden": (256, 256)}}, {}),
     "deep3": ("hidden (128, 128, 128)", {"encoder_kwargs": {"hidden": (128, 128, 128)}}, {}),
     "batch5k": ("5,000 edges per step, same epochs", {"batch_size": 5000, "same_epochs": 1}, {}),
+    "batch10k": ("10,000 edges per step, same epochs", {"batch_size": 10000, "same_epochs": 1}, {}),
+    "batch20k": ("20,000 edges per step, same epochs", {"batch_size": 20000, "same_epochs": 1}, {}),
+    "batch40k": ("40,000 edges per step, same epochs", {"batch_size": 40000, "same_epochs": 1}, {}),
     "wide256lin2x": (
         "hidden (256, 256), linear decay, lr 6e-3",
         {"encoder_kwargs": {"hidden": (256, 256)}, "lr": 6e-3},
@@ -167,7 +170,7 @@ def fit_variant(
     factor = kwargs.pop("epochs_factor", 1)
     same = kwargs.pop("same_epochs", 0)
     if factor != 1 or same:
-        base = _params.auto_epochs(n_edges, _params.auto_batch_size(len(X)))
+        base = _params.auto_epochs(n_edges, _params.auto_batch_size(len(X), n_edges))
         kwargs["epochs"] = int(base * factor)
     if "scale_power" in proto:
         # Rescaling features is a linear input map: contributions stay exact per feature.

@@ -60,6 +60,27 @@ def test_sparse_and_dense_give_the_same_contributions(fitted_pca, wine):
     dense = fitted_pca.compute_contributions(Xs)
     for fmt in (sparse.csr_matrix, sparse.csc_matrix):
         np.testing.assert_array_equal(fitted_pca.compute_contributions(fmt(Xs)), dense)
+    # Chunks of in-memory CSR are cut from its arrays: several chunks, a short last one,
+    # csr_array, and unsorted indices (which take scipy's own slicing) give the same values.
+    chunked = fitted_pca.compute_contributions(Xs, batch_size=7)
+    shuffled = sparse.csr_matrix(Xs)
+    order = np.argsort(-shuffled.indices[shuffled.indptr[0] : shuffled.indptr[1]])
+    shuffled.indices[: len(order)] = shuffled.indices[order]
+    shuffled.data[: len(order)] = shuffled.data[order]
+    shuffled.has_sorted_indices = False
+    for Xc in (sparse.csr_matrix(Xs), sparse.csr_array(Xs), shuffled):
+        np.testing.assert_array_equal(fitted_pca.compute_contributions(Xc, batch_size=7), chunked)
+
+
+def test_csr_row_blocks_equal_scipy_slicing():
+    from scglassbox._contributions import _row_block
+
+    rng = np.random.default_rng(0)
+    X = sparse.random(50, 9, density=0.3, format="csr", random_state=rng, dtype=np.float32)
+    for rows in (slice(0, 7), slice(7, 14), slice(49, 50), slice(20, 20)):
+        block = _row_block(X, rows)
+        assert block.shape == X[rows].shape
+        np.testing.assert_array_equal(block.toarray(), X[rows].toarray())
 
 
 def test_float16_output(fitted, wine):

@@ -178,13 +178,20 @@ def test_repr(fitted):
 
 
 def test_auto_batch_size(wine, tmp_path):
-    from scglassbox._estimator import auto_batch_size
+    from scglassbox._estimator import auto_batch_size, auto_epochs
 
     assert auto_batch_size(178) == 10_000
     assert auto_batch_size(3_000) == 12_000
     assert auto_batch_size(5_000) == 20_000
     assert auto_batch_size(7_500) == 15_000
     assert auto_batch_size(20_000) == 10_000
+    # Large graphs: the batch grows so that the 10-epoch floor takes about 1,000 steps.
+    assert auto_batch_size(20_000, 400_000) == 10_000  # the floor is not binding
+    assert auto_batch_size(60_000, 1_240_000) == 12_400
+    assert auto_batch_size(100_000, 2_070_000) == 20_000
+    assert auto_batch_size(1_000_000, 21_000_000) == 20_000  # capped: steps matter for quality
+    assert auto_epochs(2_070_000, auto_batch_size(100_000, 2_070_000)) == 10
+    assert auto_epochs(1_240_000, auto_batch_size(60_000, 1_240_000)) == 10
     X, _ = wine
     est = gb.GlassBoxUMAP(random_state=0, epochs=2, quiet=True).fit(X)
     assert est.batch_size is None

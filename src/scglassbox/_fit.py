@@ -134,7 +134,7 @@ def training_module(
         a, b = _graph.find_ab_params(est.spread, est.min_dist)
     else:
         a, b = settings["a"], settings["b"]
-    batch_size = est.batch_size or auto_batch_size(n)
+    batch_size = est.batch_size or auto_batch_size(n, edges.n_edges)
     if settings["epochs"] is not None:
         epochs = settings["epochs"]
     elif est.num_batches:

@@ -81,11 +81,11 @@ def contributions_and_summary(
         emb[rows] = y
         scale = float(np.abs(y).max())
         worst = max(worst, exactness(y, c) * scale)
-        abs_sum += np.abs(c).sum(axis=0).T
         if out is not None:
             out[rows] = c
             if storage == "float16":
                 worst_stored = max(worst_stored, exactness(y, out[rows]) * scale)
+        abs_sum += np.abs(c, out=c).sum(axis=0).T  # c is this chunk's own array: no copy
     top = max(float(np.abs(emb).max()), 1e-30)
     figures = {"exactness": worst / top}
     if storage == "float16":
