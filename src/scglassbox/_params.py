@@ -150,7 +150,8 @@ def auto_batch_size(n_cells: int, n_edges: int | None = None) -> int:
     :data:`AUTO_EPOCHS` would take more than :data:`AUTO_STEPS` steps, the batch grows so that it
     takes about that many. From about 50,000 cells at 15 neighbours; 100,000 cells then train
     1,000 steps of 20,000 edges instead of 2,000 of 10,000, which encode 9% fewer cells per edge
-    and fit in 22% less time at the same kNN preservation (benchmarks/local_structure.py).
+    and take about a quarter less time per epoch at the same kNN preservation (figures in
+    docs/performance.md, from benchmarks/local_structure.py).
     """
     lo, hi = AUTO_BATCH
     size = min(hi, max(lo, min(4 * n_cells, 30_000 - 2 * n_cells)))
