@@ -163,7 +163,31 @@ def stage(name: str, n: int, workdir: Path, accelerator: str, disk: bool) -> dic
         "peak_rss_mb": _rss_mb("VmHWM"),
         "loaded_rss_mb": loaded,
     }
+    # After the peak is read: the check's own memory is not the stage's.
+    if name in ("sc.tl.umap", "fit"):
+        emb_key = "X_umap" if name == "sc.tl.umap" else "X_glassbox_umap"
+        out["knn"] = knn_preservation(adata.obsm[emb_key], adata.obsp["distances"])
     return out
+
+
+def knn_preservation(emb, distances) -> float:
+    """Share of each cell's neighbours in the stored graph (``obsp['distances']``, scanpy's
+    kNN without the cell itself) found among as many nearest neighbours in the embedding
+    (exact, scikit-learn). Cheap at a million cells, unlike an exact kNN in the PCA space."""
+    import numpy as np
+    from scipy import sparse
+    from sklearn.neighbors import NearestNeighbors
+
+    graph = sparse.csr_matrix(distances, copy=True)
+    graph.data[:] = 1.0
+    k = int(np.diff(graph.indptr).max())
+    n = emb.shape[0]
+    _, nn = NearestNeighbors(n_neighbors=k + 1).fit(emb).kneighbors(emb)
+    near = sparse.csr_matrix(
+        (np.ones(nn.size), nn.ravel(), np.arange(0, nn.size + 1, k + 1)), shape=(n, n)
+    )
+    near.setdiag(0)  # the cell itself
+    return float(graph.multiply(near).sum() / graph.nnz)
 
 
 def _child(args: list[str]) -> dict:
