@@ -12,6 +12,8 @@ written with ``write_h5ad``); ``contributions`` (every cell's contributions from
 model, streamed to a raw ``.npy`` file on disk, or only computed with ``--no-disk``);
 ``rank`` (``gb.tl.rank_contributions``); ``explore`` (``gb.pl.explore`` + ``save_html``).
 "peak above data" is the stage's peak RSS minus its RSS right after reading the file.
+``knn`` (for ``sc.tl.umap`` and ``fit``, computed after the timing and the peak) is the share
+of each cell's neighbours in the stored graph found among its nearest in the embedding.
 
 Data: cells are simulated block by block (``synthetic_blocks``), so generating 1M cells never
 holds a dense cells x genes matrix. From 300,000 cells the kNN graph is built with
