@@ -430,6 +430,30 @@ def test_num_batches_sets_steps_per_epoch(wine):
     assert module.steps_per_epoch == 7
 
 
+def test_large_graphs_take_larger_steps():
+    # 60,000 cells, about 20 edges each once symmetrised: 10 epochs of 10,000-edge steps would
+    # be about 2,400 steps, so a step draws |E| / 100 edges (10 epochs of about 1,000 steps),
+    # at most 20,000. With num_batches the user sets the steps and the batch stays 10,000.
+    from scipy import sparse
+
+    from scglassbox._graph import edge_list
+
+    rng = np.random.default_rng(0)
+    n = 60_000
+    heads = np.repeat(np.arange(n), 10)
+    tails = rng.integers(0, n, heads.size)
+    graph = sparse.coo_matrix((rng.uniform(0.5, 1.0, heads.size), (heads, tails)), (n, n))
+    graph = (graph + graph.T).tocsr()
+    X = rng.normal(size=(n, 3)).astype(np.float32)
+    n_edges = edge_list(graph).n_edges
+    est = gb.GlassBoxUMAP(init="random", random_state=0)
+    module, *_ = est._training_module(X, graph, None)
+    assert module.batch_size == min(20_000, -(-n_edges * 10 // 1000)) > 10_000
+    assert module.epochs == 10 and module.steps_per_epoch * module.epochs <= 1_100
+    fixed, *_ = gb.GlassBoxUMAP(init="random", num_batches=50)._training_module(X, graph, None)
+    assert fixed.batch_size == 10_000
+
+
 def test_to_before_fit_records_the_device(wine):
     X, _ = wine
     est = gb.GlassBoxUMAP(epochs=2, quiet=True, random_state=0)

@@ -109,7 +109,9 @@ class GlassBoxUMAP(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Edges per training step, and cells per batch for inference. ``None``:
         ``min(4 n, 30,000 - 2 n)`` edges clipped to [10,000, 20,000] (``n`` cells), so 10,000
         except around 5,000 cells, where a step encodes nearly every cell anyway and more edges
-        cost little; inference then uses 10,000 cells per batch.
+        cost little; on graphs where 10 epochs would be more than 1,000 such steps (from about
+        50,000 cells) up to 20,000, as many as make 10 epochs about 1,000 steps (unless
+        ``num_batches`` is set). Inference then uses 10,000 cells per batch.
     init
         Starting layout. ``"random"`` (default): the network's random initial weights, as
         before this option existed. ``"spectral"``, ``"tswspectral"``, ``"pca"`` or an array

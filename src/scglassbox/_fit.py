@@ -134,7 +134,9 @@ def training_module(
         a, b = _graph.find_ab_params(est.spread, est.min_dist)
     else:
         a, b = settings["a"], settings["b"]
-    batch_size = est.batch_size or auto_batch_size(n, edges.n_edges)
+    # With num_batches the user sets the steps per epoch: the epoch floor that large steps
+    # make up for does not apply.
+    batch_size = est.batch_size or auto_batch_size(n, None if est.num_batches else edges.n_edges)
     if settings["epochs"] is not None:
         epochs = settings["epochs"]
     elif est.num_batches:
