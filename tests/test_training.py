@@ -65,10 +65,13 @@ def test_edge_pruning_and_self_loops():
 
 
 def test_mask_unique_matches_torch_unique():
-    from scglassbox._training import _unique
+    from scglassbox._training import SORT_ABOVE, _unique
 
     g = torch.Generator().manual_seed(0)
-    for n, m in [(1, 5), (10, 3), (1000, 5000), (50, 10_000)]:
+    # Both branches: the mask (n <= SORT_ABOVE m) and the sort (n > SORT_ABOVE m).
+    cases = [(1, 5), (10, 3), (1000, 5000), (50, 10_000), (100_000, 2_000), (4 * 300 + 1, 300)]
+    assert any(n > SORT_ABOVE * m for n, m in cases) and any(n <= SORT_ABOVE * m for n, m in cases)
+    for n, m in cases:
         ids = torch.randint(n, (m,), generator=g)
         nodes, inverse = _unique(ids, n)
         want_nodes, want_inverse = torch.unique(ids, return_inverse=True)
