@@ -213,13 +213,11 @@ def stream_contributions(
                 # b small products, twice as slow.
                 b, n_dims, k = jac.shape
                 c = (jac.reshape(b * n_dims, k).astype(np.float64) @ back).reshape(b, n_dims, -1)
-                if reduction is None and np.dtype(dtype) != np.float64:
-                    # The product rounded once, straight into the output dtype (same values
-                    # as multiplying in float64 and casting, one pass less).
-                    out = np.empty(c.shape, dtype=dtype)
-                    yield rows, y.cpu().numpy(), np.multiply(c, centred[:, None, :], out=out)
-                    continue
-                c *= centred[:, None, :]  # in place: one (b, D, F) float64 buffer per chunk
+                # In place in float64; unreduced, rounded once straight into the output dtype
+                # (the same values as multiplying in float64 and casting, one pass less).
+                keep = reduction is not None or np.dtype(dtype) == np.float64
+                out = c if keep else np.empty(c.shape, dtype=dtype)
+                c = np.multiply(c, centred[:, None, :], out=out)
             yield rows, y.cpu().numpy(), _reduce(c, reduction).astype(dtype, copy=False)
     finally:
         module.train(was_training)
