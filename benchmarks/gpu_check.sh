@@ -20,6 +20,8 @@
 #   6. local: local_structure.py on synthetic_20k, variants default wide512x4 deep4x4, no
 #      baselines (a bare --baselines is an empty list; the CPU baselines are measured on the
 #      2-core machine already); records to $OUT/local_structure.jsonl       cap 240 s
+#   5b. profile: gpu_profile.py on the 100k set: cProfile of the default fit, then a
+#      kNN-vs-time curve of encoder and step sizes (GPU_CHECK_CURVE_S, default 200)  cap 300 s
 #   7. 1m: wait for step 2, then scale.py --sizes 1000000 --stages fit contributions on all
 #      cores, if GPU_CHECK_BIG_STAGES_S (240) are left; runs before 6 if the data is ready.
 #
@@ -259,6 +261,11 @@ fi
 if want 100k; then
   scale "$SMALL"
   step "scale_$SMALL" 270 "${FG[@]}" "${SCALE[@]}"
+fi
+# 5b. Profile of the default fit and a kNN-vs-time curve on the same prepared set.
+if want profile; then
+  step gpu_profile 300 "${FG[@]}" "$PY" benchmarks/gpu_profile.py --n "$SMALL" --workdir "$WORK" \
+    --accelerator "$ACC" --budget "${GPU_CHECK_CURVE_S:-200}" --out "$OUT/gpu_profile.jsonl"
 fi
 # 7 before 6 if the 1M data is ready already.
 if want 1m && want local && prep_done; then
