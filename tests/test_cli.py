@@ -80,6 +80,22 @@ def test_demo_writes_h5ad_and_png(tmp_path, capsys):
     assert _leftovers(tmp_path) == []
 
 
+def test_demo_runs_clean(tmp_path, capsys, recwarn):
+    """A first run on the project's own example: scanpy's PCA reused, no warning anywhere."""
+    assert cli.main(["demo", "--outdir", str(tmp_path), "--epochs", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "warning" not in (captured.out + captured.err).lower()
+    # Deprecation notices from libraries (scanpy's own set_bad call) are hidden from users.
+    shown = [
+        w
+        for w in recwarn
+        if not issubclass(w.category, DeprecationWarning | PendingDeprecationWarning)
+    ]
+    assert [str(w.message) for w in shown] == []
+    back = ad.read_h5ad(tmp_path / "pbmc68k_glassbox.h5ad")
+    assert back.uns["glassbox_umap"]["input"].startswith("reused scanpy's PCA")
+
+
 def test_run_computes_neighbours_from_8192_cells_up(tmp_path, capsys):
     """scanpy 1.11 + pynndescent 0.7 break sc.pp.neighbors from 8,192 cells; this must work."""
     adata = synthetic_scrna(8200, 20, n_types=4, n_markers=3, seed=0)

@@ -341,6 +341,10 @@ def _fit(args: argparse.Namespace, out: Path, png: Path, key: str, groupby: str 
 
     if args.command == "demo":
         adata = sc.datasets.pbmc68k_reduced()
+        # The bundled PCA and graph were computed on other values than its (scaled) X: redo
+        # both, as the README's quickstart does, so the fit can reuse scanpy's PCA.
+        sc.pp.pca(adata)
+        sc.pp.neighbors(adata)
     else:
         import anndata as ad
 

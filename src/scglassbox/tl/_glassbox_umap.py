@@ -48,16 +48,18 @@ def prepare(
     graph, nn_params = acc.neighbors(adata, neighbors_key)
     expr = acc.expression(adata, layer=layer, use_raw=use_raw, mask_var=mask_var)
     projection, how = None, "the centred genes (no PCA)"
+    said = how  # the log line: the reason for a PCA of its own is in the warning, once
     if use_pca is not False:
         projection, why = scanpy_projection(adata, expr, nn_params)
         if projection is not None:
-            how = why
+            how, said = why, why.replace("reused ", "", 1)
         elif use_pca or expr.X.shape[1] > n_pcs:
-            logg.warning(f"Not reusing scanpy's PCA: {why}. Fitting a PCA of its own.")
             est.pca_components = min(n_pcs, *expr.X.shape)
-            how = f"a PCA of its own ({est.pca_components} components), since {why}"
+            said = f"a PCA of its own ({est.pca_components} components)"
+            how = f"{said}, since {why}"
+            logg.warning(f"Not reusing scanpy's PCA: {why}. Fitting {said}.")
     logg.info(
-        f"glassbox_umap: {expr.X.shape[0]} cells x {expr.X.shape[1]} genes; encoder reads {how}"
+        f"glassbox_umap: {expr.X.shape[0]} cells x {expr.X.shape[1]} genes; encoder reads {said}"
     )
     return est, expr, graph, projection, how
 
