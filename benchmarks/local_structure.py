@@ -144,6 +144,22 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "whiten": ("inputs scaled to unit variance per feature", {}, {"scale_power": 1.0}),
     "halfwhiten": ("inputs divided by sqrt(std) per feature", {}, {"scale_power": 0.5}),
     "whiten2x": ("unit-variance inputs, lr 6e-3", {"lr": 6e-3}, {"scale_power": 1.0}),
+    "gate": ("encoder mlp_gate (hinges off the origin)", {"encoder": "mlp_gate"}, {}),
+    "gate256": (
+        "encoder mlp_gate, hidden (256, 256)",
+        {"encoder": "mlp_gate", "encoder_kwargs": {"hidden": (256, 256)}},
+        {},
+    ),
+    "gate_neg10lr2x": (
+        "encoder mlp_gate, 10 negatives, lr 6e-3",
+        {"encoder": "mlp_gate", "negative_sample_rate": 10, "lr": 6e-3},
+        {},
+    ),
+    "gpu_default_mlp_norm": (
+        "the CUDA profile with mlp_norm: hidden (512,) * 4, 160,000 edges a step",
+        {"encoder_kwargs": {"hidden": (512,) * 4}, "batch_size": 160_000},
+        {},
+    ),
     "gated16": ("gated mixture, 16 maps, softmax gates", {}, {"gated": (16, (128, 128), True)}),
     "gated32": ("gated mixture, 32 maps, softmax gates", {}, {"gated": (32, (128, 128), True)}),
     "hyper16": ("gated mixture, 16 maps, free gates", {}, {"gated": (16, (128, 128), False)}),

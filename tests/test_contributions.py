@@ -101,13 +101,27 @@ def test_exactness_is_able_to_fail():
 @pytest.mark.skipif(
     not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU (none on this machine)"
 )
-def test_training_and_contributions_on_gpu(wine):
-    import scglassbox as gb
+@pytest.mark.parametrize(("data", "pca_components"), [("wine", None), ("digits", 10)])
+def test_training_and_contributions_on_gpu(wine, tmp_path, data, pca_components):
+    """Wine: float32 training; digits (1,797 cells): bfloat16 training, through a PCA."""
+    from sklearn.datasets import load_digits
 
-    X, _ = wine
-    est = gb.GlassBoxUMAP(random_state=0, epochs=20, accelerator="gpu", quiet=True).fit(X)
+    import scglassbox as gb
+    from scglassbox._params import GPU_HIDDEN
+
+    X = wine[0] if data == "wine" else load_digits().data.astype(np.float32)
+    est = gb.GlassBoxUMAP(
+        random_state=0, epochs=20, accelerator="gpu", quiet=True, pca_components=pca_components
+    ).fit(X)
+    assert est.encoder_.hidden == GPU_HIDDEN  # the defaults followed the device
+    assert est.precision_ == ("32" if data == "wine" else "bf16")
     est.to("cuda")
     C, emb = est.compute_contributions(X, return_embedding=True)
     assert exactness(emb, C) <= RTOL
     cpu = est.to("cpu").transform(X)
     np.testing.assert_allclose(emb, cpu, rtol=1e-4, atol=1e-5)
+    # The stored model maps cells on a CPU exactly as the GPU-trained one moved to the CPU.
+    back = gb.GlassBoxUMAP.load(est.save(tmp_path / "gpu.npz"))
+    np.testing.assert_array_equal(back.transform(X), cpu)
+    C_cpu, emb_cpu = back.compute_contributions(X, return_embedding=True)
+    assert exactness(emb_cpu, C_cpu) <= RTOL

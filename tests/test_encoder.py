@@ -5,18 +5,28 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scglassbox._contributions import jacobian
-from scglassbox._encoder import GlassBoxMLP, ScaleNorm, attribution_mode, build_encoder
+from scglassbox._encoder import (
+    ENCODERS,
+    Gate,
+    GlassBoxMLP,
+    ScaleNorm,
+    attribution_mode,
+    build_encoder,
+)
 
 RTOL = 1e-5
 
 
-def _random_net(seed, n_in, hidden, n_out, norm):
+def _random_net(seed, n_in, hidden, n_out, norm, gate=False):
     torch.manual_seed(seed)
-    net = GlassBoxMLP(n_in, n_out, hidden=hidden, norm=norm)
+    net = GlassBoxMLP(n_in, n_out, hidden=hidden, norm=norm or gate, gate=gate)
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, torch.nn.PReLU):
                 m.weight.uniform_(-0.5, 1.5)  # any slope, not only the initial 0.25
+            if isinstance(m, Gate):
+                m.slope.uniform_(-3.0, 3.0)  # any sharpness and direction
+                m.offset.mul_(2.0)
     return net
 
 
@@ -32,6 +42,7 @@ nets = st.builds(
     hidden=st.lists(st.integers(1, 64), min_size=1, max_size=3),
     n_out=st.integers(1, 4),
     norm=st.booleans(),
+    gate=st.booleans(),
 )
 
 
@@ -85,6 +96,51 @@ def test_mlp_norm_is_scale_invariant_and_contributions_are_not_gradients():
     torch.testing.assert_close((jac * x[:, None, :]).sum(-1), y, rtol=1e-5, atol=1e-5)
 
 
+def test_mlp_gate_bends_off_the_origin_and_contributions_are_not_gradients():
+    """Gated units: neither degree-1 nor degree-0 homogeneous, yet an exact frozen-gate split."""
+    net = _random_net(2, 10, [32, 32], 2, norm=True, gate=True)
+    x = torch.randn(8, 10)
+    with torch.no_grad():
+        y1, y3 = net(x), net(3.0 * x)
+    assert not torch.allclose(y3, y1, rtol=1e-3) and not torch.allclose(y3, 3 * y1, rtol=1e-3)
+    y, jac = jacobian(net, x)
+    torch.testing.assert_close((jac * x[:, None, :]).sum(-1), y, rtol=1e-5, atol=1e-5)
+    true = _true_jacobian(net, x)
+    assert (true - jac).abs().max() > 1e-3  # the gradient also differentiates the gates
+
+
+def test_fused_gate_matches_the_modules():
+    """The training-only fused gate + ScaleNorm has the modules' values and gradients."""
+    from torch.autograd import gradcheck
+
+    from scglassbox._encoder import _GateScaleNorm
+
+    net = _random_net(4, 12, (16, 9), 2, norm=True, gate=True).double()
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(40, 12, generator=g, dtype=torch.float64, requires_grad=True)
+    x.data[0] = 0.0  # a row at the origin
+    up = torch.randn(40, 2, generator=g, dtype=torch.float64)
+    params = [x, *net.parameters()]
+    want = torch.autograd.grad(net(x), params, up)
+    fused_out = net.net[-1](net.hidden_for_training(x))
+    got = torch.autograd.grad(fused_out, params, up)
+    torch.testing.assert_close(fused_out, net(x), rtol=1e-12, atol=1e-12)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    z = torch.randn(6, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    s = torch.randn(5, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(5, generator=g, dtype=torch.float64, requires_grad=True)
+    assert gradcheck(lambda z, s, b: _GateScaleNorm.apply(z.clone(), s, b, 1e-6), (z, s, b))
+
+
+def test_every_encoder_round_trips_its_architecture():
+    for name in ENCODERS:
+        net = build_encoder(name, 6, 2, hidden=(8, 4))
+        again = build_encoder(net.architecture["name"], 6, 2, hidden=net.architecture["hidden"])
+        assert net.architecture == again.architecture
+        assert set(net.state_dict()) == set(again.state_dict())
+
+
 def test_attribution_mode_restores_flags():
     net = build_encoder("mlp_norm", 5, 2, hidden=(8, 8))
     norms = [m for m in net.modules() if isinstance(m, ScaleNorm)]
@@ -95,7 +151,7 @@ def test_attribution_mode_restores_flags():
 
 
 def test_build_encoder_has_no_bias():
-    for name in ("mlp", "mlp_norm", "default"):
+    for name in (*ENCODERS, "default"):
         net = build_encoder(name, 7, 3)
         assert not any("bias" in k for k, _ in net.named_parameters())
         assert net(torch.zeros(2, 7)).abs().max() == 0  # the origin maps to the origin

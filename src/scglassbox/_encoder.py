@@ -12,6 +12,14 @@ Two built-in families, both bias-free with PReLU activations:
     ``f(2x) = f(x)``. Its contributions ``A(x) * x`` use the Jacobian with every normalisation
     scale frozen at its value for that cell: still an exact additive split, but not a
     gradient (the true gradient satisfies ``J x = 0``).
+``"mlp_gate"``
+    Like ``"mlp_norm"``, with each PReLU replaced by a gated unit
+    ``h = z * sigmoid(s * (z + b))`` (``z = W x`` bias-free; ``s`` and ``b`` learned per unit).
+    The value path has no bias, but the gate bends where ``z = -b``, away from the origin, so a
+    tight cluster far from the mean cell gets linear pieces of its own. With every gate and
+    normalisation scale frozen at its value for the cell (attribution), each layer is
+    ``diag(g) W x``: ``f(x) = A(x) x`` exactly, and the contributions ``A(x) * x`` are an exact
+    additive split, not gradient x input.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import nn
 
-ENCODERS = ("mlp", "mlp_norm")
+ENCODERS = ("mlp", "mlp_norm", "mlp_gate")
 #: What ``encoder="default"`` means; chosen by ``benchmarks/run.py``.
 DEFAULT_ENCODER = "mlp_norm"
 DEFAULT_HIDDEN = (128, 128)
@@ -60,6 +68,68 @@ class PReLU(nn.PReLU):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(x) - self.weight.to(x.dtype) * torch.relu(-x)
+
+
+class Gate(nn.Module):
+    """``z * sigmoid(s * (z + b))`` per unit: a bias-free value, a gate with an offset.
+
+    With ``frozen_scale`` set (during attribution) the gate is treated as a constant, which
+    makes the unit linear in ``z``. ``b`` starts from N(0, 1), so units bend at different
+    places from the first step (measured better than starting at 0, docs/performance.md).
+    """
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.offset = nn.Parameter(torch.randn(width))
+        self.slope = nn.Parameter(torch.ones(width))
+        self.frozen_scale = False
+
+    def gate(self, z: torch.Tensor) -> torch.Tensor:
+        """The gate's value ``sigmoid(s * (z + b))``."""
+        s, b = self.slope.to(z.dtype), self.offset.to(z.dtype)
+        return torch.sigmoid(s * (z + b))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        g = self.gate(z)
+        if self.frozen_scale:
+            g = g.detach()
+        return z * g
+
+
+class _GateScaleNorm(torch.autograd.Function):
+    """:class:`Gate` followed by :class:`ScaleNorm`, with a hand-written backward pass.
+
+    The same function as the two modules (up to rounding), for training only; attribution
+    keeps the modules, whose frozen gate and scale this does not model.
+    """
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, slope: torch.Tensor, offset: torch.Tensor, eps: float):
+        s, b = slope.to(z.dtype), offset.to(z.dtype)
+        u = z + b
+        g = torch.sigmoid(s * u)
+        y = z * g
+        sq = torch.linalg.vector_norm(y, dim=-1, keepdim=True)
+        sq = sq.to(torch.promote_types(sq.dtype, torch.float32)).square_()
+        inv = torch.rsqrt(sq.div_(y.shape[-1]).add_(eps)).to(y.dtype)
+        out = y.mul_(inv)
+        ctx.save_for_backward(z, u, g, s, out, inv)
+        ctx.param_dtype = slope.dtype
+        return out
+
+    @staticmethod
+    def backward(ctx, gout: torch.Tensor):
+        z, u, g, s, out, inv = ctx.saved_tensors
+        # Through the normalisation: inv * (g - out * mean(g * out)) along the layer.
+        dot = (gout * out).sum(-1, keepdim=True).div_(-out.shape[-1])
+        gy = torch.addcmul(gout, out, dot).mul_(inv)
+        # y = z * sigmoid(s * u), u = z + b: dy/dz = g + z g (1 - g) s, dy/db = z g (1 - g) s,
+        # dy/ds = z g (1 - g) u.
+        q = gy * z * g * (1 - g)
+        grad_s = (q * u).sum(0).to(ctx.param_dtype)
+        qs = q.mul_(s)
+        grad_b = qs.sum(0).to(ctx.param_dtype)
+        return torch.addcmul(qs, gy, g), grad_s, grad_b, None
 
 
 class _PReLUScaleNorm(torch.autograd.Function):
@@ -121,22 +191,32 @@ class GlassBoxMLP(nn.Module):
         Widths of the hidden layers.
     norm
         Insert a :class:`ScaleNorm` after each hidden activation.
+    gate
+        Use :class:`Gate` units instead of PReLU (requires ``norm``).
     """
 
     def __init__(
-        self, n_in: int, n_out: int, hidden: Sequence[int] = DEFAULT_HIDDEN, norm: bool = False
+        self,
+        n_in: int,
+        n_out: int,
+        hidden: Sequence[int] = DEFAULT_HIDDEN,
+        norm: bool = False,
+        gate: bool = False,
     ) -> None:
         super().__init__()
+        if gate and not norm:
+            raise ValueError("gated units are built with ScaleNorm (norm=True).")
         layers: list[nn.Module] = []
         width = n_in
         for h in hidden:
-            layers += [nn.Linear(width, h, bias=False), PReLU(h)]
+            layers += [nn.Linear(width, h, bias=False), Gate(h) if gate else PReLU(h)]
             if norm:
                 layers.append(ScaleNorm())
             width = h
         layers.append(nn.Linear(width, n_out, bias=False))
         self.net = nn.Sequential(*layers)
         self.n_in, self.n_out, self.hidden, self.norm = n_in, n_out, tuple(hidden), norm
+        self.gate = gate
 
     #: Trains in bfloat16 under ``precision='auto'`` (measured: faster at the same quality), and
     #: reads its input through a Linear layer first, so inputs may be stored in that dtype.
@@ -170,14 +250,17 @@ class GlassBoxMLP(nn.Module):
         for i in range(0, len(layers), step):
             linear, act = layers[i], layers[i + 1]
             eps = layers[i + 2].eps if self.norm else 0.0
-            x = _PReLUScaleNorm.apply(linear(x), act.weight, self.norm, eps)
+            if self.gate:
+                x = _GateScaleNorm.apply(linear(x), act.slope, act.offset, eps)
+            else:
+                x = _PReLUScaleNorm.apply(linear(x), act.weight, self.norm, eps)
         return x
 
     @property
     def architecture(self) -> dict:
         """Everything needed to rebuild this module (weights aside)."""
         return {
-            "name": "mlp_norm" if self.norm else "mlp",
+            "name": "mlp_gate" if self.gate else ("mlp_norm" if self.norm else "mlp"),
             "n_in": self.n_in,
             "n_out": self.n_out,
             "hidden": list(self.hidden),
@@ -201,7 +284,7 @@ def training_forward(
 
 
 def build_encoder(name: str, n_in: int, n_out: int, **kwargs) -> GlassBoxMLP:
-    """Build a built-in encoder by name (``"default"``, ``"mlp"`` or ``"mlp_norm"``)."""
+    """Build a built-in encoder by name (``"default"`` or one of :data:`ENCODERS`)."""
     if name == "default":
         name = DEFAULT_ENCODER
     if name not in ENCODERS:
@@ -217,7 +300,9 @@ def build_encoder(name: str, n_in: int, n_out: int, **kwargs) -> GlassBoxMLP:
     hidden = tuple(int(h) for h in kwargs.get("hidden", DEFAULT_HIDDEN))
     if any(h < 1 for h in hidden):
         raise ValueError(f"encoder_kwargs['hidden'] must hold positive widths, got {hidden}.")
-    return GlassBoxMLP(n_in, n_out, hidden=hidden, norm=name == "mlp_norm")
+    return GlassBoxMLP(
+        n_in, n_out, hidden=hidden, norm=name in ("mlp_norm", "mlp_gate"), gate=name == "mlp_gate"
+    )
 
 
 @contextlib.contextmanager

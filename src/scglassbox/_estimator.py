@@ -97,7 +97,11 @@ class GlassBoxUMAP(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         module must be bias-free and piecewise linear through the origin; ``fit`` checks that
         its contributions reconstruct its output and refuses it otherwise.
     encoder_kwargs
-        For built-in encoders: ``hidden``, the hidden layer widths.
+        For built-in encoders: ``hidden``, the hidden layer widths. Without it, ``(128, 128)``
+        on a CPU (or MPS) and ``(512, 512, 512, 512)`` when the fit trains on a CUDA GPU,
+        where the wider network costs little and keeps more local structure (measured in
+        docs/performance.md). The widths used are stored with the model, so a model trained
+        on a GPU loads and maps new cells anywhere.
     lr
         Adam learning rate on the network's weights (constant over training). The
         canonical name; umap-learn's ``learning_rate`` is the same setting.
@@ -111,7 +115,8 @@ class GlassBoxUMAP(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         except around 5,000 cells, where a step encodes nearly every cell anyway and more edges
         cost little; on graphs where 10 epochs would be more than 1,000 such steps (from about
         50,000 cells) up to 20,000, as many as make 10 epochs about 1,000 steps (unless
-        ``num_batches`` is set). Inference then uses 10,000 cells per batch.
+        ``num_batches`` is set). On a CUDA GPU: 160,000 edges (all of them on smaller
+        graphs), as many steps. Inference then uses 10,000 cells per batch.
     init
         Starting layout. ``"random"`` (default): the network's random initial weights, as
         before this option existed. ``"spectral"``, ``"tswspectral"``, ``"pca"`` or an array
@@ -132,7 +137,8 @@ class GlassBoxUMAP(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         ``"bf16"`` (bfloat16 autocast; the output layer and the loss stay float32) or
         ``"auto"``: ``"bf16"`` for the built-in encoders, from 1,000 cells up, on CPUs with
         native bfloat16 instructions (AVX512-BF16 or AMX), where fits were 1.4-1.6x faster at
-        about the same quality, else ``"32"``. Stored weights, the embedding, ``transform`` and the
+        about the same quality, and on CUDA GPUs with bfloat16 (1.9x faster on an H200), else
+        ``"32"``. Stored weights, the embedding, ``transform`` and the
         contributions are always float32, so exactness does not depend on it; the trained
         weights do (``precision_`` says which was used).
     trainer_kwargs

@@ -28,6 +28,8 @@ from ._params import (
     _is_default,
     auto_batch_size,
     auto_epochs,
+    auto_hidden,
+    device_type,
 )
 from ._sampling import alias_table
 from ._training import UMAPModule
@@ -117,11 +119,16 @@ def training_module(
             input_map.components is not None and input_map.components.shape[0] != n_features
         ):
             raise ValueError(f"projection does not match X's {n_features} features.")
+    device = device_type(settings["accelerator"])
+    encoder_kwargs = dict(est.encoder_kwargs or {})
+    hidden = auto_hidden(device)
+    if hidden is not None and not isinstance(settings["encoder"], nn.Module):
+        encoder_kwargs.setdefault("hidden", hidden)
     encoder = make_encoder(
         settings["encoder"],
         input_map.n_inputs,
         est.n_components,
-        est.encoder_kwargs,
+        encoder_kwargs,
         est.random_state,
     )
     # Filled chunk by chunk: a list of chunks and their concatenation would hold it twice.
@@ -136,7 +143,9 @@ def training_module(
         a, b = settings["a"], settings["b"]
     # With num_batches the user sets the steps per epoch: the epoch floor that large steps
     # make up for does not apply.
-    batch_size = est.batch_size or auto_batch_size(n, None if est.num_batches else edges.n_edges)
+    batch_size = est.batch_size or auto_batch_size(
+        n, None if est.num_batches else edges.n_edges, device
+    )
     if settings["epochs"] is not None:
         epochs = settings["epochs"]
     elif est.num_batches:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._encoder import ENCODERS, GlassBoxMLP
+from ._encoder import ENCODERS, GlassBoxMLP, build_encoder
 
 FORMAT_VERSION = 1
 LIBRARY = "scglassbox"
@@ -91,9 +91,9 @@ def build_from_block(block: dict) -> GlassBoxMLP:
     """
     name, n_in, n_out, hidden = architecture(block)
     with torch.device("meta"):
-        shapes = GlassBoxMLP(n_in, n_out, hidden=hidden, norm=name == "mlp_norm").state_dict()
+        shapes = build_encoder(name, n_in, n_out, hidden=hidden).state_dict()
     check_weights(block, {k: tuple(v.shape) for k, v in shapes.items()})
-    module = GlassBoxMLP(n_in, n_out, hidden=hidden, norm=name == "mlp_norm")
+    module = build_encoder(name, n_in, n_out, hidden=hidden)
     load_weights(module, block)
     return module
 
