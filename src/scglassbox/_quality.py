@@ -56,7 +56,7 @@ def embedding_quality(
     max_cells: int = MAX_CELLS,
     seed: int = 0,
 ) -> dict[str, float | int]:
-    """kNN preservation and trustworthiness of ``embedding`` against ``X``.
+    """The kNN preservation and trustworthiness of ``embedding`` against ``X``.
 
     Parameters
     ----------
@@ -84,7 +84,8 @@ def embedding_quality(
     Xs = np.asarray(X[idx], dtype=np.float64)
     Es = np.asarray(embedding[idx], dtype=np.float64)
     nn_x, nn_e = _knn(Xs, k), _knn(Es, k)
-    hits = sum(np.intersect1d(a, b, assume_unique=True).size for a, b in zip(nn_x, nn_e))
+    pairs = zip(nn_x, nn_e, strict=True)
+    hits = sum(np.intersect1d(a, b, assume_unique=True).size for a, b in pairs)
     # Trustworthiness: each embedding neighbour's rank in the input space (1 = nearest other
     # cell) beyond k.
     penalty = 0.0

@@ -187,8 +187,18 @@ def run(
     print(f"embedding + contributions: {out}")
     print(f"figure:                    {png}")
     print(f"exactness (max relative |sum of contributions - embedding|): {exact:.1e}")
+    from .tl._quality import describe
+
+    print(describe(adata.uns[key]["quality"]))
+    written = [f"obsm['X_{key}']"]
+    written += [f"obsm[{k!r}]" for k in adata.obsm if k == f"{key}_contributions"]
+    written += [f"varm['{key}_contributions']", f"uns[{key!r}]"]
+    if groupby is not None:
+        written.append(f"uns['{key}_rank_{groupby}']")
+    print(f"wrote: {', '.join(written)}")
     if groupby is not None:
         top = gb.get.rank_contributions_df(adata, groupby, key=key, n_genes=3)
+        print(f"top 3 genes placing each {groupby} group (by mean contribution):")
         for group, rows in top.groupby("group", sort=False):
             print(f"  {group}: {', '.join(rows['gene'])}")
     return adata

@@ -15,6 +15,7 @@ from .._docs import doc_params
 from ..get import _access as acc
 from ..get._access import MASK_DEFAULT, Expression
 from ._pca import scanpy_projection
+from ._quality import describe, quality
 from ._results import (
     ContributionStorage,
     check_storage,
@@ -143,7 +144,10 @@ def glassbox_umap(
         ``params``, ``var_names``, ``loss_history``, ``exactness``
         (``max|sum of contributions - embedding| / max|embedding|``; with ``'float16'`` also
         ``exactness_stored``, that of the stored values), ``input`` (how the
-        encoder reads the genes) and
+        encoder reads the genes), ``quality`` (``knn_preservation`` and
+        ``trustworthiness`` with 15 neighbours, on a fixed sample of at most 5,000 cells,
+        against the representation the graph was built on, e.g. ``obsm['X_pca']``; the same
+        two figures under ``'X_umap'`` for ``obsm['X_umap']`` when it exists, to compare) and
         ``model`` (the fitted network as numpy arrays; see
         :meth:`~scglassbox.GlassBoxUMAP.from_adata`).
 
@@ -167,6 +171,7 @@ def glassbox_umap(
     storage = resolve_storage(contributions, expr.X.shape[0], n_components, expr.X.shape[1])
     est.fit(expr.X, graph=graph, projection=projection)
     emb, contrib, summary, exact = contributions_and_summary(est, expr.X, storage=storage)
+    fit_quality = quality(adata, acc.neighbors(adata, neighbors_key)[1], emb)
     model = est.to_dict()
     model["var_names"] = expr.var_names
     uns = {
@@ -188,9 +193,11 @@ def glassbox_umap(
         "loss_history": est.loss_history_,
         **{k: float(v) for k, v in exact.items()},
         "input": how,
+        "quality": fit_quality,
         "model": model,
     }
     logg.info(f"glassbox_umap: exactness {exact['exactness']:.2e} (max relative error)")
+    logg.info(f"glassbox_umap: {describe(fit_quality)}")
     if copy:
         adata = adata.copy()
     if storage == "lazy":
