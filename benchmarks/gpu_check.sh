@@ -21,7 +21,9 @@
 #      baselines (a bare --baselines is an empty list; the CPU baselines are measured on the
 #      2-core machine already); records to $OUT/local_structure.jsonl       cap 240 s
 #   5b. profile: gpu_profile.py on the 100k set: cProfile of the default fit, then a
-#      kNN-vs-time curve of encoder and step sizes (GPU_CHECK_CURVE_S, default 200)  cap 300 s
+#      kNN-vs-time curve of encoder and step sizes (GPU_CHECK_CURVE_S, default 200;
+#      GPU_CHECK_CONFIGS: which of gpu_profile.py's CONFIGS, default all)   cap 300 s
+#   GPU_CHECK_EXACTNESS_BG=1 runs step 4 beside step 5.
 #   7. 1m: wait for step 2, then scale.py --sizes 1000000 --stages fit contributions on all
 #      cores, if GPU_CHECK_BIG_STAGES_S (240) are left; runs before 6 if the data is ready.
 #
@@ -249,12 +251,22 @@ run_big() { # 7. after waiting for the preparation until $1
 }
 
 PENDING=0
-# 4. Exactness on the GPU: the test must run, not skip.
-if want exactness; then
-  step exactness 120 "${FG[@]}" "$PY" -m pytest -q -p no:cacheprovider -rs \
+# 4. Exactness on the GPU: the test must run, not skip. With GPU_CHECK_EXACTNESS_BG=1 it runs
+# beside step 5 (whose first minutes are the CPU-bound data preparation).
+exactness() {
+  step exactness 150 "${FG[@]}" "$PY" -m pytest -q -p no:cacheprovider -rs \
     tests/test_contributions.py -k "gpu or cuda"
   if [[ $ACC == gpu ]] && grep -q "SKIPPED" "$OUT/exactness.log"; then
     note "exactness: FAILED, the GPU test was skipped"
+  fi
+}
+EXACT_PID=
+if want exactness; then
+  if [[ -n ${GPU_CHECK_EXACTNESS_BG:-} ]]; then
+    exactness &
+    EXACT_PID=$!
+  else
+    exactness
   fi
 fi
 # 5. 100k: its own data preparation (about half of the step), fit, all contributions.
@@ -264,8 +276,10 @@ if want 100k; then
 fi
 # 5b. Profile of the default fit and a kNN-vs-time curve on the same prepared set.
 if want profile; then
+  read -ra CONFIGS <<<"${GPU_CHECK_CONFIGS:-}"
   step gpu_profile 300 "${FG[@]}" "$PY" benchmarks/gpu_profile.py --n "$SMALL" --workdir "$WORK" \
-    --accelerator "$ACC" --budget "${GPU_CHECK_CURVE_S:-200}" --out "$OUT/gpu_profile.jsonl"
+    --accelerator "$ACC" --budget "${GPU_CHECK_CURVE_S:-200}" --out "$OUT/gpu_profile.jsonl" \
+    ${CONFIGS[@]:+--configs "${CONFIGS[@]}"}
 fi
 # 7 before 6 if the 1M data is ready already.
 if want 1m && want local && prep_done; then
@@ -291,6 +305,7 @@ for target in $TARGETS; do
   awk -v f="$fit" -v l="$limit" 'BEGIN { exit !(f <= l) }' && v=PASS || v=MISS
   note "target: $n-cell fit ${fit}s against ${limit}s: $v"
 done
+[[ -n $EXACT_PID ]] && wait "$EXACT_PID"
 note "done in $((SECONDS - START))s; logs in $OUT"
 ((PENDING)) && note "NEXT: bash benchmarks/gpu_check.sh 1m (the preparation keeps running)"
 exit 0

@@ -33,6 +33,7 @@ from ._params import (
     auto_batch_size,
     auto_epochs,
     check_params,
+    training_device,
 )
 from ._persistence import from_block, to_block
 from ._storage import load_block, save_block
@@ -369,11 +370,26 @@ extra_callbacks
         -------
         The fitted estimator.
         """
+        return self._fit(X, graph=graph, projection=projection)
+
+    def _fit(
+        self,
+        X: object,
+        *,
+        graph: object = None,
+        projection: tuple[np.ndarray, np.ndarray | None] | None = None,
+        inputs: np.ndarray | None = None,
+    ) -> GlassBoxUMAP:
+        """Fit; with the encoder's ``inputs`` when the caller has computed them already.
+
+        ``inputs``: ``projection`` applied to ``X``, float32 (as ``gb.tl.glassbox_umap``'s
+        check of scanpy's PCA computes it).
+        """
         settings = self._check_params()
         X = self._validate_X(X, reset=True)
         with torch_threads(settings["threads"]):
             module, graph, input_map, features = self._training_module(
-                X, graph, projection, settings
+                X, graph, projection, settings, inputs
             )
             best = lightning_callback(RestoreBestWeights)() if self.restore_best_weights else None
             history = train(
@@ -384,7 +400,10 @@ extra_callbacks
                 trainer_kwargs=self._trainer_kwargs(best),
             )
         device = getattr(self, "_device", None)
-        self.encoder_ = module.encoder.cpu().eval()
+        # Lightning hands the module back on the CPU: the pass over all cells below (and
+        # gb.tl.glassbox_umap's contributions, through _train_device) run where it trained.
+        self._train_device = training_device(settings["accelerator"], settings["devices"])
+        self.encoder_ = module.encoder.eval().to(self._train_device or "cpu")
         self.input_map_ = input_map
         self.graph_ = graph
         self.a_, self.b_ = module.a, module.b
@@ -396,8 +415,7 @@ extra_callbacks
         if best is not None:
             self.best_epoch_ = best.epoch
         self.embedding_ = self._encode(features)
-        if device is not None:
-            self.encoder_ = self.encoder_.to(device)
+        self.encoder_ = self.encoder_.to(device if device is not None else "cpu")
         return self
 
     def _trainer_kwargs(self, best: object) -> dict[str, Any] | None:
@@ -414,10 +432,11 @@ extra_callbacks
         graph: object,
         projection: tuple[np.ndarray, np.ndarray | None] | None,
         settings: dict[str, Any] | None = None,
+        inputs: np.ndarray | None = None,
     ) -> tuple[UMAPModule, sparse.csr_matrix, InputMap, np.ndarray]:
         """The module ``fit`` trains, with the graph, input map and encoder inputs it used."""
         settings = self._check_params() if settings is None else settings
-        return training_module(self, X, graph, projection, settings)
+        return training_module(self, X, graph, projection, settings, inputs)
 
     # ------------------------------------------------------------------ inference
     @property

@@ -41,6 +41,7 @@ def training_module(
     graph: object,
     projection: tuple[np.ndarray, np.ndarray | None] | None,
     settings: dict[str, Any],
+    inputs: np.ndarray | None = None,
 ) -> tuple[UMAPModule, sparse.csr_matrix, InputMap, np.ndarray]:
     """The module that ``est`` (a ``GlassBoxUMAP``) trains on ``X``, with what it was built from.
 
@@ -56,6 +57,9 @@ def training_module(
         A fixed input map ``(mean, components)``, or ``None`` to fit centring (and PCA).
     settings
         What :func:`scglassbox._params.check_params` returned for ``est``.
+    inputs
+        The encoder's inputs (``projection`` applied to ``X``, float32), when the caller
+        has them already (``gb.tl.glassbox_umap``'s PCA check computes them); else computed.
 
     Returns
     -------
@@ -131,10 +135,13 @@ def training_module(
         encoder_kwargs,
         est.random_state,
     )
-    # Filled chunk by chunk: a list of chunks and their concatenation would hold it twice.
-    features = np.empty((n, input_map.n_inputs), dtype=np.float32)
-    for rows, _, z in input_map.chunks(X, max(est.batch_size or INFERENCE_BATCH, 4096)):
-        features[rows] = z
+    if inputs is not None and inputs.shape == (n, input_map.n_inputs) and projection is not None:
+        features = inputs
+    else:
+        # Filled chunk by chunk: a list of chunks and their concatenation would hold it twice.
+        features = np.empty((n, input_map.n_inputs), dtype=np.float32)
+        for rows, _, z in input_map.chunks(X, max(est.batch_size or INFERENCE_BATCH, 4096)):
+            features[rows] = z
     if not np.isfinite(features).all():
         raise ValueError("X's centred values overflow float32: rescale X.")
     if settings["a"] is None:

@@ -14,6 +14,7 @@ import warnings
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
 from ._encoder import ENCODERS
@@ -153,8 +154,6 @@ def device_type(accelerator: object) -> str:
     when available, else the CPU. The defaults that follow the device (:data:`GPU_HIDDEN`,
     :data:`GPU_BATCH`, bfloat16) are chosen from this before the trainer exists.
     """
-    import torch
-
     name = str(getattr(accelerator, "type", accelerator)).lower()
     if name in ("gpu", "cuda"):
         return "cuda"
@@ -167,6 +166,18 @@ def device_type(accelerator: object) -> str:
         if mps is not None and mps.is_available():
             return "mps"
     return "cpu"
+
+
+def training_device(accelerator: object, devices: object) -> torch.device | None:
+    """The CUDA device a fit trains on (the first of ``devices``), or ``None`` off CUDA.
+
+    Lightning hands the trained module back on the CPU; the fit's own passes over all cells
+    (the embedding, and ``gb.tl.glassbox_umap``'s contributions) run here instead.
+    """
+    if device_type(accelerator) != "cuda" or not torch.cuda.is_available():
+        return None
+    first = devices[0] if isinstance(devices, list | tuple) and devices else 0
+    return torch.device("cuda", int(first) if isinstance(first, int) else 0)
 
 
 def auto_hidden(device: str) -> tuple[int, ...] | None:

@@ -106,7 +106,7 @@ def glassbox_ensemble(
         raise ValueError(f"seeds must hold at least 2 distinct integers, got {seeds}.")
     cats = categorical(adata, groupby)
     codes, n_groups = cats.codes.astype(np.int64), len(cats.categories)
-    est, expr, graph, projection, _ = prepare(
+    est, expr, graph, projection, inputs, _ = prepare(
         adata, neighbors_key=neighbors_key, layer=layer, use_raw=use_raw, mask_var=mask_var,
         use_pca=use_pca, n_pcs=n_pcs, min_dist=min_dist, quiet=quiet, **kwargs,
     )  # fmt: skip
@@ -115,7 +115,7 @@ def glassbox_ensemble(
     for i, seed in enumerate(seeds):
         logg.info(f"glassbox_ensemble: fit {i + 1}/{len(seeds)} (seed {seed})")
         est.random_state = seed
-        est.fit(expr.X, graph=graph, projection=projection)
+        est._fit(expr.X, graph=graph, projection=projection, inputs=inputs)
         per_seed.append(_group_means(est, expr.X, codes, n_groups, view))
     stack = np.stack(per_seed)
     groups = np.asarray(cats.categories.astype(str))

@@ -36,8 +36,11 @@ def prepare(
     use_pca: bool | None,
     n_pcs: int,
     **est_kwargs: Any,
-) -> tuple[Any, Expression, sparse.csr_matrix, tuple | None, str]:
-    """Everything a fit needs: estimator, expression, graph and the encoder's input map."""
+) -> tuple[Any, Expression, sparse.csr_matrix, tuple | None, np.ndarray | None, str]:
+    """Everything a fit needs: estimator, expression, graph and the encoder's input map.
+
+    When scanpy's PCA is reused, also the encoder's inputs (its check computed them).
+    """
     from .._estimator import GlassBoxUMAP
 
     if isinstance(n_pcs, bool) or not isinstance(n_pcs, numbers.Integral) or n_pcs < 1:
@@ -48,11 +51,12 @@ def prepare(
     est._check_params()  # fail before any work
     graph, nn_params = acc.neighbors(adata, neighbors_key)
     expr = acc.expression(adata, layer=layer, use_raw=use_raw, mask_var=mask_var)
-    projection, how = None, "the centred genes (no PCA)"
+    projection, inputs, how = None, None, "the centred genes (no PCA)"
     said = how  # the log line: the reason for a PCA of its own is in the warning, once
     if use_pca is not False:
-        projection, why = scanpy_projection(adata, expr, nn_params)
-        if projection is not None:
+        reused, why = scanpy_projection(adata, expr, nn_params)
+        if reused is not None:
+            *projection, inputs = reused
             how, said = why, why.replace("reused ", "", 1)
         elif use_pca or expr.X.shape[1] > n_pcs:
             est.pca_components = min(n_pcs, *expr.X.shape)
@@ -62,7 +66,7 @@ def prepare(
     logg.info(
         f"glassbox_umap: {expr.X.shape[0]} cells x {expr.X.shape[1]} genes; encoder reads {said}"
     )
-    return est, expr, graph, projection, how
+    return est, expr, graph, projection, inputs, how
 
 
 @doc_params
@@ -162,15 +166,20 @@ def glassbox_umap(
     """
     check_storage(contributions)
     key = _keys.check_key_added(key_added)
-    est, expr, graph, projection, how = prepare(
+    est, expr, graph, projection, inputs, how = prepare(
         adata, neighbors_key=neighbors_key, layer=layer, use_raw=use_raw, mask_var=mask_var,
         use_pca=use_pca, n_pcs=n_pcs, min_dist=min_dist, spread=spread,
         n_components=n_components, encoder=encoder, epochs=epochs,
         random_state=random_state, quiet=quiet, **kwargs,
     )  # fmt: skip
     storage = resolve_storage(contributions, expr.X.shape[0], n_components, expr.X.shape[1])
-    est.fit(expr.X, graph=graph, projection=projection)
-    emb, contrib, summary, exact = contributions_and_summary(est, expr.X, storage=storage)
+    est._fit(expr.X, graph=graph, projection=projection, inputs=inputs)
+    train_device = getattr(est, "_train_device", None)  # a GPU: the pass runs there too
+    est.encoder_.to(train_device or "cpu")
+    try:
+        emb, contrib, summary, exact = contributions_and_summary(est, expr.X, storage=storage)
+    finally:
+        est.encoder_.cpu()
     fit_quality = quality(adata, acc.neighbors(adata, neighbors_key)[1], emb)
     model = est.to_dict()
     model["var_names"] = expr.var_names

@@ -6,6 +6,7 @@ import numpy as np
 from anndata import AnnData
 
 from .._contributions import InputMap, column_mean
+from .._params import INFERENCE_BATCH
 from ..get._access import Expression
 
 #: |(x - mean) @ PCs - X_pca| / max|X_pca| above this means scanpy's PCA cannot be reused.
@@ -26,11 +27,13 @@ def _rep_of_graph(adata: AnnData, params: dict) -> tuple[str | None, int | None]
 
 def scanpy_projection(
     adata: AnnData, expr: Expression, params: dict
-) -> tuple[tuple[np.ndarray, np.ndarray] | None, str]:
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray] | None, str]:
     """Reuse scanpy's PCA as the encoder's input map when that is exact; else say why not.
 
     scanpy never stores the centring mean, so it is recomputed from the expression and the
-    projection ``(x - mean) @ PCs`` is checked against the stored scores.
+    projection ``(x - mean) @ PCs`` is checked against the stored scores. Returns
+    ``(mean, components, inputs)`` (``inputs``: that projection, float32, the encoder's
+    input) and a sentence, or ``None`` and why not.
     """
     rep, n_pcs = _rep_of_graph(adata, params)
     if rep is None:
@@ -58,11 +61,14 @@ def scanpy_projection(
     mean = column_mean(expr.X)
     imap = InputMap(mean, components)
     err, top = 0.0, np.abs(scores).max()
-    for rows, _, z in imap.chunks(expr.X, 8192):
+    # The projection is the encoder's input: kept, so the fit does not compute it again.
+    inputs = np.empty((expr.X.shape[0], k), dtype=np.float32)
+    for rows, _, z in imap.chunks(expr.X, INFERENCE_BATCH):
         err = max(err, float(np.abs(z - scores[rows]).max()))
+        inputs[rows] = z
     if not err <= PCA_MATCH_RTOL * top:  # also catches NaN
         return None, (
             f"(x - mean) @ varm['PCs'] differs from obsm[{rep!r}] by {err / top:.1e} (relative): "
             f"the PCA was computed on other values than {expr.source} (scaled or changed since?)"
         )
-    return (imap.mean, components), f"reused scanpy's PCA (obsm[{rep!r}], {k} components)"
+    return (imap.mean, components, inputs), f"reused scanpy's PCA (obsm[{rep!r}], {k} components)"
