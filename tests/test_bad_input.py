@@ -206,6 +206,8 @@ UMAP_CASES = [
     ("string_X", _string_x, {}, ValueError, r"numeric"),
     ("duplicate_var_names", _duplicate_var_names, {}, ValueError, r"not unique"),
     ("key_added_slash", _nothing, {"key_added": "a/b"}, ValueError, r"contains '/'"),
+    ("random_state_negative", _nothing, {"random_state": -1}, ValueError, r"random_state"),
+    ("random_state_huge", _nothing, {"random_state": 2**40}, ValueError, r"random_state"),
     ("key_added_int", _nothing, {"key_added": 123}, ValueError, r"non-empty string"),
     ("key_added_empty", _nothing, {"key_added": ""}, ValueError, r"non-empty string"),
     ("key_added_pca", _nothing, {"key_added": "pca"}, ValueError, r"scanpy's own tools"),
@@ -314,6 +316,44 @@ def test_glassbox_transform_refuses_and_leaves_both_unchanged(base, mutate, kwar
         gb.tl.glassbox_transform(query, base, **kwargs)
     assert_unchanged(query, before)
     assert_unchanged(base, ref_before)
+
+
+def _ref_duplicate_name(uns):
+    names = np.array(uns["var_names"], dtype=object)
+    names[3] = names[4]
+    uns["var_names"] = names
+
+
+def _ref_shorter(uns):
+    uns["var_names"] = np.asarray(uns["var_names"])[:-10]
+
+
+def _ref_reordered(uns):
+    names = np.array(uns["var_names"], dtype=object)
+    names[[0, 1]] = names[[1, 0]]
+    uns["var_names"] = names
+
+
+@pytest.mark.parametrize(
+    ("damage", "match"),
+    [
+        (_ref_duplicate_name, r"duplicate gene names"),
+        (_ref_shorter, r"lists \d+ genes but the model reads \d+"),
+        (_ref_reordered, r"differs from the model's gene list at 2 positions"),
+    ],
+    ids=["duplicate", "shorter", "reordered"],
+)
+def test_damaged_reference_gene_list_is_refused(adata, damage, match):
+    """A reference whose uns var_names no longer match its model: no silent column swap."""
+    damage(adata.uns[KEY])
+    query = _query(adata)
+    before, ref_before = snapshot(query), snapshot(adata)
+    with pytest.raises(ValueError, match=match):
+        gb.tl.glassbox_transform(query, adata)
+    assert_unchanged(query, before)
+    assert_unchanged(adata, ref_before)
+    with pytest.raises(ValueError, match=match):
+        gb.get.contributions(adata)
 
 
 def test_glassbox_transform_copies_the_model(base):

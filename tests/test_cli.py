@@ -214,7 +214,7 @@ def test_disk_full_or_interrupt_keeps_the_input(src, monkeypatch, capsys, fault)
                      "--contributions", "none"])  # fmt: skip
     if isinstance(fault, OSError):
         assert code == cli.EXIT_OUTPUT
-        assert "No space left on device" in _only_error(capsys, "nothing was replaced")
+        assert "No space left on device" in _only_error(capsys, "was not replaced")
     else:
         assert code == cli.EXIT_INTERRUPT
         _only_error(capsys, "interrupted")
@@ -223,6 +223,76 @@ def test_disk_full_or_interrupt_keeps_the_input(src, monkeypatch, capsys, fault)
     ad.read_h5ad(src)  # still readable
     assert _leftovers(src.parent) == []
     assert not src.with_suffix(".png").exists()
+
+
+def test_interrupt_after_the_h5ad_says_it_was_written(src, monkeypatch, capsys):
+    """Ctrl-C while the PNG is drawn: the .h5ad is complete, and the message says so."""
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_summary_png", interrupted)
+    out = src.parent / "out.h5ad"
+    code = cli.main(["run", str(src), "-o", str(out), "--epochs", "1", "-q",
+                     "--contributions", "none"])  # fmt: skip
+    assert code == cli.EXIT_INTERRUPT
+    msg = _only_error(capsys, "was written completely")
+    assert str(out) in msg and "no output was written" not in msg
+    assert "X_glassbox_umap" in ad.read_h5ad(out).obsm
+    assert _leftovers(src.parent) == []
+
+
+def test_too_little_free_space_is_refused_before_writing(src, monkeypatch, capsys):
+    import shutil
+    from collections import namedtuple
+
+    original = src.read_bytes()
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 2**20, 2**20))
+    code = cli.main(["run", str(src), "-o", str(src), "--epochs", "1", "-q"])
+    assert code == cli.EXIT_OUTPUT
+    assert "MB are free" in _only_error(capsys, "not enough disk space")
+    assert src.read_bytes() == original and _leftovers(src.parent) == []
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 7 MB tmpfs (root only): a real full disk."""
+    import subprocess
+
+    mnt = tmp_path / "tmpfs"
+    mnt.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=7m", "tmpfs", str(mnt)],
+                         capture_output=True, check=False)  # fmt: skip
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_real_full_disk_keeps_the_input_and_exits_cleanly(small_h5ad, small_tmpfs, capsys):
+    src = small_tmpfs / "in.h5ad"
+    src.write_bytes(small_h5ad.read_bytes())
+    original = src.read_bytes()
+    code = cli.main(["run", str(src), "-o", str(src), "--epochs", "1", "-q"])
+    assert code == cli.EXIT_OUTPUT
+    _only_error(capsys, "not enough disk space")
+    assert src.read_bytes() == original
+    assert _leftovers(small_tmpfs) == []
+
+
+def test_negative_seed_is_a_usage_error(src, tmp_path, capsys, no_fit):
+    code = cli.main(["run", str(src), "-o", str(tmp_path / "o.h5ad"), "--seed", "-1"])
+    assert code == cli.EXIT_USAGE
+    _only_error(capsys, "--seed must be in")
+
+
+def test_output_under_proc_is_refused_first(src, capsys, no_fit):
+    code = cli.main(["run", str(src), "-o", "/proc/scglassbox-out.h5ad"])
+    assert code == cli.EXIT_OUTPUT
+    _only_error(capsys, "cannot create files in /proc")
 
 
 # ---------------------------------------------------------------- checked before any work

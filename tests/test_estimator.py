@@ -79,6 +79,9 @@ def test_precomputed_graph_is_used(wine):
         ("epochs", -1),
         ("batch_size", True),
         ("random_state", "seed"),
+        ("random_state", -1),
+        ("random_state", 2**32),
+        ("transform_seed", -5),
         ("encoder", "transformer"),
         ("metric", 3),
         ("precision", "16"),
@@ -498,3 +501,27 @@ def test_to_dict_is_built_on_get_params(fitted):
     assert params["set_op_mix_ratio"] == 0.5 and params["init"] == "pca"
     again = gb.GlassBoxUMAP.from_dict(est.to_dict())
     assert again.set_op_mix_ratio == 0.5 and again.init == "pca"
+
+
+@pytest.mark.skipif(
+    __import__("torch").cuda.is_available(), reason="this machine has a GPU: nothing to refuse"
+)
+@pytest.mark.parametrize("accelerator", ["gpu", "cuda"])
+def test_gpu_without_a_gpu_is_refused_in_plain_words(wine, accelerator):
+    X, _ = wine
+    est = gb.GlassBoxUMAP(accelerator=accelerator, quiet=True)
+    with pytest.raises(ValueError, match="PyTorch sees no CUDA GPU here"):
+        est.fit(X)
+    assert not hasattr(est, "encoder_")
+    with pytest.raises(ValueError, match="sees no CUDA GPU"):
+        gb.GlassBoxUMAP(quiet=True).to("cuda").fit(X)
+
+
+def test_save_into_a_missing_folder_names_the_folder(fitted, tmp_path):
+    target = tmp_path / "no" / "such" / "model.npz"
+    with pytest.raises(FileNotFoundError, match=r"folder .*no/such does not exist"):
+        fitted.save(target)
+    assert not (tmp_path / "no").exists()
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        fitted.save(tmp_path)
+    assert list(tmp_path.iterdir()) == []

@@ -168,6 +168,25 @@ def device_type(accelerator: object) -> str:
     return "cpu"
 
 
+def check_device(accelerator: object) -> None:
+    """Refuse, before any work and in plain words, a GPU that torch cannot see."""
+    name = str(getattr(accelerator, "type", accelerator)).lower()
+    if name in ("gpu", "cuda") and not torch.cuda.is_available():
+        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        raise ValueError(
+            f"accelerator={accelerator!r}, but PyTorch sees no CUDA GPU here (torch "
+            f"{torch.__version__}, {build}). Use accelerator='auto' (the GPU when there is one, "
+            "else the CPU) or 'cpu'."
+        )
+    if name == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(
+                "accelerator='mps', but PyTorch sees no Apple GPU (MPS) here. Use "
+                "accelerator='auto' or 'cpu'."
+            )
+
+
 def training_device(accelerator: object, devices: object) -> torch.device | None:
     """The CUDA device a fit trains on (the first of ``devices``), or ``None`` off CUDA.
 
@@ -300,8 +319,11 @@ def check_params(est: Any) -> dict[str, Any]:
         raise ValueError("a and b set the curve q = 1 / (1 + a d^(2b)) together: pass both.")
     for name in ("random_state", "transform_seed"):
         v = getattr(est, name)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Integral)):
-            raise ValueError(f"{name} must be an int or None, got {v!r}.")
+        # numpy and scikit-learn take seeds in [0, 2**32); one rule on every path.
+        if v is not None and (
+            isinstance(v, bool) or not isinstance(v, numbers.Integral) or not 0 <= v < 2**32
+        ):
+            raise ValueError(f"{name} must be None or an int in [0, 2**32 - 1], got {v!r}.")
     for name, (default, why) in UNSUPPORTED.items():
         v = getattr(est, name)
         if not (v is default or (isinstance(v, (str, numbers.Number)) and v == default)):
@@ -367,6 +389,7 @@ def check_params(est: Any) -> dict[str, Any]:
     if device is not None:  # .to(device) before fit, as in the reference package
         accelerator = {"cuda": "gpu"}.get(device.type, device.type)
         devices = [device.index] if device.index is not None else 1
+    check_device(accelerator)
     custom_graph = any(
         not _is_default(getattr(est, k), v) for k, v in GRAPH_OPTIONS.items()
     ) or bool(est.metric_kwds)

@@ -228,6 +228,12 @@ def save_block(block: dict, path: str | os.PathLike) -> Path:
     meta: dict = {}
     _flatten(check_block(block), "", arrays, meta)
     path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        what = "is not a directory" if folder.exists() else "does not exist"
+        raise FileNotFoundError(f"cannot save the model to {path}: folder {folder} {what}.")
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot save the model to {path}: it is a directory.")
     arrays[_META] = np.array(json.dumps(meta))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     try:

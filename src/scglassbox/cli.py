@@ -24,7 +24,7 @@ EXIT_CODES = {
     EXIT_USAGE: "bad usage or bad input (options, input file, obs column, key)",
     EXIT_OUTPUT: "an output path cannot be written (checked before any work; also a full disk)",
     EXIT_FIT: "the fit or the summaries failed",
-    EXIT_INTERRUPT: "interrupted (Ctrl-C); no output was written",
+    EXIT_INTERRUPT: "interrupted (Ctrl-C); says which outputs, if any, were complete before it",
 }
 
 
@@ -64,7 +64,62 @@ def check_output_path(path: Path, what: str) -> Path:
         raise CLIError(f"{what} {path}: directory {ancestor} is not writable.", EXIT_OUTPUT)
     if path.exists() and not os.access(path, os.W_OK) and not os.access(parent, os.W_OK):
         raise CLIError(f"{what} {path} is not writable.", EXIT_OUTPUT)
+    # Permissions are not the whole story (/proc, /sys, read-only mounts): create a file.
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".scglassbox-probe-", dir=ancestor)
+    except OSError as e:
+        raise CLIError(
+            f"{what} {path}: cannot create files in {ancestor} ({e.strerror or e}).", EXIT_OUTPUT
+        ) from e
+    os.close(fd)
+    os.unlink(probe)
     return path
+
+
+#: Room kept free beyond an output's estimated size (metadata, HDF5 overhead).
+SPACE_MARGIN = 1.1
+SPACE_SLACK_BYTES = 16 * 2**20
+
+
+def estimated_bytes(adata) -> int:
+    """Bytes an uncompressed ``.h5ad`` of ``adata`` takes, about (its arrays' sizes)."""
+    from scipy import sparse
+
+    def size(a) -> int:
+        if a is None:
+            return 0
+        if sparse.issparse(a):
+            return a.data.nbytes + a.indices.nbytes + a.indptr.nbytes
+        if isinstance(a, dict):
+            return sum(size(v) for v in a.values())
+        return int(getattr(a, "nbytes", 0))
+
+    total = size(adata.X)
+    for slot in (adata.layers, adata.obsm, adata.varm, adata.obsp, adata.varp):
+        total += sum(size(v) for v in slot.values())
+    total += size(dict(adata.uns))
+    if adata.raw is not None:
+        total += size(adata.raw.X)
+    total += adata.obs.memory_usage(deep=True).sum() + adata.var.memory_usage(deep=True).sum()
+    return int(total)
+
+
+def check_free_space(path: Path, need: int, what: str) -> None:
+    """Refuse to start writing ``need`` bytes where the disk has not that much room.
+
+    HDF5 handles a full disk badly (a flood of errors, then possibly a crash that leaves the
+    temporary file behind), so the room is checked first.
+    """
+    import shutil
+
+    free = shutil.disk_usage(Path(path).absolute().parent).free
+    want = int(need * SPACE_MARGIN) + SPACE_SLACK_BYTES
+    if free < want:
+        raise CLIError(
+            f"not enough disk space for {what} {path}: it needs about {want / 2**20:,.0f} MB, "
+            f"{free / 2**20:,.0f} MB are free; nothing was written or replaced.",
+            EXIT_OUTPUT,
+        )
 
 
 @contextlib.contextmanager
@@ -90,6 +145,10 @@ def atomic_output(path: Path) -> Iterator[Path]:
         raise
 
 
+#: Outputs renamed into place by this run, so an interrupt can say what is complete.
+_WRITTEN: list[Path] = []
+
+
 def _write(path: Path, writer: Callable[[Path], None], what: str) -> None:
     """``writer(tmp)`` then rename; an OSError (e.g. a full disk) becomes an output error."""
     try:
@@ -97,9 +156,10 @@ def _write(path: Path, writer: Callable[[Path], None], what: str) -> None:
             writer(tmp)
     except OSError as e:
         raise CLIError(
-            f"could not write {what} {path} ({e.strerror or e}); nothing was replaced.",
+            f"could not write {what} {path} ({e.strerror or e}); {path} was not replaced.",
             EXIT_OUTPUT,
         ) from e
+    _WRITTEN.append(path)
 
 
 def _summary_png(adata, path: Path, groupby: str | None, key: str) -> None:
@@ -179,6 +239,7 @@ def run(
             gb.tl.rank_contributions(adata, groupby, key=key)
     except Exception as e:  # one line for the user, whatever failed inside
         raise CLIError(f"the fit failed: {type(e).__name__}: {e}", EXIT_FIT) from e
+    check_free_space(out, estimated_bytes(adata), "output")
     _write(out, lambda tmp: adata.write_h5ad(tmp), "output")
     try:
         _write(png, lambda tmp: _summary_png(adata, tmp, groupby, key), "figure")
@@ -295,12 +356,20 @@ def _fail(message: str, code: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``scglassbox`` command; returns the exit status."""
     args = _parser().parse_args(argv)  # usage errors: argparse exits with status 2
+    _WRITTEN.clear()
     try:
         return _main(args)
     except CLIError as e:
         return _fail(str(e), e.code)
     except KeyboardInterrupt:
-        return _fail("interrupted; no output was written or replaced.", EXIT_INTERRUPT)
+        if not _WRITTEN:
+            return _fail("interrupted; no output was written or replaced.", EXIT_INTERRUPT)
+        done = ", ".join(str(p) for p in _WRITTEN)
+        return _fail(
+            f"interrupted; {done} was written completely before the interrupt; the later "
+            "outputs were not written.",
+            EXIT_INTERRUPT,
+        )
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -313,6 +382,8 @@ def _main(args: argparse.Namespace) -> int:
         raise CLIError(str(e), EXIT_USAGE) from e
     if args.epochs is not None and args.epochs < 1:
         raise CLIError(f"--epochs must be >= 1, got {args.epochs}.", EXIT_USAGE)
+    if not 0 <= args.seed < 2**32:
+        raise CLIError(f"--seed must be in [0, 2**32 - 1], got {args.seed}.", EXIT_USAGE)
     if args.command == "demo":
         out = args.outdir / "pbmc68k_glassbox.h5ad"
         groupby = args.groupby or "bulk_labels"
@@ -364,6 +435,9 @@ def _fit(args: argparse.Namespace, out: Path, png: Path, key: str, groupby: str 
             msg = f"cannot read {args.input} as .h5ad: {type(e).__name__}: {e}"
             raise CLIError(msg, EXIT_USAGE) from e
     check_input(adata, groupby=groupby, layer=args.layer, use_raw=args.use_raw)
+    # The output holds at least the input: a disk without that room fails now, not after the
+    # fit (run() checks again with the results, just before writing).
+    check_free_space(out, estimated_bytes(adata), "output")
     run(
         adata, out, groupby=groupby, epochs=args.epochs, seed=args.seed, key=key,
         quiet=args.quiet, png=png, contributions=args.contributions, layer=args.layer,

@@ -56,11 +56,40 @@ def embedding(adata: AnnData, key: str) -> np.ndarray:
 
 
 def gene_names(adata: AnnData, key: str) -> np.ndarray:
-    """Names of the genes along the last axis of the contributions, in the model's order."""
+    """Names of the genes along the last axis of the contributions, in the model's order.
+
+    Checked against the model's own list (``uns[key]['model']['var_names']``): a list that
+    was edited or damaged (another length, another order, a duplicate) would put one gene's
+    values in another gene's column without any error downstream.
+    """
     uns = key_info(adata, key)
-    if "var_names" in uns:
-        return str_array(uns["var_names"])
-    raise KeyError(f"adata.uns[{key!r}]['var_names'] is missing.")
+    if "var_names" not in uns:
+        raise KeyError(f"adata.uns[{key!r}]['var_names'] is missing.")
+    names = str_array(uns["var_names"])
+    where = f"adata.uns[{key!r}]['var_names']"
+    fix = (
+        f"The file was edited or damaged; the model's list is authoritative: "
+        f"adata.uns[{key!r}]['var_names'] = adata.uns[{key!r}]['model']['var_names']."
+    )
+    dup = pd.Index(names).duplicated()
+    if dup.any():
+        raise ValueError(f"{where} holds duplicate gene names {list(names[dup][:5])}. {fix}")
+    model = uns.get("model")
+    own = model.get("var_names") if isinstance(model, dict) else None
+    if own is not None:
+        own = str_array(own)
+        if own.shape != names.shape:
+            raise ValueError(
+                f"{where} lists {names.size} genes but the model reads {own.size}. {fix}"
+            )
+        differ = np.flatnonzero(own != names)
+        if differ.size:
+            i = int(differ[0])
+            raise ValueError(
+                f"{where} differs from the model's gene list at {differ.size} positions "
+                f"(first: position {i}, {names[i]!r} where the model has {own[i]!r}). {fix}"
+            )
+    return names
 
 
 def source(adata: AnnData, key: str) -> str:

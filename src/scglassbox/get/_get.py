@@ -8,7 +8,7 @@ from anndata import AnnData
 
 from .. import _keys
 from .._docs import doc_params
-from ._access import key_info, str_array
+from ._access import gene_names, str_array
 from ._contributions import contribution_view
 
 
@@ -72,7 +72,7 @@ def gene_importance_df(adata: AnnData, *, key: str = _keys.DEFAULT_KEY) -> pd.Da
     ['dim1', 'dim2', 'total']
     >>> df.head()  # doctest: +SKIP
     """
-    genes = str_array(key_info(adata, key)["var_names"])
+    genes = gene_names(adata, key)
     varm = np.asarray(adata.varm[_keys.contributions_key(key)])
     pos = adata.var_names.get_indexer(genes)
     genes, rows = genes[pos >= 0], varm[pos[pos >= 0]]

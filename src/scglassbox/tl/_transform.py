@@ -103,7 +103,7 @@ def glassbox_transform(
 
     est = GlassBoxUMAP.from_adata(adata_ref, key)
     ref = adata_ref.uns[key]
-    genes = acc.str_array(ref["var_names"])
+    genes = acc.gene_names(adata_ref, key)  # checked against the model's own list
     source = acc.source(adata_ref, key)
     X, missing = _query_matrix(adata, genes, source, missing_genes)
     storage = resolve_storage(contributions, X.shape[0], est.n_components, genes.size)
