@@ -283,6 +283,28 @@ def test_real_full_disk_keeps_the_input_and_exits_cleanly(small_h5ad, small_tmpf
     assert _leftovers(small_tmpfs) == []
 
 
+def test_no_progress_bar_redrawn_into_a_log(src, tmp_path, capsys):
+    """stderr is not a terminal here (as in a log file): no carriage-return redraws."""
+    code = cli.main(["run", str(src), "-o", str(tmp_path / "o.h5ad"), "--epochs", "3",
+                     "--contributions", "none"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "\r" not in captured.err and "epoch/s" not in captured.err
+
+
+def test_help_imports_nothing_heavy():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from scglassbox import cli\n"
+        "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('scanpy', 'anndata', 'torch', 'lightning') if m in sys.modules]\n"
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
 def test_negative_seed_is_a_usage_error(src, tmp_path, capsys, no_fit):
     code = cli.main(["run", str(src), "-o", str(tmp_path / "o.h5ad"), "--seed", "-1"])
     assert code == cli.EXIT_USAGE

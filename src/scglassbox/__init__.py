@@ -5,9 +5,13 @@ The embedding of every cell is an exact sum of per-gene contributions.
 >>> import scglassbox as gb
 """
 
+import importlib
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
-from . import datasets, get, pl, tl
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time they load on first use
+    from . import datasets, get, pl, tl
+    from ._estimator import GlassBoxUMAP
 
 try:
     __version__ = version("scglassbox")
@@ -17,8 +21,14 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = ["GlassBoxUMAP", "__version__", "datasets", "get", "pl", "tl"]
 
 
+_SUBMODULES = ("datasets", "get", "pl", "tl")
+
+
 def __getattr__(name: str) -> object:
-    # The estimator needs torch and Lightning (seconds to import): load them on first use.
+    # Loaded on first use: the submodules import scanpy (seconds), the estimator torch and
+    # Lightning; `scglassbox --help` and `--version` need none of them.
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
     if name == "GlassBoxUMAP":
         from ._estimator import GlassBoxUMAP
 

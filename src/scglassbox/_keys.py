@@ -8,6 +8,8 @@ from __future__ import annotations
 
 DEFAULT_KEY = "glassbox_umap"
 DEFAULT_NEIGHBORS_KEY = "neighbors"
+#: How per-cell contributions are stored by ``gb.tl.glassbox_umap(contributions=...)``.
+STORAGES = ("auto", "full", "float16", "lazy", "none")
 
 #: ``uns``/``obsm`` keys written by scanpy's own tools. A ``key_added`` among them would replace
 #: another tool's results (``key_added='pca'`` would overwrite ``obsm['X_pca']``).

@@ -305,7 +305,7 @@ def _parser() -> argparse.ArgumentParser:
         "--outdir", type=Path, default=Path("scglassbox_demo"),
         help="folder for pbmc68k_glassbox.h5ad and .png (default: %(default)s)",
     )  # fmt: skip
-    from .tl._results import STORAGES
+    from ._keys import STORAGES
 
     for p in (p_run, p_demo):
         p.add_argument(
@@ -440,7 +440,10 @@ def _fit(args: argparse.Namespace, out: Path, png: Path, key: str, groupby: str 
     check_free_space(out, estimated_bytes(adata), "output")
     run(
         adata, out, groupby=groupby, epochs=args.epochs, seed=args.seed, key=key,
-        quiet=args.quiet, png=png, contributions=args.contributions, layer=args.layer,
+        # A progress bar redrawn into a log file is dozens of carriage-return lines: bars only
+        # on a terminal.
+        quiet=args.quiet or not sys.stderr.isatty(), png=png,
+        contributions=args.contributions, layer=args.layer,
         use_raw=args.use_raw, accelerator=args.accelerator,
     )  # fmt: skip
 

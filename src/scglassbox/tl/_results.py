@@ -15,7 +15,7 @@ from .._memory import check_fits
 from ..get._access import ColumnView
 
 ContributionStorage = Literal["auto", "full", "float16", "lazy", "none"]
-STORAGES = ("auto", "full", "float16", "lazy", "none")
+STORAGES = _keys.STORAGES
 #: ``contributions='auto'`` stores the per-cell array only up to this size. Below it the cache
 #: costs little next to a typical file; above it, it would grow the ``.h5ad`` about threefold
 #: (n_obs x n_dims x n_genes float32 against a sparse X) and RAM with it, while the model
