@@ -99,10 +99,10 @@ class GlassBoxUMAP(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         its contributions reconstruct its output and refuses it otherwise.
     encoder_kwargs
         For built-in encoders: ``hidden``, the hidden layer widths. Without it, ``(128, 128)``
-        on a CPU (or MPS) and ``(512, 512, 512, 512)`` when the fit trains on a CUDA GPU,
-        where the wider network costs little and keeps more local structure (measured in
-        docs/performance.md). The widths used are stored with the model, so a model trained
-        on a GPU loads and maps new cells anywhere.
+        on a CPU (or MPS) and ``(512, 512, 512, 512)`` when the fit trains on a CUDA GPU on
+        1,000 cells or more, where the wider network costs little and keeps more local
+        structure (measured in docs/performance.md). The widths used are stored with the
+        model, so a model trained on a GPU loads and maps new cells anywhere.
     lr
         Adam learning rate on the network's weights (constant over training). The
         canonical name; umap-learn's ``learning_rate`` is the same setting.

@@ -125,7 +125,7 @@ def training_module(
             raise ValueError(f"projection does not match X's {n_features} features.")
     device = device_type(settings["accelerator"])
     encoder_kwargs = dict(est.encoder_kwargs or {})
-    hidden = auto_hidden(device)
+    hidden = auto_hidden(device, n)
     if hidden is not None and not isinstance(settings["encoder"], nn.Module):
         encoder_kwargs.setdefault("hidden", hidden)
     encoder = make_encoder(

@@ -199,13 +199,19 @@ def training_device(accelerator: object, devices: object) -> torch.device | None
     return torch.device("cuda", int(first) if isinstance(first, int) else 0)
 
 
-def auto_hidden(device: str) -> tuple[int, ...] | None:
+#: The GPU network only from this many cells: below, a fit is quick anyway and the wider
+#: network's kNN preservation was mixed (breast cancer, 569 cells, lower; docs/performance.md).
+GPU_HIDDEN_MIN_CELLS = 1000
+
+
+def auto_hidden(device: str, n_cells: int) -> tuple[int, ...] | None:
     """Hidden widths for a built-in encoder without ``encoder_kwargs['hidden']`` on ``device``.
 
-    ``None`` keeps the encoder's own default (the CPU-sized ``(128, 128)``; also on MPS, where
-    nothing larger has been measured).
+    :data:`GPU_HIDDEN` on a CUDA GPU from :data:`GPU_HIDDEN_MIN_CELLS` cells up. ``None`` keeps
+    the encoder's own default (the CPU-sized ``(128, 128)``; also on MPS, where nothing larger
+    has been measured).
     """
-    return GPU_HIDDEN if device == "cuda" else None
+    return GPU_HIDDEN if device == "cuda" and n_cells >= GPU_HIDDEN_MIN_CELLS else None
 
 
 def auto_batch_size(n_cells: int, n_edges: int | None = None, device: str = "cpu") -> int:
