@@ -46,7 +46,7 @@ def test_signature_conventions(mod, name, func):
         assert "key_added" in sig.parameters, f"{mod}.{name}: copy without key_added"
         assert "AnnData | None" in str(sig.return_annotation)
     if mod == "pl" and name not in ("explore", "save_html"):
-        for p in ("show", "return_fig"):
+        for p in ("show", "return_fig", "save"):
             assert p in sig.parameters, f"pl.{name} lacks {p!r} (scanpy's plot convention)"
 
 

@@ -22,6 +22,10 @@ _PARAMS = {
     Show the plot (default: scanpy's ``settings.autoshow``).""",
     "return_fig": """return_fig
     Return the figure instead of the axes.""",
+    "save": """save
+    Write the figure, as scanpy's ``save=``: ``True`` writes
+    ``{settings.figdir}/<plot name>.<settings.file_format_figs>``, a string is appended to
+    that name (``'_tcells.pdf'``), a :class:`~pathlib.Path` is the exact file.""",
     "plot_returns": """The axes (a list for several panels) when ``show=False``, the figure when
 ``return_fig=True``, else ``None``.""",
     "view": """view

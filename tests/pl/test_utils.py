@@ -74,3 +74,32 @@ def test_palette(pbmc_gb):
     assert palette(pbmc_gb, "bulk_labels", cats[::-1]) == stored[::-1]
     assert palette(pbmc_gb, "phase", ["G1", "S"]) == ["#1f77b4", "#ff7f0e"]
     assert len(set(palette(None, None, [str(i) for i in range(30)]))) == 30  # default_102
+
+
+@pytest.mark.parametrize(
+    ("func", "kwargs"),
+    [
+        ("contribution_bars", {"groupby": "bulk_labels", "groups": ["CD19+ B"]}),
+        ("loss", {}),
+        ("contributions", {"genes": ["CST3"]}),
+        ("top_feature", {}),
+        ("contribution_matrixplot", {"groupby": "bulk_labels"}),
+        ("contribution_dotplot", {"groupby": "bulk_labels"}),
+        ("glassbox_umap", {"color": "bulk_labels"}),
+    ],
+)
+def test_save_writes_the_figure_as_scanpy_does(pbmc_gb, tmp_path, func, kwargs):
+    import scanpy as sc
+
+    import scglassbox as gb
+
+    exact = tmp_path / "exact" / "plot.png"
+    getattr(gb.pl, func)(pbmc_gb, **kwargs, show=False, save=exact)
+    assert exact.stat().st_size > 5_000
+    before, sc.settings.figdir = sc.settings.figdir, tmp_path / "figures"
+    try:
+        getattr(gb.pl, func)(pbmc_gb, **kwargs, show=False, save="_suffix.png")
+    finally:
+        sc.settings.figdir = before
+    written = list((tmp_path / "figures").glob("*_suffix.png"))
+    assert len(written) == 1 and written[0].stat().st_size > 5_000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -101,6 +102,7 @@ def contribution_bars(
     show: bool | None = None,
     ax: Axes | None = None,
     return_fig: bool = False,
+    save: str | os.PathLike | bool | None = None,
 ) -> Figure | Axes | list[Axes] | None:
     """Top genes by mean contribution, with SEM error bars, for a selection of cells.
 
@@ -129,6 +131,7 @@ def contribution_bars(
     ax
         Draw into this axes (single panel only).
     {return_fig}
+    {save}
 
     Returns
     -------
@@ -171,7 +174,14 @@ def contribution_bars(
             xlabel=f"mean {v.view_label(view)}",
             title=f"{title} (n={counts[i]:,})",
         )
-    return finish(fig, axs[0] if len(axs) == 1 else axs, show=show, return_fig=return_fig)
+    return finish(
+        fig,
+        axs[0] if len(axs) == 1 else axs,
+        show=show,
+        return_fig=return_fig,
+        save=save,
+        name="gb_contribution_bars",
+    )
 
 
 @doc_params
@@ -185,6 +195,7 @@ def ranking(
     show: bool | None = None,
     ax: Axes | None = None,
     return_fig: bool = False,
+    save: str | os.PathLike | bool | None = None,
 ) -> Figure | Axes | list[Axes] | None:
     """Global gene importance: mean absolute contribution per embedding dimension.
 
@@ -205,6 +216,7 @@ def ranking(
     ax
         Draw into this axes (single panel only).
     {return_fig}
+    {save}
 
     Returns
     -------
@@ -249,7 +261,14 @@ def ranking(
             xlabel="mean |contribution|",
             title=f"dim {d}",
         )
-    return finish(fig, axs[0] if len(axs) == 1 else axs, show=show, return_fig=return_fig)
+    return finish(
+        fig,
+        axs[0] if len(axs) == 1 else axs,
+        show=show,
+        return_fig=return_fig,
+        save=save,
+        name="gb_ranking",
+    )
 
 
 @doc_params
@@ -261,6 +280,7 @@ def loss(
     show: bool | None = None,
     ax: Axes | None = None,
     return_fig: bool = False,
+    save: str | os.PathLike | bool | None = None,
 ) -> Figure | Axes | None:
     """Training loss per epoch, with the lowest epoch marked.
 
@@ -274,6 +294,7 @@ def loss(
     ax
         Draw into this axes.
     {return_fig}
+    {save}
 
     Returns
     -------
@@ -305,7 +326,7 @@ def loss(
     a.grid(alpha=0.3)
     for side in ("top", "right"):
         a.spines[side].set_visible(False)
-    return finish(fig, a, show=show, return_fig=return_fig)
+    return finish(fig, a, show=show, return_fig=return_fig, save=save, name="gb_loss")
 
 
 @doc_params
@@ -321,6 +342,7 @@ def rank_contributions(
     show: bool | None = None,
     ax: Axes | None = None,
     return_fig: bool = False,
+    save: str | os.PathLike | bool | None = None,
 ) -> Figure | Axes | list[Axes] | None:
     """Top genes per group from :func:`scglassbox.tl.rank_contributions`, with SEM bars.
 
@@ -347,6 +369,7 @@ def rank_contributions(
     ax
         Draw into this axes (single panel only).
     {return_fig}
+    {save}
 
     Returns
     -------
@@ -384,4 +407,11 @@ def rank_contributions(
             title, xlabel = f"{groupby}: {g}", f"mean {res['params']['view']}"
         _barh(a, top.to_numpy(), col[top].to_numpy(), sem.loc[top, g].to_numpy(),
               signed=differential, xlabel=xlabel, title=title)  # fmt: skip
-    return finish(fig, axs[0] if len(axs) == 1 else axs, show=show, return_fig=return_fig)
+    return finish(
+        fig,
+        axs[0] if len(axs) == 1 else axs,
+        show=show,
+        return_fig=return_fig,
+        save=save,
+        name="gb_rank_contributions",
+    )

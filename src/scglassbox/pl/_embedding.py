@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +30,7 @@ def glassbox_umap(
     show: bool | None = None,
     ax: Axes | None = None,
     return_fig: bool = False,
+    save: str | os.PathLike | bool | None = None,
     **kwargs: Any,
 ) -> Figure | Axes | list[Axes] | None:
     """Scatter plot of the glass-box UMAP embedding.
@@ -48,6 +50,7 @@ def glassbox_umap(
     ax
         Draw into this axes (single panel only).
     {return_fig}
+    {save}
     **kwargs
         Passed on to :func:`scanpy.pl.embedding`.
 
@@ -68,9 +71,9 @@ def glassbox_umap(
     import scanpy as sc
 
     v.embedding(adata, key)  # clear error if the fit is missing
-    return sc.pl.embedding(
-        adata, basis=key, color=color, show=show, ax=ax, return_fig=return_fig, **kwargs
-    )
+    axes = sc.pl.embedding(adata, basis=key, color=color, show=False, ax=ax, **kwargs)
+    fig = (axes[0] if isinstance(axes, list) else axes).figure
+    return finish(fig, axes, show=show, return_fig=return_fig, save=save, name="gb_glassbox_umap")
 
 
 def _panel(
@@ -118,6 +121,7 @@ def contributions(
     show: bool | None = None,
     ax: Axes | None = None,
     return_fig: bool = False,
+    save: str | os.PathLike | bool | None = None,
     **kwargs: Any,
 ) -> Figure | Axes | list[Axes] | None:
     """The embedding coloured by each gene's per-cell contribution, one panel per gene.
@@ -138,6 +142,7 @@ def contributions(
     ax
         Draw into this axes (one gene only).
     {return_fig}
+    {save}
     **kwargs
         Passed on to :func:`scanpy.pl.embedding` (``size``, ``cmap``, ``vmax``, ``frameon``,
         ...). With a signed view, ``vmax`` sets the symmetric limit.
@@ -182,7 +187,14 @@ def contributions(
             signed=signed,
             kwargs=kwargs,
         )
-    return finish(fig, axs[0] if len(axs) == 1 else axs, show=show, return_fig=return_fig)
+    return finish(
+        fig,
+        axs[0] if len(axs) == 1 else axs,
+        show=show,
+        return_fig=return_fig,
+        save=save,
+        name="gb_contributions",
+    )
 
 
 def top_feature_labels(
@@ -216,6 +228,7 @@ def top_feature(
     show: bool | None = None,
     ax: Axes | None = None,
     return_fig: bool = False,
+    save: str | os.PathLike | bool | None = None,
     **kwargs: Any,
 ) -> Figure | Axes | None:
     """The embedding with each cell coloured by its top contributing gene (by L2).
@@ -231,6 +244,7 @@ def top_feature(
     ax
         Draw into this axes.
     {return_fig}
+    {save}
     **kwargs
         Passed on to :func:`scanpy.pl.embedding` (``size``, ``legend_loc``, ...).
 
@@ -265,4 +279,4 @@ def top_feature(
     tmp.uns[f"{col}_colors"] = np.array(colors, dtype=object)
     fig, axs = panels(1, ax=ax, ncols=1, panel_size=(PANEL_SIZE[0] + 1.4, PANEL_SIZE[1]))
     sc.pl.embedding(tmp, basis=key, color=col, ax=axs[0], show=False, **kwargs)
-    return finish(fig, axs[0], show=show, return_fig=return_fig)
+    return finish(fig, axs[0], show=show, return_fig=return_fig, save=save, name="gb_top_feature")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 
 import matplotlib.pyplot as plt
@@ -62,6 +63,7 @@ def compare_markers(
     show: bool | None = None,
     ax: Axes | None = None,
     return_fig: bool = False,
+    save: str | os.PathLike | bool | None = None,
 ) -> Figure | Axes | None:
     """Overlap of each group's top contributors with its differential-expression markers.
 
@@ -85,6 +87,7 @@ def compare_markers(
     ax
         Draw the bars into this axes (the list of shared genes is then left out).
     {return_fig}
+    {save}
 
     Returns
     -------
@@ -138,4 +141,4 @@ def compare_markers(
             text = ", ".join(shared) if shared else "(none)"
             text = textwrap.shorten(text, width=90, placeholder=" ...")
             tax.text(0, yi, text, va="center", ha="left", fontsize="small")
-    return finish(fig, ax, show=show, return_fig=return_fig)
+    return finish(fig, ax, show=show, return_fig=return_fig, save=save, name="gb_compare_markers")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from matplotlib.figure import Figure
 
 from .._docs import doc_params
 from . import _views as v
+from ._utils import save_figure
 
 if TYPE_CHECKING:
     from scanpy.pl import DotPlot, MatrixPlot
@@ -120,7 +122,15 @@ def fit_labels(fig: Figure) -> None:
         )
 
 
-def _finish(plot: BasePlot, *, ax: Axes | None, show: bool | None, return_fig: bool):
+def _finish(
+    plot: BasePlot,
+    *,
+    ax: Axes | None,
+    show: bool | None,
+    return_fig: bool,
+    save: str | os.PathLike | bool | None = None,
+    name: str = "gb_matrix",
+):
     """Return what scanpy's matrixplot/dotplot return, with the figure grown to its labels.
 
     With ``return_fig`` the figure is made later (``.show()``, ``.savefig()``): the fit
@@ -138,9 +148,13 @@ def _finish(plot: BasePlot, *, ax: Axes | None, show: bool | None, return_fig: b
             fit_labels(plot.fig)
 
         plot.make_figure = make_and_fit  # what .show(), .savefig() and below call
+    if save is not None and save is not False:
+        plot.make_figure()
+        save_figure(plot.fig, save, name)
     if return_fig:
         return plot
-    plot.make_figure()
+    if plot.fig is None:
+        plot.make_figure()
     if sc.settings.autoshow if show is None else show:
         plt.show()
         return None
@@ -159,6 +173,7 @@ def contribution_matrixplot(
     show: bool | None = None,
     ax: Axes | None = None,
     return_fig: bool = False,
+    save: str | os.PathLike | bool | None = None,
     **kwargs: Any,
 ) -> MatrixPlot | dict[str, Axes] | None:
     """Mean contribution of each group's top genes, as :func:`scanpy.pl.matrixplot`.
@@ -183,6 +198,7 @@ def contribution_matrixplot(
         Draw into this axes.
     return_fig
         Return the :class:`scanpy.pl.MatrixPlot` object.
+    {save}
     **kwargs
         Passed on to :func:`scanpy.pl.matrixplot` (``standard_scale``, ``cmap``,
         ``dendrogram``, ``swap_axes``, ...).
@@ -213,7 +229,9 @@ def contribution_matrixplot(
         kwargs.setdefault("vcenter", 0.0)
     kwargs.setdefault("colorbar_title", _colorbar_title(view))
     plot = sc.pl.matrixplot(tmp, top, groupby, ax=ax, return_fig=True, use_raw=False, **kwargs)
-    return _finish(plot, ax=ax, show=show, return_fig=return_fig)
+    return _finish(
+        plot, ax=ax, show=show, return_fig=return_fig, save=save, name="gb_contribution_matrixplot"
+    )
 
 
 @doc_params
@@ -229,6 +247,7 @@ def contribution_dotplot(
     show: bool | None = None,
     ax: Axes | None = None,
     return_fig: bool = False,
+    save: str | os.PathLike | bool | None = None,
     **kwargs: Any,
 ) -> DotPlot | dict[str, Axes] | None:
     """Each group's top genes as :func:`scanpy.pl.dotplot` of contributions.
@@ -258,6 +277,7 @@ def contribution_dotplot(
         Draw into this axes.
     return_fig
         Return the :class:`scanpy.pl.DotPlot` object.
+    {save}
     **kwargs
         Passed on to :func:`scanpy.pl.dotplot` (``cmap``, ``dot_max``, ``swap_axes``, ...).
 
@@ -303,4 +323,6 @@ def contribution_dotplot(
         use_raw=False,
         **kwargs,
     )
-    return _finish(plot, ax=ax, show=show, return_fig=return_fig)
+    return _finish(
+        plot, ax=ax, show=show, return_fig=return_fig, save=save, name="gb_contribution_dotplot"
+    )

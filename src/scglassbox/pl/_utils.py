@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -14,12 +16,50 @@ from matplotlib.figure import Figure
 OTHER_COLOR = "#d3d3d3"
 
 
-def finish(
-    fig: Figure, axes: Axes | Sequence[Axes], *, show: bool | None, return_fig: bool
-) -> Figure | Axes | list[Axes] | None:
-    """Return what scanpy's plots return: the figure, the axes, or nothing once shown."""
+def save_figure(fig: Figure, save: str | os.PathLike | bool | None, name: str) -> Path | None:
+    """Write ``fig`` as scanpy's ``save=`` does; return the path (``None``: not asked).
+
+    ``True``: ``{figdir}/{name}.{file_format_figs}``; a string: ``{figdir}/{name}{save}``
+    (scanpy's suffix rule, the default format added when it has no extension); a
+    :class:`~pathlib.Path`: exactly that file.
+    """
     import scanpy as sc
 
+    from .. import _logging as logg
+
+    if save is None or save is False:
+        return None
+    if isinstance(save, os.PathLike):
+        path = Path(save)
+    elif save is True or isinstance(save, str):
+        suffix = "" if save is True else save
+        if not Path(suffix).suffix:
+            suffix += f".{sc.settings.file_format_figs}"
+        path = Path(sc.settings.figdir) / f"{name}{suffix}"
+    else:
+        raise TypeError(f"save must be True, a file suffix or a path, got {save!r}.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, bbox_inches="tight")  # dpi: rcParams, as sc.set_figure_params sets it
+    logg.info(f"saving figure to file {path}")
+    return path
+
+
+def finish(
+    fig: Figure,
+    axes: Axes | Sequence[Axes],
+    *,
+    show: bool | None,
+    return_fig: bool,
+    save: str | os.PathLike | bool | None = None,
+    name: str = "glassbox",
+) -> Figure | Axes | list[Axes] | None:
+    """Return what scanpy's plots return: the figure, the axes, or nothing once shown.
+
+    Saves first when ``save`` asks for it (:func:`save_figure`).
+    """
+    import scanpy as sc
+
+    save_figure(fig, save, name)
     if return_fig:
         return fig
     if sc.settings.autoshow if show is None else show:
