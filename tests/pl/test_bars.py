@@ -137,6 +137,10 @@ def test_rank_contributions_plot(pbmc_gb):
     top = np.argsort(-np.abs(res["mean"][0]), kind="stable")[:5]
     drawn = [t.get_text() for t in ax.get_yticklabels()]  # set top first
     assert drawn == list(res["genes"][top])
-    assert "vs Dendritic" in ax.get_title()
+    n = int((a.obs["bulk_labels"] == "CD14+ Monocyte").sum())
+    assert ax.get_title().startswith(f"CD14+ Monocyte (n={n}) vs Dendritic")
+    # absolute contributions, whose sum over all genes is the distance in the title
+    distance = float(np.sum(res["mean"][0]))
+    assert ax.get_xlabel() == f"contribution to the distance (all genes: {distance:.2f})"
     with pytest.raises(KeyError, match="were not ranked"):
         gb.pl.rank_contributions(a, "bulk_labels", groups=["CD34+"], show=False)

@@ -395,16 +395,20 @@ def rank_contributions(
     reference = str(np.asarray(res["params"].get("reference", "none")))
     wanted = _wanted_groups(groups, list(mean.columns), "were not ranked")
     differential = reference != "none"
+    sizes = adata.obs[groupby].astype(str).value_counts()
     fig, axs = panels(len(wanted), ax=ax, ncols=ncols, panel_size=_bar_panel_size(n_genes))
     for g, a in zip(wanted, axs, strict=True):
         col = mean[g]
         order = (col.abs() if differential else col).sort_values(ascending=False, kind="stable")
         top = order.index[:n_genes]
+        n_cells = int(sizes.get(str(g), 0))
         if differential:
-            title = f"{g} vs {reference}\n(distance {col.sum():.2f})"
-            xlabel = "share of the distance"
+            title = f"{g} (n={n_cells}) vs {reference}\n(distance {col.sum():.2f})"
+            # Absolute, not shares: over all genes they sum to the distance in the title.
+            xlabel = f"contribution to the distance (all genes: {col.sum():.2f})"
         else:
-            title, xlabel = f"{groupby}: {g}", f"mean {res['params']['view']}"
+            view = str(np.asarray(res["params"]["view"]))
+            title, xlabel = f"{groupby}: {g} (n={n_cells})", f"mean {v.view_label(view)}"
         _barh(a, top.to_numpy(), col[top].to_numpy(), sem.loc[top, g].to_numpy(),
               signed=differential, xlabel=xlabel, title=title)  # fmt: skip
     return finish(
