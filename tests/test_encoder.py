@@ -109,30 +109,6 @@ def test_mlp_gate_bends_off_the_origin_and_contributions_are_not_gradients():
     assert (true - jac).abs().max() > 1e-3  # the gradient also differentiates the gates
 
 
-def test_fused_gate_matches_the_modules():
-    """The training-only fused gate + ScaleNorm has the modules' values and gradients."""
-    from torch.autograd import gradcheck
-
-    from scglassbox._encoder import _GateScaleNorm
-
-    net = _random_net(4, 12, (16, 9), 2, norm=True, gate=True).double()
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(40, 12, generator=g, dtype=torch.float64, requires_grad=True)
-    x.data[0] = 0.0  # a row at the origin
-    up = torch.randn(40, 2, generator=g, dtype=torch.float64)
-    params = [x, *net.parameters()]
-    want = torch.autograd.grad(net(x), params, up)
-    fused_out = net.net[-1](net.hidden_for_training(x))
-    got = torch.autograd.grad(fused_out, params, up)
-    torch.testing.assert_close(fused_out, net(x), rtol=1e-12, atol=1e-12)
-    for a, b in zip(got, want, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
-    z = torch.randn(6, 5, generator=g, dtype=torch.float64, requires_grad=True)
-    s = torch.randn(5, generator=g, dtype=torch.float64, requires_grad=True)
-    b = torch.randn(5, generator=g, dtype=torch.float64, requires_grad=True)
-    assert gradcheck(lambda z, s, b: _GateScaleNorm.apply(z.clone(), s, b, 1e-6), (z, s, b))
-
-
 def test_every_encoder_round_trips_its_architecture():
     for name in ENCODERS:
         net = build_encoder(name, 6, 2, hidden=(8, 4))
@@ -204,17 +180,32 @@ def test_prelu_matches_torch_bitwise():
     torch.testing.assert_close(ours.weight.grad, ref.weight.grad, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("norm", [False, True])
-def test_fused_training_activation_matches_the_modules(norm):
-    """The training-only fused PReLU(+ScaleNorm) has the modules' values and gradients."""
+def _fused_op_gradcheck(kind, g):
+    """gradcheck of the fused op alone, on a small random layer."""
     from torch.autograd import gradcheck
 
-    from scglassbox._encoder import _PReLUScaleNorm
+    from scglassbox._encoder import _GateScaleNorm, _PReLUScaleNorm
 
-    net = _random_net(3, 12, (16, 9), 2, norm).double()
+    z = torch.randn(6, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    if kind == "gate":
+        s = torch.randn(5, generator=g, dtype=torch.float64, requires_grad=True)
+        b = torch.randn(5, generator=g, dtype=torch.float64, requires_grad=True)
+        return gradcheck(lambda z, s, b: _GateScaleNorm.apply(z.clone(), s, b, 1e-6), (z, s, b))
+    norm = kind == "prelu_norm"
+    w = (torch.rand(5, generator=g, dtype=torch.float64) - 0.5).requires_grad_()
+    return gradcheck(lambda a, b: _PReLUScaleNorm.apply(a, b, norm, 1e-6), (z, w))
+
+
+@pytest.mark.parametrize("kind", ["prelu", "prelu_norm", "gate"])
+def test_fused_training_activation_matches_the_modules(kind):
+    """The training-only fused activations (PReLU, +ScaleNorm, gate + ScaleNorm) have the
+    modules' values and gradients."""
+    net = _random_net(3, 12, (16, 9), 2, kind != "prelu", gate=kind == "gate").double()
     g = torch.Generator().manual_seed(1)
     x = torch.randn(40, 12, generator=g, dtype=torch.float64, requires_grad=True)
     x.data[0, :3] = 0.0  # rows with exact zeros
+    if kind == "gate":  # (PReLU's two implementations differ in their subgradient at 0)
+        x.data[1] = 0.0  # a row at the origin
     up = torch.randn(40, 2, generator=g, dtype=torch.float64)
     params = [x, *net.parameters()]
     want = torch.autograd.grad(net(x), params, up)
@@ -223,9 +214,7 @@ def test_fused_training_activation_matches_the_modules(norm):
     torch.testing.assert_close(fused_out, net(x), rtol=1e-12, atol=1e-12)
     for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
-    h = torch.randn(6, 5, generator=g, dtype=torch.float64, requires_grad=True)
-    w = (torch.rand(5, generator=g, dtype=torch.float64) - 0.5).requires_grad_()
-    assert gradcheck(lambda a, b: _PReLUScaleNorm.apply(a, b, norm, 1e-6), (h, w))
+    assert _fused_op_gradcheck(kind, g)
 
 
 def test_fused_training_activation_in_bfloat16():

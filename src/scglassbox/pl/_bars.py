@@ -174,14 +174,7 @@ def contribution_bars(
             xlabel=f"mean {v.view_label(view)}",
             title=f"{title} (n={counts[i]:,})",
         )
-    return finish(
-        fig,
-        axs[0] if len(axs) == 1 else axs,
-        show=show,
-        return_fig=return_fig,
-        save=save,
-        name="gb_contribution_bars",
-    )
+    return finish(fig, axs, "gb_contribution_bars", show=show, return_fig=return_fig, save=save)
 
 
 @doc_params
@@ -261,14 +254,7 @@ def ranking(
             xlabel="mean |contribution|",
             title=f"dim {d}",
         )
-    return finish(
-        fig,
-        axs[0] if len(axs) == 1 else axs,
-        show=show,
-        return_fig=return_fig,
-        save=save,
-        name="gb_ranking",
-    )
+    return finish(fig, axs, "gb_ranking", show=show, return_fig=return_fig, save=save)
 
 
 @doc_params
@@ -326,7 +312,7 @@ def loss(
     a.grid(alpha=0.3)
     for side in ("top", "right"):
         a.spines[side].set_visible(False)
-    return finish(fig, a, show=show, return_fig=return_fig, save=save, name="gb_loss")
+    return finish(fig, a, "gb_loss", show=show, return_fig=return_fig, save=save)
 
 
 @doc_params
@@ -411,11 +397,4 @@ def rank_contributions(
             title, xlabel = f"{groupby}: {g} (n={n_cells})", f"mean {v.view_label(view)}"
         _barh(a, top.to_numpy(), col[top].to_numpy(), sem.loc[top, g].to_numpy(),
               signed=differential, xlabel=xlabel, title=title)  # fmt: skip
-    return finish(
-        fig,
-        axs[0] if len(axs) == 1 else axs,
-        show=show,
-        return_fig=return_fig,
-        save=save,
-        name="gb_rank_contributions",
-    )
+    return finish(fig, axs, "gb_rank_contributions", show=show, return_fig=return_fig, save=save)

@@ -73,7 +73,7 @@ def glassbox_umap(
     v.embedding(adata, key)  # clear error if the fit is missing
     axes = sc.pl.embedding(adata, basis=key, color=color, show=False, ax=ax, **kwargs)
     fig = (axes[0] if isinstance(axes, list) else axes).figure
-    return finish(fig, axes, show=show, return_fig=return_fig, save=save, name="gb_glassbox_umap")
+    return finish(fig, axes, "gb_glassbox_umap", show=show, return_fig=return_fig, save=save)
 
 
 def _panel(
@@ -187,14 +187,7 @@ def contributions(
             signed=signed,
             kwargs=kwargs,
         )
-    return finish(
-        fig,
-        axs[0] if len(axs) == 1 else axs,
-        show=show,
-        return_fig=return_fig,
-        save=save,
-        name="gb_contributions",
-    )
+    return finish(fig, axs, "gb_contributions", show=show, return_fig=return_fig, save=save)
 
 
 def top_feature_labels(
@@ -279,4 +272,4 @@ def top_feature(
     tmp.uns[f"{col}_colors"] = np.array(colors, dtype=object)
     fig, axs = panels(1, ax=ax, ncols=1, panel_size=(PANEL_SIZE[0] + 1.4, PANEL_SIZE[1]))
     sc.pl.embedding(tmp, basis=key, color=col, ax=axs[0], show=False, **kwargs)
-    return finish(fig, axs[0], show=show, return_fig=return_fig, save=save, name="gb_top_feature")
+    return finish(fig, axs[0], "gb_top_feature", show=show, return_fig=return_fig, save=save)

@@ -141,4 +141,4 @@ def compare_markers(
             text = ", ".join(shared) if shared else "(none)"
             text = textwrap.shorten(text, width=90, placeholder=" ...")
             tax.text(0, yi, text, va="center", ha="left", fontsize="small")
-    return finish(fig, ax, show=show, return_fig=return_fig, save=save, name="gb_compare_markers")
+    return finish(fig, ax, "gb_compare_markers", show=show, return_fig=return_fig, save=save)

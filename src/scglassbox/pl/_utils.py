@@ -47,17 +47,21 @@ def save_figure(fig: Figure, save: str | os.PathLike | bool | None, name: str) -
 def finish(
     fig: Figure,
     axes: Axes | Sequence[Axes],
+    name: str,
     *,
     show: bool | None,
     return_fig: bool,
     save: str | os.PathLike | bool | None = None,
-    name: str = "glassbox",
 ) -> Figure | Axes | list[Axes] | None:
     """Return what scanpy's plots return: the figure, the axes, or nothing once shown.
 
-    Saves first when ``save`` asks for it (:func:`save_figure`).
+    One panel's axes are returned alone, several as a list. Saves first when ``save`` asks
+    for it (:func:`save_figure`, ``name`` naming the file).
     """
     import scanpy as sc
+
+    if isinstance(axes, list | tuple) and len(axes) == 1:
+        axes = axes[0]
 
     save_figure(fig, save, name)
     if return_fig:
