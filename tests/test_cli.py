@@ -81,8 +81,10 @@ def test_demo_writes_h5ad_and_png(tmp_path, capsys):
 
 
 def test_demo_runs_clean(tmp_path, capsys, recwarn):
-    """A first run on the project's own example: scanpy's PCA reused, no warning anywhere."""
-    assert cli.main(["demo", "--outdir", str(tmp_path), "--epochs", "2"]) == 0
+    """A first run on the project's own example: scanpy's PCA reused, no warning anywhere;
+    the output folder does not exist yet (as with the default ./scglassbox_demo)."""
+    outdir = tmp_path / "new" / "scglassbox_demo"
+    assert cli.main(["demo", "--outdir", str(outdir), "--epochs", "2"]) == 0
     captured = capsys.readouterr()
     assert "warning" not in (captured.out + captured.err).lower()
     # Deprecation notices from libraries (scanpy's own set_bad call) are hidden from users.
@@ -92,7 +94,7 @@ def test_demo_runs_clean(tmp_path, capsys, recwarn):
         if not issubclass(w.category, DeprecationWarning | PendingDeprecationWarning)
     ]
     assert [str(w.message) for w in shown] == []
-    back = ad.read_h5ad(tmp_path / "pbmc68k_glassbox.h5ad")
+    back = ad.read_h5ad(outdir / "pbmc68k_glassbox.h5ad")
     assert back.uns["glassbox_umap"]["input"].startswith("reused scanpy's PCA")
 
 

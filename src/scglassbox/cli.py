@@ -112,7 +112,10 @@ def check_free_space(path: Path, need: int, what: str) -> None:
     """
     import shutil
 
-    free = shutil.disk_usage(Path(path).absolute().parent).free
+    folder = Path(path).absolute().parent
+    while not folder.exists():  # created later, on the disk of its nearest existing ancestor
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
     want = int(need * SPACE_MARGIN) + SPACE_SLACK_BYTES
     if free < want:
         raise CLIError(
