@@ -464,7 +464,12 @@ def test_to_before_fit_records_the_device(wine):
     assert est._check_params()["accelerator"] == "cpu"
     est.fit(X)
     assert next(est.encoder_.parameters()).device.type == "cpu"
-    assert gb.GlassBoxUMAP().to("cuda:1")._check_params()["devices"] == [1]
+    if torch.cuda.is_available():
+        assert gb.GlassBoxUMAP().to("cuda:1")._check_params()["devices"] == [1]
+    else:  # refused where it is asked for, not at the end of a long fit; nothing recorded
+        with pytest.raises(ValueError, match="sees no CUDA GPU"):
+            est.to("cuda:1")
+        assert est._check_params()["accelerator"] == "cpu"
 
 
 def test_transform_batch_size_and_jacobian(fitted, fitted_pca, wine):

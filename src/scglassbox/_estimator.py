@@ -32,6 +32,7 @@ from ._params import (
     _batch,
     auto_batch_size,
     auto_epochs,
+    check_device,
     check_params,
     training_device,
 )
@@ -597,9 +598,12 @@ extra_callbacks
         Before ``fit`` it records the device, and ``fit`` trains there (as Lightning's
         ``accelerator``/``devices``), as the reference package does. After ``fit`` it moves
         the trained encoder, e.g. ``est.to("cuda")`` to speed up contributions of large
-        data; results then agree with the CPU's to float32 rounding, not bitwise.
+        data; results then agree with the CPU's to float32 rounding, not bitwise. A GPU that
+        torch cannot see is refused here, in plain words, and nothing changes.
         """
-        self._device = torch.device(device)
+        device = torch.device(device)
+        check_device(device)
+        self._device = device
         if hasattr(self, "encoder_"):
             self.encoder_ = self.encoder_.to(self._device)
         return self
