@@ -177,7 +177,8 @@ def test_version_and_help(capsys):
     for p in [parser, *subs.values()]:
         for action in p._actions:
             assert action.help, (p.prog, action.dest)
-    for flag in ("--contributions", "--layer", "--use-raw", "--accelerator", "--key-added"):
+    flags = ("--contributions", "--layer", "--use-raw", "--use-rep", "--accelerator", "--key-added")
+    for flag in flags:
         assert flag in subs["run"].format_help()
     assert "exit codes" in subs["run"].format_help()
 
@@ -394,6 +395,7 @@ def test_corrupt_input_and_bad_columns(src, tmp_path, capsys, monkeypatch):
         (["--groupby", "nope"], "not an obs column"),
         (["--layer", "nope"], "not a layer"),
         (["--use-raw"], "no .raw"),
+        (["--use-rep", "X_harmony"], "not in the input's obsm"),
         (["--epochs", "0"], "--epochs"),
     ]:
         assert cli.main(["run", str(src), "-o", out, *extra]) == cli.EXIT_USAGE, extra

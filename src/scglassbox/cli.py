@@ -182,15 +182,23 @@ def _summary_png(adata, path: Path, groupby: str | None, key: str) -> None:
     ax2.barh(top.index, top["dim1"], label="dim 1", color="#4C72B0")
     ax2.barh(top.index, top["dim2"], left=top["dim1"], label="dim 2", color="#DD8452")
     ax2.set_xlabel("mean |contribution|")
-    ax2.set_title("Top genes placing cells")
+    genes = "importance" not in adata.uns[key]  # else a latent use_rep's dimensions
+    ax2.set_title(f"Top {'genes' if genes else 'dimensions'} placing cells")
     ax2.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120, format="png")
     plt.close(fig)
 
 
-def check_input(adata, *, groupby: str | None, layer: str | None, use_raw: bool) -> None:
+def check_input(
+    adata, *, groupby: str | None, layer: str | None, use_raw: bool, use_rep: str | None = None
+) -> None:
     """Options that refer to the data: checked before the fit."""
+    if use_rep not in (None, "X") and use_rep not in adata.obsm:
+        raise CLIError(
+            f"--use-rep {use_rep!r} is not in the input's obsm (keys: {list(adata.obsm)}).",
+            EXIT_USAGE,
+        )
     if groupby is not None and groupby not in adata.obs.columns:
         raise CLIError(f"--groupby {groupby!r} is not an obs column of the input.", EXIT_USAGE)
     if layer is not None and layer not in adata.layers:
@@ -218,6 +226,7 @@ def run(
     layer: str | None = None,
     use_raw: bool = False,
     accelerator: str = "auto",
+    use_rep: str | None = None,
 ):
     """Neighbours if missing, fit, contributions, summaries; write ``out`` and a PNG.
 
@@ -235,7 +244,7 @@ def run(
             print("No neighbour graph in the input: computed one with scanpy defaults.")
         gb.tl.glassbox_umap(
             adata, epochs=epochs, random_state=seed, key_added=key, quiet=quiet, layer=layer,
-            use_raw=use_raw, accelerator=accelerator, **kwargs,
+            use_raw=use_raw, accelerator=accelerator, use_rep=use_rep, **kwargs,
         )  # fmt: skip
         exact = adata.uns[key]["exactness"]
         if groupby is not None:
@@ -256,7 +265,8 @@ def run(
     print(describe(adata.uns[key]["quality"]))
     written = [f"obsm['X_{key}']"]
     written += [f"obsm[{k!r}]" for k in adata.obsm if k == f"{key}_contributions"]
-    written += [f"varm['{key}_contributions']", f"uns[{key!r}]"]
+    written += [f"varm[{k!r}]" for k in adata.varm if k == f"{key}_contributions"]
+    written.append(f"uns[{key!r}]")
     if groupby is not None:
         written.append(f"uns['{key}_rank_{groupby}']")
     print(f"wrote: {', '.join(written)}")
@@ -336,6 +346,11 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--use-raw", action="store_true", help="attribute contributions to adata.raw"
         )
+        p.add_argument(
+            "--use-rep", default=None,
+            help="obsm key the encoder reads, e.g. X_pca_harmony (default: the graph's own "
+            "representation when it is a corrected PCA, else the expression; X: the expression)",
+        )  # fmt: skip
         p.add_argument(
             "--accelerator", default="auto",
             help="Lightning accelerator: auto, cpu, gpu, mps, ... (default: %(default)s)",
@@ -437,7 +452,9 @@ def _fit(args: argparse.Namespace, out: Path, png: Path, key: str, groupby: str 
         except Exception as e:  # h5py, anndata: many kinds of "not a valid file"
             msg = f"cannot read {args.input} as .h5ad: {type(e).__name__}: {e}"
             raise CLIError(msg, EXIT_USAGE) from e
-    check_input(adata, groupby=groupby, layer=args.layer, use_raw=args.use_raw)
+    check_input(
+        adata, groupby=groupby, layer=args.layer, use_raw=args.use_raw, use_rep=args.use_rep
+    )
     # The output holds at least the input: a disk without that room fails now, not after the
     # fit (run() checks again with the results, just before writing).
     check_free_space(out, estimated_bytes(adata), "output")
@@ -447,7 +464,7 @@ def _fit(args: argparse.Namespace, out: Path, png: Path, key: str, groupby: str 
         # on a terminal.
         quiet=args.quiet or not sys.stderr.isatty(), png=png,
         contributions=args.contributions, layer=args.layer,
-        use_raw=args.use_raw, accelerator=args.accelerator,
+        use_raw=args.use_raw, accelerator=args.accelerator, use_rep=args.use_rep,
     )  # fmt: skip
 
 

@@ -15,6 +15,9 @@ def synthetic_scrna(
     n_types: int = 8,
     n_markers: int = 20,
     fold_change: float = 6.0,
+    n_batches: int = 1,
+    batch_effect: float = 1.2,
+    batch_share: float = 0.5,
     seed: int = 0,
 ) -> ad.AnnData:
     """Simulate an scRNA-seq-like count matrix with known marker genes per cell type.
@@ -35,16 +38,31 @@ def synthetic_scrna(
         Planted marker genes per type.
     fold_change
         Up-regulation of a marker in its own type.
+    n_batches
+        Number of batches (samples, donors). With more than one, each cell belongs to a
+        batch, and in each batch a random ``batch_share`` of the genes is shifted by a
+        log-fold change drawn from ``N(0, batch_effect)`` per batch and gene: the same for
+        every cell type, as a technical effect is. ``n_batches=1`` gives exactly the data of
+        earlier versions for the same seed.
+    batch_effect
+        Standard deviation of the per-batch log-fold changes.
+    batch_share
+        Share of the genes that a batch effect touches.
     seed
         Random seed; the same seed gives the same data.
 
     Returns
     -------
     Raw counts (CSR, float32) with ``obs['cell_type']`` and ``var['marker_of']`` (the type a
-    gene marks, or ``'none'``); ``uns['planted_markers']`` maps each type to its genes.
+    gene marks, or ``'none'``); ``uns['planted_markers']`` maps each type to its genes. With
+    batches also ``obs['batch']`` and ``var['batch_affected']`` (a boolean).
     """
     if n_vars < n_types * n_markers:
         raise ValueError(f"n_vars ({n_vars}) must be >= n_types * n_markers.")
+    if isinstance(n_batches, bool) or not isinstance(n_batches, int) or n_batches < 1:
+        raise ValueError(f"n_batches must be an integer >= 1, got {n_batches!r}.")
+    if not 0.0 <= batch_share <= 1.0 or not batch_effect >= 0.0:
+        raise ValueError("batch_share must lie in [0, 1] and batch_effect must be >= 0.")
     rng = np.random.default_rng(seed)
     types = [f"type_{i}" for i in range(n_types)]
     labels = rng.integers(0, n_types, size=n_obs)
@@ -64,6 +82,13 @@ def synthetic_scrna(
     position = rng.uniform(-1.0, 1.0, size=(n_obs, n_latent))
     log_mu = np.log(profiles[labels]) + np.einsum("nl,nlg->ng", position, programme[labels])
     library = rng.lognormal(0.0, 0.35, size=n_obs)[:, None]
+    batch = affected_genes = None
+    if n_batches > 1:  # drawn from a stream of its own: one batch leaves the data unchanged
+        brng = np.random.default_rng([seed, n_batches])
+        batch = brng.integers(0, n_batches, size=n_obs)
+        affected_genes = brng.random(n_vars) < batch_share
+        shift = brng.normal(0.0, batch_effect, size=(n_batches, n_vars)) * affected_genes
+        log_mu = log_mu + shift[batch]
     mu = np.exp(log_mu) * library
     dispersion = 5.0
     counts = rng.poisson(rng.gamma(dispersion, mu / dispersion)).astype(np.float32)
@@ -76,6 +101,10 @@ def synthetic_scrna(
         ),
         var=pd.DataFrame({"marker_of": pd.Categorical(marker_of)}, index=var_names),
     )
+    if batch is not None:
+        names = [f"batch_{i}" for i in range(n_batches)]
+        adata.obs["batch"] = pd.Categorical([names[i] for i in batch], categories=names)
+        adata.var["batch_affected"] = affected_genes
     adata.uns["planted_markers"] = {
         t: np.asarray([var_names[g] for g in np.flatnonzero(marker_of == t)]) for t in types
     }

@@ -93,7 +93,10 @@ def gene_names(adata: AnnData, key: str) -> np.ndarray:
 
 
 def source(adata: AnnData, key: str) -> str:
-    """Which expression the model of ``key`` reads: ``'X'``, ``'raw'`` or ``'layers/<name>'``."""
+    """What the model of ``key`` reads: ``'X'``, ``'raw'``, ``'layers/<name>'`` or ``'obsm/<rep>'``.
+
+    ``'obsm/<rep>'``: the fit's ``use_rep``; see :func:`rep_matrix`.
+    """
     return str(scalar(key_info(adata, key).get("params", {}).get("source", "X")))
 
 
@@ -235,6 +238,11 @@ def source_matrix(adata: AnnData, source: str) -> tuple[object, pd.Index]:
         X, names = adata.layers[layer], adata.var_names
     elif source == "X":
         X, names = adata.X, adata.var_names
+    elif source.startswith("obsm/"):
+        raise ValueError(
+            f"the model reads {source}: its inputs are rebuilt from that representation "
+            "(rep_matrix), not read from an expression matrix."
+        )
     else:
         raise ValueError(f"unknown expression source {source!r}.")
     if X is None:
@@ -355,13 +363,93 @@ def expression(adata: AnnData, *, layer: str | None, use_raw: bool, mask_var: ob
     return Expression(X, str_array(var.index[mask]), mask, src)
 
 
-def model_expression(adata: AnnData, key: str, *, missing: str = "error") -> ColumnView:
+def model_expression(
+    adata: AnnData, key: str, *, missing: str = "error"
+) -> ColumnView | Reconstruction:
     """The expression of ``key``'s model genes in ``adata``, aligned by name (no copy).
 
     ``missing='error'`` refuses model genes that ``adata`` lacks; ``'zero'`` reads them as 0.
+    A model fitted with ``use_rep`` reads its representation instead (:func:`rep_matrix`).
     """
+    src = source(adata, key)
+    if src.startswith("obsm/"):
+        model = key_info(adata, key).get("model", {})
+        return rep_matrix(adata, src, model.get("mean"), model.get("components"))
     genes = gene_names(adata, key)
-    return aligned_expression(adata, genes, source(adata, key), missing=missing)[0]
+    return aligned_expression(adata, genes, src, missing=missing)[0]
+
+
+class Reconstruction:
+    """Rows of ``mean + Z @ components.T``: expression rebuilt from PCA-like scores ``Z``.
+
+    An integrated PCA (Harmony's ``X_pca_harmony``) gives corrected scores but no corrected
+    expression; through the PCA's loadings these rows are that expression, computed block by
+    block. Since ``components`` has orthonormal columns, the encoder's input for a row,
+    ``(x - mean) @ components``, is the row's scores again.
+    """
+
+    def __init__(self, Z: object, mean: np.ndarray, components: np.ndarray) -> None:
+        self.Z = Z
+        self.mean = np.asarray(mean, dtype=np.float32)
+        self.components = np.asarray(components, dtype=np.float32)
+        self.shape = (Z.shape[0], self.components.shape[0])
+        self.dtype = np.dtype(np.float32)
+
+    def rows(self, index: slice | np.ndarray) -> np.ndarray:
+        """The rebuilt expression of the cells ``index`` (dense float32)."""
+        Z = np.asarray(self.Z[index], dtype=np.float32)
+        return Z @ self.components.T + self.mean
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        return self.rows(index)
+
+    def materialise(self, chunk: int = 65_536) -> np.ndarray:
+        """All rows in memory (dense: ``n_obs x n_genes`` float32)."""
+        return self.rows(slice(None))
+
+
+def rep_name(source: str) -> str:
+    """The ``obsm`` key in an ``'obsm/<rep>'`` source."""
+    return source.removeprefix("obsm/")
+
+
+def rep_array(adata: AnnData, rep: str) -> np.ndarray:
+    """``adata.obsm[rep]`` as a checked 2-D float array (a DataFrame's values)."""
+    if rep not in adata.obsm:
+        raise KeyError(f"use_rep={rep!r} is not in adata.obsm (keys: {list(adata.obsm)}).")
+    Z = adata.obsm[rep]
+    Z = Z.to_numpy() if isinstance(Z, pd.DataFrame) else Z
+    if sparse.issparse(Z):
+        Z = Z.toarray()
+    Z = np.asarray(Z)
+    if Z.ndim != 2 or Z.shape[1] == 0:
+        raise ValueError(f"adata.obsm[{rep!r}] must be a 2-D array, got shape {Z.shape}.")
+    if Z.dtype.kind not in "fiu":
+        raise ValueError(f"adata.obsm[{rep!r}] must be numeric, got dtype {Z.dtype}.")
+    if not np.isfinite(Z).all():
+        raise ValueError(f"adata.obsm[{rep!r}] holds NaN or infinite values.")
+    return Z
+
+
+def rep_matrix(
+    adata: AnnData, source: str, mean: object, components: object
+) -> ColumnView | Reconstruction:
+    """What a ``use_rep`` model reads in ``adata``: its scores through the loadings, or as is.
+
+    With ``components`` (a corrected PCA), the expression rebuilt from ``obsm[rep]``; without
+    (a latent space such as scVI's), ``obsm[rep]`` itself, whose columns are the features.
+    """
+    rep = rep_name(source)
+    Z = rep_array(adata, rep)
+    width = None if components is None else np.shape(components)[1]
+    expected = width if width is not None else np.shape(mean)[0]
+    if Z.shape[1] != expected:
+        raise ValueError(
+            f"adata.obsm[{rep!r}] has {Z.shape[1]} columns; the model reads {expected}."
+        )
+    if components is None:
+        return ColumnView(Z, np.arange(Z.shape[1]))
+    return Reconstruction(Z, np.asarray(mean), np.asarray(components))
 
 
 def aligned_expression(

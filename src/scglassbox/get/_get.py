@@ -8,7 +8,7 @@ from anndata import AnnData
 
 from .. import _keys
 from .._docs import doc_params
-from ._access import gene_names, str_array
+from ._access import gene_names, key_info, str_array
 from ._contributions import contribution_view
 
 
@@ -73,9 +73,15 @@ def gene_importance_df(adata: AnnData, *, key: str = _keys.DEFAULT_KEY) -> pd.Da
     >>> df.head()  # doctest: +SKIP
     """
     genes = gene_names(adata, key)
-    varm = np.asarray(adata.varm[_keys.contributions_key(key)])
-    pos = adata.var_names.get_indexer(genes)
-    genes, rows = genes[pos >= 0], varm[pos[pos >= 0]]
+    vkey = _keys.contributions_key(key)
+    info = key_info(adata, key)
+    if "importance" in info:  # a latent use_rep: its features are not genes of var
+        rows = np.asarray(info["importance"])
+    elif vkey in adata.varm:
+        pos = adata.var_names.get_indexer(genes)
+        genes, rows = genes[pos >= 0], np.asarray(adata.varm[vkey])[pos[pos >= 0]]
+    else:
+        raise KeyError(f"adata.varm[{vkey!r}] not found: run gb.tl.glassbox_umap(adata) first.")
     df = pd.DataFrame(rows, index=pd.Index(genes, name="gene"),
                       columns=[f"dim{i + 1}" for i in range(rows.shape[1])])  # fmt: skip
     df["total"] = df.sum(axis=1)

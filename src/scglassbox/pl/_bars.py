@@ -192,7 +192,7 @@ def ranking(
 ) -> Figure | Axes | list[Axes] | None:
     """Global gene importance: mean absolute contribution per embedding dimension.
 
-    Reads ``adata.varm[key + '_contributions']`` (so it also works when per-cell
+    Reads :func:`scglassbox.get.gene_importance_df` (so it also works when per-cell
     contributions were not stored); one panel per dimension.
 
     Parameters
@@ -227,11 +227,8 @@ def ranking(
     from ..get import gene_importance_df
 
     v.key_info(adata, key)
-    vkey = f"{key}_contributions"
-    if vkey not in adata.varm:
-        raise KeyError(f"adata.varm[{vkey!r}] not found: run gb.tl.glassbox_umap(adata) first.")
     df = gene_importance_df(adata, key=key)
-    n_dims = adata.varm[vkey].shape[1]
+    n_dims = df.shape[1] - 1  # dim1, dim2, ..., total
     dims = (
         list(range(1, n_dims + 1))
         if dimensions is None

@@ -106,23 +106,24 @@ def glassbox_ensemble(
         raise ValueError(f"seeds must hold at least 2 distinct integers, got {seeds}.")
     cats = categorical(adata, groupby)
     codes, n_groups = cats.codes.astype(np.int64), len(cats.categories)
-    est, expr, graph, projection, inputs, _ = prepare(
+    plan = prepare(
         adata, neighbors_key=neighbors_key, layer=layer, use_raw=use_raw, mask_var=mask_var,
         use_pca=use_pca, n_pcs=n_pcs, min_dist=min_dist, quiet=quiet, **kwargs,
     )  # fmt: skip
+    est = plan.est
     view_of(np.zeros((1, est.n_components, 1), np.float32), view)  # validate the view early
     per_seed = []
     for i, seed in enumerate(seeds):
         logg.info(f"glassbox_ensemble: fit {i + 1}/{len(seeds)} (seed {seed})")
         est.random_state = seed
-        est._fit(expr.X, graph=graph, projection=projection, inputs=inputs)
-        per_seed.append(_group_means(est, expr.X, codes, n_groups, view))
+        est._fit(plan.X, graph=plan.graph, projection=plan.projection, inputs=plan.inputs)
+        per_seed.append(_group_means(est, plan.rows, codes, n_groups, view))
     stack = np.stack(per_seed)
     groups = np.asarray(cats.categories.astype(str))
     result = {
         "params": {"groupby": groupby, "view": view, "seeds": np.asarray(seeds)},
         "groups": groups,
-        "genes": expr.var_names,
+        "genes": plan.var_names,
         "mean": stack.mean(0).T.astype(np.float32),
         "sem": (stack.std(0, ddof=1) / np.sqrt(len(seeds))).T.astype(np.float32),
         "stability": pd.DataFrame({"spearman": _stability(stack)}, index=pd.Index(groups)),

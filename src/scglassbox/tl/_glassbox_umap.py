@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -13,9 +14,10 @@ from .. import _keys
 from .. import _logging as logg
 from .._docs import doc_params
 from ..get import _access as acc
-from ..get._access import MASK_DEFAULT, Expression
+from ..get._access import MASK_DEFAULT
 from ._pca import scanpy_projection
 from ._quality import describe, quality
+from ._rep import graph_rep, rep_input
 from ._results import (
     ContributionStorage,
     check_storage,
@@ -24,6 +26,63 @@ from ._results import (
     resolve_storage,
     write_results,
 )
+
+
+@dataclass
+class Plan:
+    """What a fit on ``adata`` trains on and attributes to (from :func:`prepare`)."""
+
+    est: Any
+    graph: sparse.csr_matrix
+    X: object  # what the estimator validates: the expression (or the latent representation)
+    rows: object  # row blocks contributions are computed from (``X``, or rebuilt expression)
+    projection: tuple | None
+    inputs: np.ndarray | None  # the encoder's inputs, when already computed
+    var_names: np.ndarray
+    source: str  # 'X', 'raw', 'layers/<name>' or 'obsm/<rep>'
+    on_genes: bool  # False for a latent representation without loadings
+    how: str
+
+    def view(self, adata: AnnData) -> object:
+        """The rows of ``adata`` (the caller's copy) that the model reads, for lazy storage."""
+        if self.source.startswith("obsm/"):
+            imap = self.est.input_map_
+            return acc.rep_matrix(adata, self.source, imap.mean, imap.components)
+        return acc.aligned_expression(adata, self.var_names, self.source)[0]
+
+
+def _check_use_rep(adata: AnnData, use_rep: object, nn_params: dict, source: str) -> str | None:
+    """The ``obsm`` key the encoder reads, or ``None`` for the expression; say when guessed."""
+    if use_rep == "X":
+        return None
+    if use_rep is not None:
+        if not isinstance(use_rep, str):
+            raise ValueError(f"use_rep must be an obsm key, 'X' or None, got {use_rep!r}.")
+        if use_rep not in adata.obsm:
+            raise KeyError(f"use_rep={use_rep!r} is not in adata.obsm (keys: {list(adata.obsm)}).")
+        built_on = graph_rep(nn_params)
+        if built_on is not None and built_on != use_rep:
+            logg.warning(
+                f"the neighbour graph was built on obsm[{built_on!r}] but the encoder reads "
+                f"obsm[{use_rep!r}]: the map follows the graph."
+            )
+        return use_rep
+    # By default a corrected PCA that the graph was built on (Harmony and the like): the
+    # encoder then reads what the graph saw, and explanations leave out what was corrected.
+    built_on = graph_rep(nn_params)
+    if (
+        built_on is None
+        or built_on not in adata.obsm
+        or source != "X"
+        or "PCs" not in adata.varm
+        or np.shape(adata.obsm[built_on])[1:] != (adata.varm["PCs"].shape[1],)
+    ):
+        return None
+    logg.info(
+        f"glassbox_umap: the graph was built on obsm[{built_on!r}], as wide as the PCA in "
+        "varm['PCs']: reading it as a corrected PCA (use_rep='X' reads the expression instead)."
+    )
+    return built_on
 
 
 def prepare(
@@ -35,9 +94,11 @@ def prepare(
     mask_var: object,
     use_pca: bool | None,
     n_pcs: int,
+    use_rep: str | None = None,
+    rep_loadings: object = "auto",
     **est_kwargs: Any,
-) -> tuple[Any, Expression, sparse.csr_matrix, tuple | None, np.ndarray | None, str]:
-    """Everything a fit needs: estimator, expression, graph and the encoder's input map.
+) -> Plan:
+    """Everything a fit needs: estimator, graph, what the encoder reads, what it explains.
 
     When scanpy's PCA is reused, also the encoder's inputs (its check computed them).
     """
@@ -50,6 +111,15 @@ def prepare(
     est = GlassBoxUMAP(**est_kwargs)
     est._check_params()  # fail before any work
     graph, nn_params = acc.neighbors(adata, neighbors_key)
+    src = acc.source_name(layer, use_raw)
+    rep = _check_use_rep(adata, use_rep, nn_params, src)
+    if rep is not None:
+        if use_pca is not None:
+            raise ValueError(f"use_pca applies to the expression; use_rep={rep!r} is read as is.")
+        r = rep_input(adata, rep, rep_loadings=rep_loadings, source=src, mask_var=mask_var)
+        logg.info(f"glassbox_umap: {r.X.shape[0]} cells; encoder reads {r.how}")
+        return Plan(est, graph, r.X, r.source, r.projection, r.inputs, r.var_names,
+                    f"obsm/{rep}", r.on_genes, r.how)  # fmt: skip
     expr = acc.expression(adata, layer=layer, use_raw=use_raw, mask_var=mask_var)
     projection, inputs, how = None, None, "the centred genes (no PCA)"
     said = how  # the log line: the reason for a PCA of its own is in the warning, once
@@ -62,11 +132,18 @@ def prepare(
             est.pca_components = min(n_pcs, *expr.X.shape)
             said = f"a PCA of its own ({est.pca_components} components)"
             how = f"{said}, since {why}"
-            logg.warning(f"Not reusing scanpy's PCA: {why}. Fitting {said}.")
+            hint = ""
+            if graph_rep(nn_params) in adata.obsm:
+                hint = (
+                    f" Explanations are of the uncorrected expression: use_rep="
+                    f"{graph_rep(nn_params)!r} reads that representation instead."
+                )
+            logg.warning(f"Not reusing scanpy's PCA: {why}. Fitting {said}.{hint}")
     logg.info(
         f"glassbox_umap: {expr.X.shape[0]} cells x {expr.X.shape[1]} genes; encoder reads {said}"
     )
-    return est, expr, graph, projection, inputs, how
+    return Plan(est, graph, expr.X, expr.X, projection, inputs, expr.var_names, expr.source,
+                True, how)  # fmt: skip
 
 
 @doc_params
@@ -79,6 +156,8 @@ def glassbox_umap(
     mask_var: str | np.ndarray | None = MASK_DEFAULT,
     use_pca: bool | None = None,
     n_pcs: int = 50,
+    use_rep: str | None = None,
+    rep_loadings: str | None = "auto",
     contributions: ContributionStorage = "auto",
     min_dist: float = 0.5,
     spread: float = 1.0,
@@ -117,6 +196,19 @@ def glassbox_umap(
         encoder reads the centred genes directly. ``True``: always a PCA (scanpy's if exact).
     n_pcs
         Components of the PCA fitted here when scanpy's cannot be reused.
+    use_rep
+        An ``obsm`` key for the encoder to read instead of the expression, e.g. an integrated
+        representation (``'X_pca_harmony'``, ``'X_scVI'``); ``'X'`` for the expression.
+        ``None``: the representation the graph was built on when it is a corrected PCA (as
+        wide as ``varm['PCs']``), else the expression. A corrected PCA is read through its
+        loadings (see ``rep_loadings``): contributions are per gene of the corrected
+        expression ``mean + V z``, so batch effects that the integration removed do not
+        reappear in them; they sum exactly to the map. Any other representation is read as
+        is, and contributions are per dimension of it (``<rep>_1``, ``<rep>_2``...), not per
+        gene. See :doc:`/tutorials/04_multi_batch`.
+    rep_loadings
+        ``varm`` key of ``use_rep``'s gene loadings. ``'auto'``: ``'PCs'`` when it is as wide
+        as the representation. ``None``: read it as a latent space without loadings.
     contributions
         Per-cell cache in ``obsm``: ``'auto'`` (``'full'`` up to 256 MiB, else ``'none'``),
         ``'full'`` (float32), ``'float16'`` (half the memory), ``'lazy'`` (a dask array that
@@ -166,23 +258,24 @@ def glassbox_umap(
     """
     check_storage(contributions)
     key = _keys.check_key_added(key_added)
-    est, expr, graph, projection, inputs, how = prepare(
+    plan = prepare(
         adata, neighbors_key=neighbors_key, layer=layer, use_raw=use_raw, mask_var=mask_var,
-        use_pca=use_pca, n_pcs=n_pcs, min_dist=min_dist, spread=spread,
-        n_components=n_components, encoder=encoder, epochs=epochs,
-        random_state=random_state, quiet=quiet, **kwargs,
+        use_pca=use_pca, n_pcs=n_pcs, use_rep=use_rep, rep_loadings=rep_loadings,
+        min_dist=min_dist, spread=spread, n_components=n_components, encoder=encoder,
+        epochs=epochs, random_state=random_state, quiet=quiet, **kwargs,
     )  # fmt: skip
-    storage = resolve_storage(contributions, expr.X.shape[0], n_components, expr.X.shape[1])
-    est._fit(expr.X, graph=graph, projection=projection, inputs=inputs)
+    est, n_obs, n_features = plan.est, *plan.rows.shape
+    storage = resolve_storage(contributions, n_obs, n_components, n_features)
+    est._fit(plan.X, graph=plan.graph, projection=plan.projection, inputs=plan.inputs)
     train_device = getattr(est, "_train_device", None)  # a GPU: the pass runs there too
     est.encoder_.to(train_device or "cpu")
     try:
-        emb, contrib, summary, exact = contributions_and_summary(est, expr.X, storage=storage)
+        emb, contrib, summary, exact = contributions_and_summary(est, plan.rows, storage=storage)
     finally:
         est.encoder_.cpu()
     fit_quality = quality(adata, acc.neighbors(adata, neighbors_key)[1], emb)
     model = est.to_dict()
-    model["var_names"] = expr.var_names
+    model["var_names"] = plan.var_names
     uns = {
         "params": {
             **{k: v for k, v in model["params"].items() if k != "random_state"},
@@ -196,12 +289,12 @@ def glassbox_umap(
                 if k in ("n_neighbors", "metric")
             },
             "contributions": storage,
-            "source": expr.source,
+            "source": plan.source,
         },
-        "var_names": expr.var_names,
+        "var_names": plan.var_names,
         "loss_history": est.loss_history_,
         **{k: float(v) for k, v in exact.items()},
-        "input": how,
+        "input": plan.how,
         "quality": fit_quality,
         "model": model,
     }
@@ -209,8 +302,9 @@ def glassbox_umap(
     logg.info(f"glassbox_umap: {describe(fit_quality)}")
     if copy:
         adata = adata.copy()
+    if not plan.on_genes:  # per latent dimension: no row of var to hold it
+        uns["importance"], summary = summary, None
     if storage == "lazy":
-        view, _ = acc.aligned_expression(adata, expr.var_names, expr.source)
-        contrib = lazy_contributions(est, view)
+        contrib = lazy_contributions(est, plan.view(adata))
     write_results(adata, key, emb=emb, contrib=contrib, summary=summary, uns=uns)
     return adata if copy else None

@@ -135,17 +135,20 @@ def write_results(
     *,
     emb: np.ndarray,
     contrib: object | None,
-    summary: np.ndarray,
+    summary: np.ndarray | None,
     uns: dict,
 ) -> None:
     """Write every output together: on any error or interrupt, restore what was there.
 
     ``summary`` rows follow ``uns['var_names']``; they are placed in ``varm`` by gene name
-    (genes of ``.raw`` or of a reference that ``adata.var`` lacks get no row).
+    (genes of ``.raw`` or of a reference that ``adata.var`` lacks get no row). ``None``
+    (features that are not genes) removes an earlier ``varm`` entry of ``key``.
     """
-    varm = np.zeros((adata.n_vars, emb.shape[1]), dtype=np.float32)
-    pos = adata.var_names.get_indexer(uns["var_names"])
-    varm[pos[pos >= 0]] = summary[pos >= 0]
+    varm = None
+    if summary is not None:
+        varm = np.zeros((adata.n_vars, emb.shape[1]), dtype=np.float32)
+        pos = adata.var_names.get_indexer(uns["var_names"])
+        varm[pos[pos >= 0]] = summary[pos >= 0]
     ckey = _keys.contributions_key(key)
     slots = [
         (adata.obsm, _keys.embedding_key(key), emb),

@@ -65,7 +65,10 @@ def glassbox_transform(
     ----------
     adata
         The query cells, with the same kind of expression as the reference (same
-        normalisation; the same layer or ``.raw`` the model was fitted on).
+        normalisation; the same layer or ``.raw`` the model was fitted on). A model fitted
+        with ``use_rep`` reads the query's ``obsm[use_rep]``: the query's cells in the same
+        integrated space (e.g. Harmony run on reference and query together, or a reference
+        mapping such as symphony's); the query's expression is not read.
     adata_ref
         The reference, on which :func:`~scglassbox.tl.glassbox_umap` was run.
     {key}
@@ -105,7 +108,13 @@ def glassbox_transform(
     ref = adata_ref.uns[key]
     genes = acc.gene_names(adata_ref, key)  # checked against the model's own list
     source = acc.source(adata_ref, key)
-    X, missing = _query_matrix(adata, genes, source, missing_genes)
+    if source.startswith("obsm/"):  # the query's own integrated representation
+        X = acc.rep_matrix(adata, source, est.input_map_.mean, est.input_map_.components)
+        missing = np.empty(0, dtype=str)
+        if X.shape[0] == 0:
+            raise ValueError("the query holds no cells.")
+    else:
+        X, missing = _query_matrix(adata, genes, source, missing_genes)
     storage = resolve_storage(contributions, X.shape[0], est.n_components, genes.size)
     emb, contrib, summary, exact = contributions_and_summary(est, X, storage=storage)
     uns = {
@@ -120,8 +129,14 @@ def glassbox_transform(
     }  # fmt: skip
     if copy:
         adata = adata.copy()
+    if "importance" in ref:  # a latent representation: per dimension, not per gene
+        uns["importance"], summary = summary, None
     if storage == "lazy":
-        view, _ = acc.aligned_expression(adata, genes, source, missing=missing_genes)
+        if source.startswith("obsm/"):
+            imap = est.input_map_
+            view = acc.rep_matrix(adata, source, imap.mean, imap.components)
+        else:
+            view, _ = acc.aligned_expression(adata, genes, source, missing=missing_genes)
         contrib = lazy_contributions(est, view)
     write_results(adata, out_key, emb=emb, contrib=contrib, summary=summary, uns=uns)
     return adata if copy else None
