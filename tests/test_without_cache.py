@@ -41,7 +41,8 @@ def test_rank_contributions(pbmc_fitted, pbmc_none, reference):
     kw = {"reference": reference, "copy": True}
     ref = gb.tl.rank_contributions(pbmc_fitted, "bulk_labels", **kw)
     got = gb.tl.rank_contributions(pbmc_none, "bulk_labels", **kw)
-    res_ref, res = ref.uns[f"{KEY}_rank_bulk_labels"], got.uns[f"{KEY}_rank_bulk_labels"]
+    ukey = f"{KEY}_rank_bulk_labels" + ("" if reference is None else f"_vs_{reference}")
+    res_ref, res = ref.uns[ukey], got.uns[ukey]
     np.testing.assert_array_equal(res["groups"], res_ref["groups"])
     scale = np.abs(res_ref["mean"]).max()
     np.testing.assert_allclose(res["mean"], res_ref["mean"], rtol=1e-4, atol=1e-5 * scale)

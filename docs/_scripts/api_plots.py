@@ -54,7 +54,7 @@ def main() -> None:
         "ranking.png": lambda: gb.pl.ranking(adata, n_genes=15, show=False),
         "loss.png": lambda: gb.pl.loss(adata, show=False),
         "rank_contributions.png": lambda: gb.pl.rank_contributions(
-            adata, "bulk_labels", show=False
+            adata, "bulk_labels", reference="Dendritic", show=False
         ),
         "contribution_matrixplot.png": lambda: gb.pl.contribution_matrixplot(
             adata, "bulk_labels", n_genes=3, show=False

@@ -44,9 +44,15 @@ def contributions_key(key: str) -> str:
     return f"{key}_contributions"
 
 
-def rank_key(key: str, groupby: str) -> str:
-    """``uns`` key of :func:`~scglassbox.tl.rank_contributions`' result."""
-    return f"{key}_rank_{groupby}"
+def rank_key(key: str, groupby: str, reference: str | None = None) -> str:
+    """``uns`` key of :func:`~scglassbox.tl.rank_contributions`' result.
+
+    A ranking against a ``reference`` has a key of its own (``..._vs_<reference>``), so that
+    it does not replace the all-groups ranking; ``'/'`` in the reference's name becomes
+    ``'_'`` (h5ad and zarr read it as a path).
+    """
+    base = f"{key}_rank_{groupby}"
+    return base if reference is None else f"{base}_vs_{str(reference).replace('/', '_')}"
 
 
 def neighbors_key(key: str | None) -> str:

@@ -132,8 +132,8 @@ def test_images(linear_gb, check_image):
 def test_rank_contributions_plot(pbmc_gb):
     a = pbmc_gb.copy()
     gb.tl.rank_contributions(a, "bulk_labels", groups=["CD14+ Monocyte"], reference="Dendritic")
-    ax = gb.pl.rank_contributions(a, "bulk_labels", n_genes=5, show=False)
-    res = a.uns["glassbox_umap_rank_bulk_labels"]
+    ax = gb.pl.rank_contributions(a, "bulk_labels", reference="Dendritic", n_genes=5, show=False)
+    res = a.uns["glassbox_umap_rank_bulk_labels_vs_Dendritic"]
     top = np.argsort(-np.abs(res["mean"][0]), kind="stable")[:5]
     drawn = [t.get_text() for t in ax.get_yticklabels()]  # set top first
     assert drawn == list(res["genes"][top])
@@ -143,4 +143,9 @@ def test_rank_contributions_plot(pbmc_gb):
     distance = float(np.sum(res["mean"][0]))
     assert ax.get_xlabel() == f"contribution to the distance (all genes: {distance:.2f})"
     with pytest.raises(KeyError, match="were not ranked"):
-        gb.pl.rank_contributions(a, "bulk_labels", groups=["CD34+"], show=False)
+        gb.pl.rank_contributions(
+            a, "bulk_labels", reference="Dendritic", groups=["CD34+"], show=False
+        )
+    # the comparison has a key of its own: no all-groups ranking was run here
+    with pytest.raises(KeyError, match=r"run gb.tl.rank_contributions\(adata, 'bulk_labels'\)"):
+        gb.pl.rank_contributions(a, "bulk_labels", show=False)

@@ -75,8 +75,11 @@ def test_ensemble(synthetic):
 @pytest.mark.parametrize("reference", ["rest", "Dendritic"])
 def test_differential_contributions_sum_to_the_groups_displacement(pbmc_fitted, reference):
     a = pbmc_fitted.copy()
+    gb.tl.rank_contributions(a, "bulk_labels")
+    before = a.uns[f"{KEY}_rank_bulk_labels"]
     gb.tl.rank_contributions(a, "bulk_labels", reference=reference, groups=None)
-    res = a.uns[f"{KEY}_rank_bulk_labels"]
+    assert a.uns[f"{KEY}_rank_bulk_labels"] is before  # the all-groups ranking is kept
+    res = a.uns[f"{KEY}_rank_bulk_labels_vs_{reference}"]
     labels = a.obs["bulk_labels"].to_numpy()
     emb = a.obsm[f"X_{KEY}"].astype(np.float64)
     assert reference not in res["groups"]
@@ -89,8 +92,10 @@ def test_differential_contributions_sum_to_the_groups_displacement(pbmc_fitted, 
         # The ranking score is each gene's share of the distance between the two groups.
         np.testing.assert_allclose(res["mean"][i].sum(), np.linalg.norm(shift), rtol=1e-4)
     assert np.isfinite(res["sem"]).all() and (res["sem"] >= 0).all()
-    df = gb.get.rank_contributions_df(a, "bulk_labels", n_genes=3)
+    df = gb.get.rank_contributions_df(a, "bulk_labels", reference=reference, n_genes=3)
     assert set(df["group"]) == set(res["groups"])
+    mean, _ = gb.get.group_contributions(a, "bulk_labels", reference=reference)
+    np.testing.assert_array_equal(mean.to_numpy(), np.asarray(res["mean"]).T)
 
 
 def test_differential_errors(pbmc_fitted):

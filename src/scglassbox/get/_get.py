@@ -95,6 +95,7 @@ def group_contributions(
     *,
     key: str = _keys.DEFAULT_KEY,
     uns_key: str | None = None,
+    reference: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-group mean contributions and their standard errors as genes x groups DataFrames.
 
@@ -107,6 +108,9 @@ def group_contributions(
     uns_key
         Read this ``uns`` entry instead, e.g. the result of
         :func:`~scglassbox.tl.glassbox_ensemble` (``'glassbox_ensemble_' + groupby``).
+    reference
+        The ``reference`` of a :func:`~scglassbox.tl.rank_contributions` comparison: its
+        result is stored under a key of its own.
 
     Returns
     -------
@@ -121,11 +125,12 @@ def group_contributions(
     >>> mean, sem = gb.get.group_contributions(adata, "bulk_labels")
     >>> mean["CD19+ B"].nlargest(3)  # doctest: +SKIP
     """
-    ukey = uns_key or _keys.rank_key(key, groupby)
+    ukey = uns_key or _keys.rank_key(key, groupby, reference)
     if ukey not in adata.uns:
+        ref = "" if reference is None else f", reference={reference!r}"
         raise KeyError(
             f"adata.uns[{ukey!r}] not found: "
-            f"run gb.tl.rank_contributions(adata, {groupby!r}) first."
+            f"run gb.tl.rank_contributions(adata, {groupby!r}{ref}) first."
         )
     res = adata.uns[ukey]
     genes, groups = str_array(res["genes"]), str_array(res["groups"])
@@ -143,6 +148,7 @@ def rank_contributions_df(
     key: str = _keys.DEFAULT_KEY,
     n_genes: int | None = None,
     uns_key: str | None = None,
+    reference: str | None = None,
 ) -> pd.DataFrame:
     """Tidy per-group gene ranking stored by :func:`~scglassbox.tl.rank_contributions`.
 
@@ -157,6 +163,8 @@ def rank_contributions_df(
     n_genes
         Top genes per group (default: all).
     uns_key
+        As for :func:`group_contributions`.
+    reference
         As for :func:`group_contributions`.
 
     Returns
@@ -174,7 +182,7 @@ def rank_contributions_df(
     ['group', 'rank', 'gene', 'mean', 'sem']
     >>> df  # doctest: +SKIP
     """
-    mean, sem = group_contributions(adata, groupby, key=key, uns_key=uns_key)
+    mean, sem = group_contributions(adata, groupby, key=key, uns_key=uns_key, reference=reference)
     groups = list(mean.columns) if group is None else ([group] if isinstance(group, str) else group)
     frames = []
     for g in groups:

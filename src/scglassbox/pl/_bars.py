@@ -10,6 +10,7 @@ from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from .. import _keys
 from .._docs import doc_params
 from . import _views as v
 from ._utils import finish, panels
@@ -321,6 +322,7 @@ def rank_contributions(
     n_genes: int = 15,
     key: str = "glassbox_umap",
     uns_key: str | None = None,
+    reference: str | None = None,
     ncols: int = 4,
     show: bool | None = None,
     ax: Axes | None = None,
@@ -346,6 +348,8 @@ def rank_contributions(
     {key}
     uns_key
         Read this ``uns`` entry instead of ``key + '_rank_' + groupby``.
+    reference
+        Show the comparison with this ``reference`` (stored under a key of its own).
     ncols
         Panels per row.
     {show}
@@ -365,7 +369,7 @@ def rank_contributions(
     >>> gb.tl.glassbox_umap(adata)
     >>> gb.tl.rank_contributions(adata, "bulk_labels", groups=["CD14+ Monocyte"],
     ...                          reference="Dendritic")
-    >>> gb.pl.rank_contributions(adata, "bulk_labels")
+    >>> gb.pl.rank_contributions(adata, "bulk_labels", reference="Dendritic")
 
     .. image:: /_static/plots/rank_contributions.png
     """
@@ -373,8 +377,8 @@ def rank_contributions(
 
     if n_genes < 1:
         raise ValueError(f"n_genes must be >= 1, got {n_genes}.")
-    mean, sem = group_contributions(adata, groupby, key=key, uns_key=uns_key)
-    res = adata.uns[uns_key or f"{key}_rank_{groupby}"]
+    mean, sem = group_contributions(adata, groupby, key=key, uns_key=uns_key, reference=reference)
+    res = adata.uns[uns_key or _keys.rank_key(key, groupby, reference)]
     reference = str(np.asarray(res["params"].get("reference", "none")))
     wanted = _wanted_groups(groups, list(mean.columns), "were not ranked")
     differential = reference != "none"

@@ -136,7 +136,8 @@ def rank_contributions(
     n_genes
         How many top contributors and markers to compare.
     key_added
-        Default ``key + '_rank_' + groupby``.
+        Default ``key + '_rank_' + groupby``, and with a ``reference`` ``'_vs_' + reference``
+        after it, so that a comparison does not replace the all-groups ranking.
     {copy}
 
     Returns
@@ -147,7 +148,8 @@ def rank_contributions(
     available, ``marker_overlap`` (DataFrame indexed by group: ``overlap``, ``fraction``,
     ``shared``, ``top_contributors``, ``markers``). With ``reference`` also ``delta`` and
     ``delta_sem`` (groups x dims x genes) and ``displacement`` (groups x dims). Read it with
-    :func:`scglassbox.get.rank_contributions_df` or :func:`scglassbox.get.group_contributions`.
+    :func:`scglassbox.get.rank_contributions_df` or :func:`scglassbox.get.group_contributions`
+    (with the same ``reference``).
 
     Examples
     --------
@@ -156,9 +158,9 @@ def rank_contributions(
     >>> gb.tl.glassbox_umap(adata, quiet=True)
     >>> gb.tl.rank_contributions(adata, "bulk_labels", groups=["CD14+ Monocyte"],
     ...                          reference="Dendritic")
-    >>> gb.get.rank_contributions_df(adata, "bulk_labels", n_genes=3)  # doctest: +SKIP
+    >>> gb.get.rank_contributions_df(adata, "bulk_labels", reference="Dendritic")  # doctest: +SKIP
     """
-    out_key = _keys.check_key_added(key_added or _keys.rank_key(key, groupby))
+    out_key = _keys.check_key_added(key_added or _keys.rank_key(key, groupby, reference))
     genes = acc.gene_names(adata, key)
     parse_view(view, acc.embedding(adata, key).shape[1])
     cats = acc.categorical(adata, groupby)
