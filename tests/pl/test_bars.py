@@ -149,3 +149,18 @@ def test_rank_contributions_plot(pbmc_gb):
     # the comparison has a key of its own: no all-groups ranking was run here
     with pytest.raises(KeyError, match=r"run gb.tl.rank_contributions\(adata, 'bulk_labels'\)"):
         gb.pl.rank_contributions(a, "bulk_labels", show=False)
+
+
+def test_rank_contributions_colours_say_the_direction(pbmc_gb):
+    from matplotlib.colors import to_hex
+
+    from scglassbox.pl._bars import NEG_COLOR, POS_COLOR
+
+    a = pbmc_gb.copy()
+    gb.tl.rank_contributions(a, "bulk_labels")
+    ax = gb.pl.rank_contributions(a, "bulk_labels", groups=["CD34+"], n_genes=8, show=False)
+    df = gb.get.rank_contributions_df(a, "bulk_labels", group="CD34+", n_genes=8)
+    drawn = [to_hex(p.get_facecolor()) for p in ax.patches][: len(df)]
+    want = [POS_COLOR if t >= 0 else NEG_COLOR for t in df["toward"]]
+    assert drawn == want
+    assert ax.get_legend().get_texts()[0].get_text().startswith("moves the group")

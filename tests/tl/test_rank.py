@@ -26,6 +26,21 @@ def test_rank_contributions_pbmc(pbmc_fitted):
     df = gb.get.rank_contributions_df(a, "bulk_labels", group="CD56+ NK", n_genes=5)
     assert list(df["rank"]) == [1, 2, 3, 4, 5]
     assert df["mean"].is_monotonic_decreasing
+    # Direction: each gene's pull toward the group's place sums to its distance from the mean
+    # cell (the origin), and is the signed mean contribution projected on that direction.
+    emb = a.obsm[f"X_{KEY}"].astype(np.float64)
+    C = gb.get.contributions(a).astype(np.float64)
+    for i, g in enumerate(res["groups"]):
+        cells = (a.obs["bulk_labels"] == g).to_numpy()
+        centre = emb[cells].mean(0)
+        np.testing.assert_allclose(res["toward"][i].sum(), np.linalg.norm(centre), rtol=1e-4)
+        by_hand = (centre / np.linalg.norm(centre)) @ C[cells].mean(0)
+        np.testing.assert_allclose(res["toward"][i], by_hand, rtol=1e-3, atol=1e-6)
+    nk = list(res["groups"]).index("CD56+ NK")
+    genes = list(res["genes"])
+    np.testing.assert_array_equal(
+        df["toward"], res["toward"][nk][[genes.index(x) for x in df["gene"]]]
+    )
 
 
 def test_rank_round_trips_with_slash_in_group_names(pbmc_fitted, tmp_path):

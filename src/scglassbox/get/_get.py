@@ -169,7 +169,10 @@ def rank_contributions_df(
 
     Returns
     -------
-    Columns ``group``, ``rank`` (1 = largest), ``gene``, ``mean``, ``sem``.
+    Columns ``group``, ``rank`` (1 = largest), ``gene``, ``mean``, ``sem`` and, for a ranking
+    without ``reference``, ``toward``: the gene's pull along the line from the mean cell to
+    the group's mean position (positive: it moves the group to where it lies; negative: it
+    holds it back; over all genes it sums to that distance).
 
     Examples
     --------
@@ -179,18 +182,25 @@ def rank_contributions_df(
     >>> gb.tl.rank_contributions(adata, "bulk_labels")
     >>> df = gb.get.rank_contributions_df(adata, "bulk_labels", group="CD19+ B", n_genes=3)
     >>> list(df.columns)
-    ['group', 'rank', 'gene', 'mean', 'sem']
+    ['group', 'rank', 'gene', 'mean', 'sem', 'toward']
     >>> df  # doctest: +SKIP
     """
     mean, sem = group_contributions(adata, groupby, key=key, uns_key=uns_key, reference=reference)
+    res = adata.uns[uns_key or _keys.rank_key(key, groupby, reference)]
+    toward = None
+    if "toward" in res:
+        toward = pd.DataFrame(np.asarray(res["toward"]).T, index=mean.index, columns=mean.columns)
     groups = list(mean.columns) if group is None else ([group] if isinstance(group, str) else group)
     frames = []
     for g in groups:
         if g not in mean.columns:
             raise KeyError(f"group {g!r} not in {list(mean.columns)}.")
         order = mean[g].sort_values(ascending=False).index[:n_genes]
-        frames.append(pd.DataFrame({
+        frame = pd.DataFrame({
             "group": g, "rank": np.arange(1, len(order) + 1), "gene": order,
             "mean": mean.loc[order, g].to_numpy(), "sem": sem.loc[order, g].to_numpy(),
-        }))  # fmt: skip
+        })  # fmt: skip
+        if toward is not None:
+            frame["toward"] = toward.loc[order, g].to_numpy()
+        frames.append(frame)
     return pd.concat(frames, ignore_index=True)

@@ -6,9 +6,11 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from .. import _keys
 from .._docs import doc_params
@@ -61,10 +63,13 @@ def _barh(
     signed: bool,
     xlabel: str,
     title: str,
+    pull: np.ndarray | None = None,
 ) -> None:
-    """Horizontal bars, first gene at the top."""
+    """Horizontal bars, first gene at the top; coloured by the sign of ``pull`` when given."""
     y = np.arange(len(genes))[::-1]
     colors = np.where(mean >= 0, POS_COLOR, NEG_COLOR) if signed else BAR_COLOR
+    if pull is not None:
+        colors = np.where(pull >= 0, POS_COLOR, NEG_COLOR)
     ax.barh(
         y,
         mean,
@@ -331,7 +336,10 @@ def rank_contributions(
 ) -> Figure | Axes | list[Axes] | None:
     """Top genes per group from :func:`scglassbox.tl.rank_contributions`, with SEM bars.
 
-    Like :func:`scanpy.pl.rank_genes_groups`: one panel per group. With a ``reference``, each
+    Like :func:`scanpy.pl.rank_genes_groups`: one panel per group. Without a ``reference``,
+    bars are red when the gene moves the group to where it lies on the map (seen from the mean
+    cell, the origin), blue when it holds the group back (``toward`` in
+    :func:`~scglassbox.get.rank_contributions_df`). With a ``reference``, each
     bar is the gene's share of the distance between the group and the reference (signed: red
     pushes the group away from the reference, blue pulls it towards it), and the panel title
     gives that distance; the shares sum to it exactly.
@@ -382,6 +390,9 @@ def rank_contributions(
     reference = str(np.asarray(res["params"].get("reference", "none")))
     wanted = _wanted_groups(groups, list(mean.columns), "were not ranked")
     differential = reference != "none"
+    toward = None
+    if not differential and "toward" in res:
+        toward = pd.DataFrame(np.asarray(res["toward"]).T, index=mean.index, columns=mean.columns)
     sizes = adata.obs[groupby].astype(str).value_counts()
     fig, axs = panels(len(wanted), ax=ax, ncols=ncols, panel_size=_bar_panel_size(n_genes))
     for g, a in zip(wanted, axs, strict=True):
@@ -396,6 +407,15 @@ def rank_contributions(
         else:
             view = str(np.asarray(res["params"]["view"]))
             title, xlabel = f"{groupby}: {g} (n={n_cells})", f"mean {v.view_label(view)}"
+        pull = None if toward is None else toward.loc[top, g].to_numpy()
         _barh(a, top.to_numpy(), col[top].to_numpy(), sem.loc[top, g].to_numpy(),
-              signed=differential, xlabel=xlabel, title=title)  # fmt: skip
+              signed=differential, xlabel=xlabel, title=title, pull=pull)  # fmt: skip
+    if toward is not None:
+        # In the first panel, not on the figure: ``ax=`` may be the user's own figure.
+        axs[0].legend(
+            handles=[Patch(color=POS_COLOR), Patch(color=NEG_COLOR)],
+            labels=["moves the group to its place", "holds it back"],
+            loc="upper left", bbox_to_anchor=(0.0, -0.16), ncol=2, fontsize="small",
+            frameon=False,
+        )  # fmt: skip
     return finish(fig, axs, "gb_rank_contributions", show=show, return_fig=return_fig, save=save)

@@ -10,7 +10,7 @@ from anndata import AnnData
 
 from .. import _keys
 from .. import _logging as logg
-from .._contributions import parse_view
+from .._contributions import l2_view, parse_view
 from .._docs import doc_params
 from ..get import _access as acc
 from ..get._aggregate import GroupStats, aggregate, membership
@@ -18,20 +18,40 @@ from ..get._contributions import iter_contributions
 from ..get._markers import de_markers, overlap_rows
 
 
-def _group_stats(
-    adata: AnnData, key: str, codes: np.ndarray, n_groups: int, *, view: str | None
-) -> GroupStats:
-    """Stream the cells once: per-group statistics of a view, or of the signed contributions."""
-    if view is None:
-        kwargs = {}
-    else:
-        dim = parse_view(view, acc.embedding(adata, key).shape[1])
-        kwargs = {"reduction": view} if dim is None else {"dims": dim}
+def _signed_stats(adata: AnnData, key: str, codes: np.ndarray, n_groups: int) -> GroupStats:
+    """Stream the cells once: per-group statistics of the signed contributions."""
     chunks = (
-        (membership(codes[pos], n_groups), block[:, 0] if block.ndim == 3 and view else block)
-        for pos, block in iter_contributions(adata, key, **kwargs)
+        (membership(codes[pos], n_groups), block) for pos, block in iter_contributions(adata, key)
     )
     return aggregate(chunks, n_groups)
+
+
+def _view_stats_and_toward(
+    adata: AnnData, key: str, codes: np.ndarray, n_groups: int, view: str
+) -> tuple[GroupStats, np.ndarray]:
+    """One pass over the cells: per-group statistics of ``view``, and each gene's pull.
+
+    The pull (``toward``, groups x genes) is a gene's mean signed contribution projected on the
+    direction from the mean cell (the origin) to the group's mean position: positive when the
+    gene moves the group's cells to where the group lies, negative when it holds them back.
+    Over all genes it sums exactly to that distance.
+    """
+    dim = parse_view(view, acc.embedding(adata, key).shape[1])
+    signed: list[np.ndarray] = []  # the running per-group sum of signed contributions
+
+    def chunks():
+        for pos, block in iter_contributions(adata, key):
+            member, c = membership(codes[pos], n_groups), np.asarray(block, dtype=np.float64)
+            s = (member @ c.reshape(c.shape[0], -1)).reshape(n_groups, *c.shape[1:])
+            signed[:] = [s + signed[0]] if signed else [s]
+            yield member, (c[:, dim] if dim is not None else l2_view(c, normed=view == "normed_l2"))
+
+    stats = aggregate(chunks(), n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = signed[0] / stats.count[:, None, None]  # (groups, dims, genes)
+    centre = mean.sum(-1)  # the group's mean position, exactly
+    u = centre / np.maximum(np.linalg.norm(centre, axis=1, keepdims=True), 1e-30)
+    return stats, np.einsum("kd,kdg->kg", u, mean)
 
 
 def _rest(stats: GroupStats, g: int) -> tuple[float, np.ndarray, np.ndarray]:
@@ -55,7 +75,7 @@ def _differential(
     """
     names = [str(c) for c in cats.categories]
     codes = np.asarray(cats.codes)
-    stats = _group_stats(adata, key, codes, len(names), view=None)  # (groups, dims, genes)
+    stats = _signed_stats(adata, key, codes, len(names))  # (groups, dims, genes)
     emb = acc.embedding(adata, key).astype(np.float64)
     delta, delta_sem, disp, score, score_sem = [], [], [], [], []
     for g in groups:
@@ -144,7 +164,11 @@ def rank_contributions(
     -------
     ``adata`` copy if ``copy`` else ``None``; writes ``adata.uns[key_added]`` with ``mean``
     and ``sem`` (arrays, groups x genes: the ranking score and its standard error),
-    ``groups``, ``genes``, ``n_cells`` per group, ``params`` and, when DE markers are
+    ``groups``, ``genes``, ``n_cells`` per group, ``params``, without ``reference``
+    ``toward`` (groups x genes: each gene's mean signed contribution projected on the
+    direction from the mean cell to the group's mean position; positive when the gene moves
+    the group to where it lies, negative when it holds it back; it sums over genes to that
+    distance) and, when DE markers are
     available, ``marker_overlap`` (DataFrame indexed by group: ``overlap``, ``fraction``,
     ``shared``, ``top_contributors``, ``markers``). With ``reference`` also ``delta`` and
     ``delta_sem`` (groups x dims x genes) and ``displacement`` (groups x dims). Read it with
@@ -181,11 +205,12 @@ def rank_contributions(
     if n_missing:
         logg.warning(f"rank_contributions: {n_missing} cells with no {groupby} are left out.")
     if reference is None:
-        stats = _group_stats(adata, key, np.asarray(cats.codes), len(names), view=view)
+        stats, toward = _view_stats_and_toward(adata, key, np.asarray(cats.codes), len(names), view)
         idx = [names.index(g) for g in chosen]
         result = {
             "mean": stats.mean[idx].astype(np.float32),
             "sem": stats.sem[idx].astype(np.float32),
+            "toward": toward[idx].astype(np.float32),
             "n_cells": stats.count[idx],
         }
     else:
