@@ -325,6 +325,50 @@ def test_browser_colour_and_hover(page, pbmc_gb, layout):
     assert "top feature" in legend and "other" in legend
 
 
+def test_every_modelled_gene_is_sent_while_small(pbmc_gb, layout):
+    sent = models(layout)["feature"].completions
+    modelled = list(pbmc_gb.uns["glassbox_umap"]["var_names"])
+    assert sorted(sent) == sorted(modelled)  # 700 cells x all genes: well within the budget
+    assert {"MS4A1", "FCGR3A", "CD8A"} <= set(sent)  # the examples
+
+
+STATUS = "() => Bokeh.documents[0].get_model_by_name('feature_status').text"
+FEATURE = "() => Bokeh.documents[0].get_model_by_name('feature').value"
+
+
+def _type_feature(page, text):
+    box = page.locator("input").first
+    box.fill(text)
+    box.press("Enter")
+
+
+def test_browser_typed_names_are_answered(page, pbmc_gb):
+    page.get_by_role("button", name="Feature", exact=True).click()
+    _type_feature(page, "ms4a1")  # any case: taken as MS4A1
+    page.wait_for_function(f"() => ({FEATURE})() === 'MS4A1'", timeout=10_000)
+    legend = page.evaluate("() => Bokeh.documents[0].get_model_by_name('legend').text")
+    assert "MS4A1" in legend and page.evaluate(STATUS) == ""
+    _type_feature(page, "NOTAGENE<b>")
+    page.wait_for_function(f"() => ({STATUS})().includes('not a feature')", timeout=10_000)
+    assert "NOTAGENE&lt;b&gt;" in page.evaluate(STATUS)  # escaped: shown as text
+    legend = page.evaluate("() => Bokeh.documents[0].get_model_by_name('legend').text")
+    assert "MS4A1" in legend  # the plot keeps the last feature
+
+
+def test_browser_unsent_gene_says_how_to_send_it(browser, pbmc_gb, tmp_path):
+    lay = pl.explore(pbmc_gb, groupby="bulk_labels", n_genes=5, n_genes_per_group=0, n_top=1)
+    sent = models(lay)["feature"].completions
+    modelled = list(pbmc_gb.uns["glassbox_umap"]["var_names"])
+    unsent = next(g for g in modelled if g not in sent)
+    page = browser.new_page()
+    page.goto(pl.save_html(lay, tmp_path / "few.html").as_uri())
+    page.wait_for_function(READY, timeout=60_000)
+    _type_feature(page, unsent)
+    page.wait_for_function(f"() => ({STATUS})().includes('not sent')", timeout=10_000)
+    assert f"genes=[&quot;{unsent}&quot;]" in page.evaluate(STATUS)
+    page.close()
+
+
 # ---------------------------------------------------------------- without AnnData, display
 
 

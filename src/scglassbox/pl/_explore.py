@@ -74,7 +74,7 @@ def explore(
     feature_names: Sequence[str] | None = None,
     labels: Sequence | None = None,
     feature_values: np.ndarray | None = None,
-    n_genes: int = 30,
+    n_genes: int | None = None,
     n_genes_per_group: int = 3,
     genes: Sequence[str] | None = None,
     n_bars: int = 15,
@@ -128,9 +128,11 @@ def explore(
     feature_values
         Without ``adata``: ``(n_cells, n_features)`` values shown in the hover text.
     n_genes
-        The genes with the largest mean L2 contribution over all cells are sent to the
-        browser; only sent genes can be picked and appear in the bars. The size of the page
-        grows with ``n_cells * n_genes_sent``.
+        How many genes, by largest mean L2 contribution over all cells, are sent to the
+        browser; only sent genes can be picked and appear in the bars, and the page grows
+        with ``n_cells * n_genes_sent``. ``None``: every modelled gene while that stays small
+        (cells x genes x (dims + 1) up to 12 million values, e.g. 10,000 cells x 400 genes in
+        2-D), else 30. A name typed that was not sent is answered on the page.
     n_genes_per_group
         Also send each group's top genes (by mean L2), so that selecting a group shows its
         own drivers even when they are not among the global top genes. The ``n_top`` genes of
@@ -307,6 +309,7 @@ def _layout(
         "pos_color": POS_COLOR,
         "neg_color": NEG_COLOR,
         "current": [first],
+        "all_genes": d.all_genes,
         "base_tooltips": [list(t) for t in base_tooltips],
     }
 
@@ -406,7 +409,7 @@ def _layout(
         title="Feature",
         case_sensitive=False,
         min_characters=1,
-        restrict=True,
+        restrict=False,  # an unknown name is answered in ``status``, not silently refused
         name="feature",
         width=220,
     )
@@ -415,6 +418,7 @@ def _layout(
         active=0,
         name="view",
     )
+    status = Div(text="", name="feature_status", styles={"color": "#b2182b", "font-size": "12px"})
     legend = Div(
         text=meta["group_legend"],
         name="legend",
@@ -428,7 +432,7 @@ def _layout(
     )
     color_cb = CustomJS(
         args={**args, "color_rb": color_rb, "auto": auto, "mapper": mapper, "cbar": cbar,
-              "legend": legend, "hover": hover},
+              "legend": legend, "hover": hover, "status": status},
         code=_js("common") + _js("color"),
     )  # fmt: skip
     src.selected.js_on_change("indices", bars_cb)
@@ -436,7 +440,7 @@ def _layout(
     color_rb.js_on_change("active", color_cb)
     auto.js_on_change("value", color_cb)
 
-    left = column(row(Div(text="<b>Colour by</b>"), color_rb), auto, scatter)
+    left = column(row(Div(text="<b>Colour by</b>"), color_rb), auto, status, scatter)
     middle = column(Div(text="", height=95), legend, cbar_fig)
     right = column(row(Div(text="<b>View</b>"), view_rb), Div(text="", height=45), bar_fig)
     return row(left, middle, right, name="scglassbox_explorer")

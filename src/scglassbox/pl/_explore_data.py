@@ -1,8 +1,9 @@
 """Data preparation for the explorer (:func:`scglassbox.pl.explore`); no Bokeh here.
 
-Everything the browser needs is computed once and sent as typed arrays. To stay responsive
+Everything the browser needs is computed once and sent as typed arrays. Every modelled gene
+is sent while the page stays small (:data:`ALL_GENES_VALUES`); beyond that, to stay responsive
 with 100,000 cells, only the most important genes (overall and per group, plus any requested)
-are sent, and their signed contributions travel as int16 with a float32 scale per gene and
+are sent. Their signed contributions travel as int16 with a float32 scale per gene and
 dimension (precise to 1.5e-5 of the gene's largest absolute contribution); so do expression
 values for the hover text (with an offset: precise to 1.5e-5 of the gene's range).
 
@@ -28,6 +29,10 @@ from ._bars import BAR_COLOR
 from ._utils import OTHER_COLOR, palette
 
 _INT16_MAX = 32767
+#: With ``n_genes=None``, every feature is sent when cells x features x (dims + 1) int16
+#: values stay within this (about 24 MB of page); else the :data:`DEFAULT_N_GENES` top ones.
+ALL_GENES_VALUES = 12_000_000
+DEFAULT_N_GENES = 30
 
 
 class ContributionSource(Protocol):
@@ -152,6 +157,7 @@ class ExplorerData:
     top_colors: list[str]
     top: np.ndarray  #: (n,) int32 top-feature code
     total: np.ndarray  #: (n,) float32 sum over all genes of each cell's L2 contributions
+    all_genes: list[str] = field(default_factory=list)  #: every modelled feature, sent or not
     extra: dict = field(default_factory=dict)
 
     @property
@@ -253,7 +259,7 @@ def prepare(
     group_label: str | None,
     group_colors: list[str] | None,
     values: object,
-    n_genes: int,
+    n_genes: int | None,
     n_genes_per_group: int,
     genes: Sequence[str] | None,
     n_top: int,
@@ -265,8 +271,9 @@ def prepare(
     ``values(genes, cells)`` returns the ``(len(cells), len(genes))`` expression values of
     the sent genes for the hover text, or ``None`` when they are not available.
     """
-    if n_genes < 1:
-        raise ValueError(f"n_genes must be >= 1, got {n_genes}.")
+    if n_genes is not None and (isinstance(n_genes, bool) or not isinstance(n_genes, int)
+                                or n_genes < 1):  # fmt: skip
+        raise ValueError(f"n_genes must be None or an integer >= 1, got {n_genes!r}.")
     if n_top < 1:
         raise ValueError(f"n_top must be >= 1, got {n_top}.")
     names = source.names
@@ -282,6 +289,9 @@ def prepare(
     # Genes sent: the most important overall, per group, the top features, those asked for.
     mean_l2, group_l2, total, top_idx = _summaries(source, cells, grp, len(groups))
     keep, top = top_feature_codes(top_idx, len(names), n_top)
+    if n_genes is None:  # every feature while the page stays small, else the top ones
+        fits = len(cells) * len(names) * (emb.shape[1] + 1) <= ALL_GENES_VALUES
+        n_genes = len(names) if fits else DEFAULT_N_GENES
     chosen = [np.argsort(-mean_l2, kind="stable")[:n_genes]]
     if labels is not None and n_genes_per_group > 0:
         chosen += [np.argsort(-g, kind="stable")[:n_genes_per_group] for g in group_l2]
@@ -321,6 +331,7 @@ def prepare(
         top_colors=top_colors,
         top=top.astype(np.int32),
         total=total,
+        all_genes=[str(g) for g in names],
     )
 
 

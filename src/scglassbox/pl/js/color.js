@@ -2,7 +2,25 @@
 // cell's top feature (2); update the legend, colour bar and hover text to match.
 const mode = color_rb.active;
 let k = meta.genes.indexOf(auto.value);
-if (k < 0) k = meta.current[0];
+if (k < 0 && auto.value) {
+    // Case-insensitive match first (the box completes case-insensitively).
+    const low = auto.value.toLowerCase();
+    k = meta.genes.findIndex((g) => g.toLowerCase() === low);
+    if (k >= 0) auto.value = meta.genes[k];  // shows the gene's own spelling (runs this again)
+}
+// Say why a name is not shown; the plot keeps the previous feature. A Div renders HTML:
+// the typed name is escaped.
+if (k < 0) {
+    const name = esc(auto.value);
+    const low = auto.value.toLowerCase();
+    const modelled = meta.all_genes.some((g) => g.toLowerCase() === low);
+    status.text = modelled
+        ? `<b>${name}</b> is modelled but not sent to this page: explore(..., genes=[&quot;${name}&quot;]) sends it.`
+        : `<b>${name}</b> is not a feature of this model.`;
+    k = meta.current[0];
+} else {
+    status.text = "";
+}
 meta.current[0] = k;
 const gene = meta.genes[k];
 const fval = src.data.fval, fcon = src.data.fcon, c = src.data.c, v = vals.data.v;
