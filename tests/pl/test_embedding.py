@@ -47,7 +47,10 @@ def test_contributions_l2(pbmc_gb):
     fig = pl.contributions(pbmc_gb, genes, return_fig=True)
     assert isinstance(fig, Figure)
     axs = [a for a in fig.axes if a.get_title()]
-    assert [a.get_title() for a in axs] == [f"{g} (L2)" for g in genes]
+    assert [a.get_title() for a in axs] == genes
+    # the colour bars say what the colour means, in words
+    bars = [a.collections[-1].colorbar for a in axs]
+    assert all(b.ax.get_ylabel() == "contribution to the cell's position (L2)" for b in bars)
     values, _ = v.contribution_view(pbmc_gb, "l2", genes=genes)
     for i, a in enumerate(axs):
         coll = cells_collection(a, pbmc_gb.n_obs)
@@ -62,7 +65,9 @@ def test_contributions_signed(pbmc_gb):
     axs = pl.contributions(pbmc_gb, ["CST3", "LYZ"], view="dim2", show=False)
     values, _ = v.contribution_view(pbmc_gb, "dim2", genes=["CST3", "LYZ"])
     for i, a in enumerate(axs):
-        assert a.get_title() == ["CST3", "LYZ"][i] + " (dim 2)"
+        assert a.get_title() == ["CST3", "LYZ"][i]
+        label = a.collections[-1].colorbar.ax.get_ylabel()
+        assert label == "push along glassbox_umap2 (red +, blue -)"
         coll = cells_collection(a, pbmc_gb.n_obs)
         assert coll.get_cmap().name == "RdBu_r"
         m = np.abs(values[:, i]).max()
@@ -108,6 +113,7 @@ def test_top_feature(pbmc_gb):
     assert ax.get_title() == "top contributing gene"
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend == [*kept, "other"]
+    assert ax.get_legend().get_title().get_text() == "top gene (grey: rarer)"
     coll = cells_collection(ax, pbmc_gb.n_obs)
     face = coll.get_facecolors()[:, :3]
     n_other = int((np.asarray(labels) == "other").sum())

@@ -86,6 +86,7 @@ def _panel(
     ax: Axes,
     signed: bool,
     kwargs: dict[str, Any],
+    cbar_label: str | None = None,
 ) -> None:
     """One embedding panel coloured by ``values`` via :func:`scanpy.pl.embedding`."""
     import scanpy as sc
@@ -108,6 +109,18 @@ def _panel(
         obsm={f"X_{key}": emb[order]},
     )
     sc.pl.embedding(tmp, basis=key, color="value", title=title, ax=ax, show=False, **kw)
+    bar = getattr(ax.collections[-1], "colorbar", None) if ax.collections else None
+    if bar is not None and cbar_label:
+        bar.set_label(cbar_label)
+
+
+def colorbar_label(view: str, key: str) -> str:
+    """What a contribution view means, in words, for a colour bar."""
+    if view == "l2":
+        return "contribution to the cell's position (L2)"
+    if view == "normed_l2":
+        return "share of the cell's position (normed L2)"
+    return f"push along {key}{view[3:]} (red +, blue -)"
 
 
 @doc_params
@@ -175,17 +188,18 @@ def contributions(
     emb = v.embedding(adata, key)
     signed = v.is_signed(view)
     fig, axs = panels(len(genes), ax=ax, ncols=ncols, panel_size=PANEL_SIZE)
-    short = {"l2": "L2", "normed_l2": "normed L2"}.get(view, f"dim {view[3:]}")
+    label = colorbar_label(view, key)
     for i, (gene, a) in enumerate(zip(names, axs, strict=True)):
         _panel(
             values[:, i],
             emb,
             adata.obs_names,
             key=key,
-            title=f"{gene} ({short})",
+            title=str(gene),
             ax=a,
             signed=signed,
             kwargs=kwargs,
+            cbar_label=label,
         )
     return finish(fig, axs, "gb_contributions", show=show, return_fig=return_fig, save=save)
 
@@ -272,4 +286,7 @@ def top_feature(
     tmp.uns[f"{col}_colors"] = np.array(colors, dtype=object)
     fig, axs = panels(1, ax=ax, ncols=1, panel_size=(PANEL_SIZE[0] + 1.4, PANEL_SIZE[1]))
     sc.pl.embedding(tmp, basis=key, color=col, ax=axs[0], show=False, **kwargs)
+    legend = axs[0].get_legend()
+    if legend is not None:
+        legend.set_title("top gene" + (" (grey: rarer)" if "other" in cats else ""))
     return finish(fig, axs[0], "gb_top_feature", show=show, return_fig=return_fig, save=save)
