@@ -12,10 +12,16 @@ def group_means(adata, view, groupby="bulk_labels"):
     return df.groupby(adata.obs[groupby].to_numpy()).mean()
 
 
-def expected_top(means, n, signed=False):
+def expected_top(means, n, signed=False, unique=True):
+    """Each group's top ``n`` genes; ``unique``: among the genes it scores highest on."""
     score = means.abs() if signed else means
-    return {g: list(score.loc[g].sort_values(ascending=False, kind="stable").index[:n])
-            for g in means.index}  # fmt: skip
+    top = {}
+    for g in means.index:
+        ranked = score.loc[g].sort_values(ascending=False, kind="stable")
+        if unique:  # by hand: the genes whose largest score across groups is this group's
+            ranked = ranked[[score[gene].max() == score.loc[g, gene] for gene in ranked.index]]
+        top[g] = list(ranked.index[:n])
+    return top
 
 
 def group_labels(plot):
@@ -31,6 +37,7 @@ def test_matrixplot(pbmc_gb):
     assert group_labels(mp) == cats
     flat = [g for c in cats for g in top[c]]
     assert list(mp.var_names) == flat
+    assert len(set(flat)) == len(flat)  # each gene once
     values = mp.values_df
     assert list(values.index) == cats
     np.testing.assert_allclose(
@@ -72,6 +79,11 @@ def test_dotplot(pbmc_gb):
     frac = hits.groupby(pbmc_gb.obs["bulk_labels"].to_numpy()).mean().loc[cats]
     np.testing.assert_allclose(dp.dot_size_df.to_numpy(), frac.to_numpy())
     assert "top 10" in dp.size_title
+    # unique=False: each group's own top genes, shared genes repeated
+    dp = pl.contribution_dotplot(pbmc_gb, "bulk_labels", n_genes=5, unique=False, return_fig=True)
+    own = expected_top(means, 5, unique=False)
+    assert list(dp.dot_color_df.columns) == [g for c in cats for g in own[c]]
+    assert len(set(dp.dot_color_df.columns)) < len(dp.dot_color_df.columns)  # CD52 & co.
 
 
 def test_errors(pbmc_gb):

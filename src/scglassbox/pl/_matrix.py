@@ -29,8 +29,12 @@ def top_genes_per_group(
     view: str,
     key: str,
     groups: Sequence[str] | None = None,
+    unique: bool = False,
 ) -> tuple[dict[str, list[str]], pd.DataFrame]:
     """The ``n_genes`` largest mean contributors of each group (by |mean| for signed views).
+
+    ``unique``: each gene is listed once, under the group where it scores highest; a group's
+    genes are then its top ones among the genes it scores highest on.
 
     Returns
     -------
@@ -48,10 +52,14 @@ def top_genes_per_group(
     mean, _, _, names = v.selection_stats(adata, view, key, [col == g for g in cats])
     means = pd.DataFrame(mean, index=pd.Index(cats, name=groupby), columns=names)
     score = means.abs() if v.is_signed(view) else means
-    top = {
-        str(g): list(score.loc[g].sort_values(ascending=False, kind="stable").index[:n_genes])
-        for g in cats
-    }
+    owner = score.idxmax(axis=0) if unique else None  # gene -> the group it scores highest in
+    top = {}
+    for g in cats:
+        ranked = score.loc[g].sort_values(ascending=False, kind="stable").index
+        if unique:
+            ranked = ranked[(owner[ranked] == g).to_numpy()]
+        if len(ranked):  # unique: a group may own no gene (its top genes score higher elsewhere)
+            top[str(g)] = list(ranked[:n_genes])
     return top, means
 
 
@@ -169,6 +177,7 @@ def contribution_matrixplot(
     n_genes: int = 5,
     view: str = "normed_l2",
     groups: Sequence[str] | None = None,
+    unique: bool = True,
     key: str = "glassbox_umap",
     show: bool | None = None,
     ax: Axes | None = None,
@@ -179,7 +188,7 @@ def contribution_matrixplot(
     """Mean contribution of each group's top genes, as :func:`scanpy.pl.matrixplot`.
 
     For every group of ``groupby`` the ``n_genes`` genes with the largest mean contribution
-    are chosen (a gene may be listed under several groups); the heatmap shows the mean
+    are chosen (by default each gene once: see ``unique``); the heatmap shows the mean
     contribution of every chosen gene in every group. The AnnData passed in is not modified.
 
     Parameters
@@ -192,6 +201,10 @@ def contribution_matrixplot(
     {view}
     groups
         Only these groups (rows and gene selection).
+    unique
+        List each gene once, under the group where its mean contribution is largest (each
+        group shows its top genes among those); ``False``: each group's own top genes, so a
+        gene shared by similar groups repeats.
     {key}
     {show}
     ax
@@ -219,7 +232,7 @@ def contribution_matrixplot(
     import scanpy as sc
 
     top, means = top_genes_per_group(
-        adata, groupby, n_genes=n_genes, view=view, key=key, groups=groups
+        adata, groupby, n_genes=n_genes, view=view, key=key, groups=groups, unique=unique
     )
     genes = _unique(top)
     X, _ = v.contribution_view(adata, view, key, genes=genes)
@@ -243,6 +256,7 @@ def contribution_dotplot(
     view: str = "normed_l2",
     top_k: int = 10,
     groups: Sequence[str] | None = None,
+    unique: bool = True,
     key: str = "glassbox_umap",
     show: bool | None = None,
     ax: Axes | None = None,
@@ -271,6 +285,10 @@ def contribution_dotplot(
         contributors.
     groups
         Only these groups (rows and gene selection).
+    unique
+        List each gene once, under the group where its mean contribution is largest (each
+        group shows its top genes among those); ``False``: each group's own top genes, so a
+        gene shared by similar groups repeats.
     {key}
     {show}
     ax
@@ -297,7 +315,7 @@ def contribution_dotplot(
     import scanpy as sc
 
     top, means = top_genes_per_group(
-        adata, groupby, n_genes=n_genes, view=view, key=key, groups=groups
+        adata, groupby, n_genes=n_genes, view=view, key=key, groups=groups, unique=unique
     )
     genes = _unique(top)
     hits = v.in_top_k(adata, view, key, genes, top_k)
