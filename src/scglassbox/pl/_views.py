@@ -46,7 +46,7 @@ def view_label(view: str) -> str:
         return "L2 contribution"
     if view == "normed_l2":
         return "normed L2 contribution"
-    return f"contribution to dim {view[3:]}"
+    return f"contribution to dim {view[3:]} (red: +, blue: -)"
 
 
 def selection_stats(
