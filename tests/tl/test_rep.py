@@ -203,3 +203,20 @@ def test_cli_use_rep_reads_the_representation(harmony, tmp_path):
     b = ad.read_h5ad(out)
     assert b.uns["glassbox_umap"]["params"]["source"] == "obsm/X_pca_harmony"
     _sums_to_embedding(gb.get.contributions(b), b.obsm["X_glassbox_umap"])
+
+
+def test_lazy_storage_and_ensemble_read_the_representation(harmony, scanpy_log):
+    before, fitted = harmony
+    a = before.copy()
+    gb.tl.glassbox_umap(a, contributions="lazy", **FIT)
+    C = np.asarray(a.obsm["glassbox_umap_contributions"])  # computed from obsm, chunk by chunk
+    _sums_to_embedding(C, a.obsm["X_glassbox_umap"])
+    np.testing.assert_allclose(C, fitted.obsm["glassbox_umap_contributions"], atol=1e-5)
+    b = before.copy()
+    gb.tl.glassbox_ensemble(b, "cell_type", seeds=(0, 1), epochs=3, quiet=True)
+    res = b.uns["glassbox_ensemble_cell_type"]
+    assert list(res["genes"]) == list(fitted.uns["glassbox_umap"]["var_names"])
+    assert np.isfinite(res["mean"]).all()
+    assert "Not reusing" not in scanpy_log.getvalue()  # it read X_pca_harmony, no PCA of its own
+    gb.tl.glassbox_ensemble(b, "cell_type", seeds=(0, 1), epochs=1, quiet=True, use_rep="X")
+    assert "use_rep='X_pca_harmony' reads that representation" in scanpy_log.getvalue()

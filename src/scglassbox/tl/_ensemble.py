@@ -57,6 +57,8 @@ def glassbox_ensemble(
     mask_var: Any = MASK_DEFAULT,
     use_pca: bool | None = None,
     n_pcs: int = 50,
+    use_rep: str | None = None,
+    rep_loadings: str | None = "auto",
     min_dist: float = 0.5,
     quiet: bool = False,
     **kwargs: Any,
@@ -78,7 +80,7 @@ def glassbox_ensemble(
     key_added
         Default ``'glassbox_ensemble_' + groupby``.
     {copy}
-    neighbors_key, layer, use_raw, mask_var, use_pca, n_pcs, min_dist
+    neighbors_key, layer, use_raw, mask_var, use_pca, n_pcs, use_rep, rep_loadings, min_dist
         As for :func:`glassbox_umap`.
     {quiet}
     **kwargs
@@ -108,7 +110,8 @@ def glassbox_ensemble(
     codes, n_groups = cats.codes.astype(np.int64), len(cats.categories)
     plan = prepare(
         adata, neighbors_key=neighbors_key, layer=layer, use_raw=use_raw, mask_var=mask_var,
-        use_pca=use_pca, n_pcs=n_pcs, min_dist=min_dist, quiet=quiet, **kwargs,
+        use_pca=use_pca, n_pcs=n_pcs, use_rep=use_rep, rep_loadings=rep_loadings,
+        min_dist=min_dist, quiet=quiet, **kwargs,
     )  # fmt: skip
     est = plan.est
     view_of(np.zeros((1, est.n_components, 1), np.float32), view)  # validate the view early
