@@ -1,6 +1,7 @@
 """Draw ``docs/_static/plots/*.png``, the figures under the Examples of the ``gb.pl`` API pages.
 
-    python docs/_scripts/api_plots.py
+    python docs/_scripts/api_plots.py                    # all of them
+    python docs/_scripts/api_plots.py batch_share.png    # only these
 
 Each figure is drawn by the very call its docstring's Examples section shows (one default fit of
 scanpy's bundled pbmc68k_reduced, so no download); about a minute on two CPU cores.
@@ -9,6 +10,7 @@ scanpy's bundled pbmc68k_reduced, so no download); about a minute on two CPU cor
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -64,8 +66,20 @@ def main() -> None:
         ),
         "compare_markers.png": lambda: gb.pl.compare_markers(adata, "bulk_labels", show=False),
     }
-    for name, draw in plots.items():
-        save(name, draw)
+    plots["batch_share.png"] = lambda: gb.pl.batch_share(_batches(), show=False)
+    chosen = sys.argv[1:] or list(plots)
+    for name in chosen:
+        save(name, plots[name])
+
+
+def _batches():
+    """The data of ``gb.pl.batch_share``'s example: 3 simulated batches, fitted with batch_key."""
+    adata = gb.datasets.synthetic_scrna(600, 200, n_batches=3, seed=0)
+    sc.pp.log1p(adata)
+    sc.pp.pca(adata, n_comps=20)
+    sc.pp.neighbors(adata)
+    gb.tl.glassbox_umap(adata, batch_key="batch", quiet=True)
+    return adata
 
 
 if __name__ == "__main__":

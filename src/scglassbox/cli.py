@@ -191,9 +191,17 @@ def _summary_png(adata, path: Path, groupby: str | None, key: str) -> None:
 
 
 def check_input(
-    adata, *, groupby: str | None, layer: str | None, use_raw: bool, use_rep: str | None = None
+    adata,
+    *,
+    groupby: str | None,
+    layer: str | None,
+    use_raw: bool,
+    use_rep: str | None = None,
+    batch_key: str | None = None,
 ) -> None:
     """Options that refer to the data: checked before the fit."""
+    if batch_key is not None and batch_key not in adata.obs.columns:
+        raise CLIError(f"--batch-key {batch_key!r} is not an obs column of the input.", EXIT_USAGE)
     if use_rep not in (None, "X") and use_rep not in adata.obsm:
         raise CLIError(
             f"--use-rep {use_rep!r} is not in the input's obsm (keys: {list(adata.obsm)}).",
@@ -227,6 +235,7 @@ def run(
     use_raw: bool = False,
     accelerator: str = "auto",
     use_rep: str | None = None,
+    batch_key: str | None = None,
 ):
     """Neighbours if missing, fit, contributions, summaries; write ``out`` and a PNG.
 
@@ -244,7 +253,8 @@ def run(
             print("No neighbour graph in the input: computed one with scanpy defaults.")
         gb.tl.glassbox_umap(
             adata, epochs=epochs, random_state=seed, key_added=key, quiet=quiet, layer=layer,
-            use_raw=use_raw, accelerator=accelerator, use_rep=use_rep, **kwargs,
+            use_raw=use_raw, accelerator=accelerator, use_rep=use_rep, batch_key=batch_key,
+            **kwargs,
         )  # fmt: skip
         exact = adata.uns[key]["exactness"]
         if groupby is not None:
@@ -263,9 +273,13 @@ def run(
     from .tl._quality import describe
 
     print(describe(adata.uns[key]["quality"]))
+    if batch_key is not None:
+        share = float(adata.obs[f"{key}_batch_share"].median())
+        print(f"batch term ({batch_key}): {share:.1%} of a cell's explanation (median)")
     written = [f"obsm['X_{key}']"]
     written += [f"obsm[{k!r}]" for k in adata.obsm if k == f"{key}_contributions"]
     written += [f"varm[{k!r}]" for k in adata.varm if k == f"{key}_contributions"]
+    written += [f"obs[{k!r}]" for k in adata.obs.columns if k == f"{key}_batch_share"]
     written.append(f"uns[{key!r}]")
     if groupby is not None:
         written.append(f"uns['{key}_rank_{groupby}']")
@@ -350,6 +364,11 @@ def _parser() -> argparse.ArgumentParser:
             "--use-rep", default=None,
             help="obsm key the encoder reads, e.g. X_pca_harmony (default: the graph's own "
             "representation when it is a corrected PCA, else the expression; X: the expression)",
+        )  # fmt: skip
+        p.add_argument(
+            "--batch-key", default=None,
+            help="obs column of batches read as exact input features: each cell's coordinates "
+            "split into genes + a batch term (obs <key>_batch_share)",
         )  # fmt: skip
         p.add_argument(
             "--accelerator", default="auto",
@@ -453,8 +472,9 @@ def _fit(args: argparse.Namespace, out: Path, png: Path, key: str, groupby: str 
             msg = f"cannot read {args.input} as .h5ad: {type(e).__name__}: {e}"
             raise CLIError(msg, EXIT_USAGE) from e
     check_input(
-        adata, groupby=groupby, layer=args.layer, use_raw=args.use_raw, use_rep=args.use_rep
-    )
+        adata, groupby=groupby, layer=args.layer, use_raw=args.use_raw, use_rep=args.use_rep,
+        batch_key=args.batch_key,
+    )  # fmt: skip
     # The output holds at least the input: a disk without that room fails now, not after the
     # fit (run() checks again with the results, just before writing).
     check_free_space(out, estimated_bytes(adata), "output")
@@ -465,6 +485,7 @@ def _fit(args: argparse.Namespace, out: Path, png: Path, key: str, groupby: str 
         quiet=args.quiet or not sys.stderr.isatty(), png=png,
         contributions=args.contributions, layer=args.layer,
         use_raw=args.use_raw, accelerator=args.accelerator, use_rep=args.use_rep,
+        batch_key=args.batch_key,
     )  # fmt: skip
 
 

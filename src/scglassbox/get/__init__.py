@@ -5,6 +5,7 @@ contributions through :func:`contributions` / :func:`iter_contributions`, which 
 cache when present and the model otherwise.
 """
 
+from ._batch import batch_contributions
 from ._contributions import contribution_view, contributions, iter_contributions
 from ._get import (
     contributions_df,
@@ -14,6 +15,7 @@ from ._get import (
 )
 
 __all__ = [
+    "batch_contributions",
     "contribution_view",
     "contributions",
     "contributions_df",

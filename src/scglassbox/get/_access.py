@@ -62,7 +62,11 @@ def gene_names(adata: AnnData, key: str) -> np.ndarray:
     was edited or damaged (another length, another order, a duplicate) would put one gene's
     values in another gene's column without any error downstream.
     """
-    uns = key_info(adata, key)
+    return checked_names(key_info(adata, key), key)
+
+
+def checked_names(uns: dict, key: str) -> np.ndarray:
+    """:func:`gene_names` of a results block ``uns`` (``adata.uns[key]``)."""
     if "var_names" not in uns:
         raise KeyError(f"adata.uns[{key!r}]['var_names'] is missing.")
     names = str_array(uns["var_names"])
@@ -369,14 +373,35 @@ def model_expression(
     """The expression of ``key``'s model genes in ``adata``, aligned by name (no copy).
 
     ``missing='error'`` refuses model genes that ``adata`` lacks; ``'zero'`` reads them as 0.
-    A model fitted with ``use_rep`` reads its representation instead (:func:`rep_matrix`).
+    A model fitted with ``use_rep`` reads its representation instead (:func:`rep_matrix`);
+    one fitted with ``batch_key`` also reads ``adata.obs[batch_key]`` (its batch columns).
     """
-    src = source(adata, key)
+    return model_rows(adata, key_info(adata, key), key, missing=missing)
+
+
+def model_rows(
+    adata: AnnData, uns: dict, key: str, *, missing: str = "error"
+) -> ColumnView | Reconstruction:
+    """:func:`model_expression` for the results block ``uns`` (a reference's, for a query)."""
+    from ._batch import WithBatch, batch_codes, batch_of
+
+    src = str(scalar(uns.get("params", {}).get("source", "X")))
+    batch = batch_of(uns)
+    n_batch = 0 if batch is None else len(batch.levels)
     if src.startswith("obsm/"):
-        model = key_info(adata, key).get("model", {})
-        return rep_matrix(adata, src, model.get("mean"), model.get("components"))
-    genes = gene_names(adata, key)
-    return aligned_expression(adata, genes, src, missing=missing)[0]
+        model = uns.get("model", {})
+        mean, comps = model.get("mean"), model.get("components")
+        if n_batch:  # the representation's own map: the block before the batch columns
+            n = np.shape(mean)[0] - n_batch
+            mean = np.asarray(mean)[:n]
+            comps = None if comps is None else np.asarray(comps)[:n, :-n_batch]
+        base = rep_matrix(adata, src, mean, comps)
+    else:
+        genes = checked_names(uns, key)
+        base = aligned_expression(adata, genes[: genes.size - n_batch], src, missing=missing)[0]
+    if batch is None:
+        return base
+    return WithBatch(base, batch_codes(adata, batch.key, batch.levels), batch)
 
 
 class Reconstruction:

@@ -9,6 +9,7 @@ from anndata import AnnData
 from .. import _keys
 from .._docs import doc_params
 from ._access import gene_names, key_info, str_array
+from ._batch import batch_info
 from ._contributions import contribution_view
 
 
@@ -80,6 +81,10 @@ def gene_importance_df(adata: AnnData, *, key: str = _keys.DEFAULT_KEY) -> pd.Da
     elif vkey in adata.varm:
         pos = adata.var_names.get_indexer(genes)
         genes, rows = genes[pos >= 0], np.asarray(adata.varm[vkey])[pos[pos >= 0]]
+        batch = info.get("batch")
+        if isinstance(batch, dict) and "importance" in batch:  # batch_key's features
+            genes = np.concatenate([genes, batch_info(adata, key).names])
+            rows = np.concatenate([rows, np.asarray(batch["importance"], dtype=rows.dtype)])
     else:
         raise KeyError(f"adata.varm[{vkey!r}] not found: run gb.tl.glassbox_umap(adata) first.")
     df = pd.DataFrame(rows, index=pd.Index(genes, name="gene"),

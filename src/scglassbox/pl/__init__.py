@@ -6,12 +6,13 @@ modify the AnnData they are given; :func:`explore` builds an interactive Bokeh v
 """
 
 from ._bars import contribution_bars, loss, rank_contributions, ranking
-from ._embedding import contributions, glassbox_umap, top_feature
+from ._embedding import batch_share, contributions, glassbox_umap, top_feature
 from ._explore import explore, save_html
 from ._markers import compare_markers
 from ._matrix import contribution_dotplot, contribution_matrixplot
 
 __all__ = [
+    "batch_share",
     "compare_markers",
     "contribution_bars",
     "contribution_dotplot",

@@ -290,3 +290,73 @@ def top_feature(
     if legend is not None:
         legend.set_title("top gene" + (" (grey: rarer)" if "other" in cats else ""))
     return finish(fig, axs[0], "gb_top_feature", show=show, return_fig=return_fig, save=save)
+
+
+@doc_params
+def batch_share(
+    adata: AnnData,
+    *,
+    key: str = "glassbox_umap",
+    show: bool | None = None,
+    return_fig: bool = False,
+    save: str | os.PathLike | bool | None = None,
+    **kwargs: Any,
+) -> Figure | list[Axes] | None:
+    """The embedding coloured by batch, and by how much of each cell's place its batch explains.
+
+    For a fit with ``batch_key`` (:func:`~scglassbox.tl.glassbox_umap`): the left panel shows
+    the batches, the right one ``obs[key + '_batch_share']``, the batch term's share of the
+    cell's explanation (its L2 norm over the sum of every feature's). Where the share is high,
+    the map places cells by their batch rather than their genes.
+
+    Parameters
+    ----------
+    {adata}
+    {key}
+    {show}
+    {return_fig}
+    {save}
+    **kwargs
+        Passed on to :func:`scanpy.pl.embedding` (``size``, ``legend_loc``, ...).
+
+    Returns
+    -------
+    The two axes when ``show=False``, the figure when ``return_fig=True``, else ``None``.
+
+    Examples
+    --------
+    >>> import scanpy as sc, scglassbox as gb
+    >>> adata = gb.datasets.synthetic_scrna(600, 200, n_batches=3, seed=0)
+    >>> sc.pp.log1p(adata)
+    >>> sc.pp.pca(adata, n_comps=20)
+    >>> sc.pp.neighbors(adata)
+    >>> gb.tl.glassbox_umap(adata, batch_key="batch", quiet=True)
+    >>> gb.pl.batch_share(adata)
+
+    .. image:: /_static/plots/batch_share.png
+    """
+    import scanpy as sc
+
+    from ..get._batch import batch_columns, share_key
+
+    info, _ = batch_columns(adata, key)
+    col = share_key(key)
+    if col not in adata.obs.columns:
+        raise KeyError(f"adata.obs[{col!r}] is missing: rerun gb.tl.glassbox_umap(batch_key=...).")
+    emb = v.embedding(adata, key)
+    batches = adata.obs[info.key].astype(str).to_numpy()
+    cats = [str(c) for c in info.levels if c in set(batches)]
+    tmp = AnnData(
+        obs=pd.DataFrame(
+            {info.key: pd.Categorical(batches, categories=cats)},
+            index=adata.obs_names.astype(str),
+        ),
+        obsm={f"X_{key}": emb},
+    )
+    tmp.uns[f"{info.key}_colors"] = np.array(palette(adata, info.key, cats), dtype=object)
+    fig, axs = panels(2, ax=None, ncols=2, panel_size=PANEL_SIZE)
+    sc.pl.embedding(tmp, basis=key, color=info.key, ax=axs[0], show=False, **kwargs)
+    share = np.asarray(adata.obs[col], dtype=np.float32)
+    _panel(share, emb, adata.obs_names, key=key, title="batch share", ax=axs[1], signed=False,
+           kwargs=kwargs, cbar_label="batch term / all contributions (L2)")  # fmt: skip
+    return finish(fig, axs, "gb_batch_share", show=show, return_fig=return_fig, save=save)

@@ -15,6 +15,8 @@ from .. import _logging as logg
 from .._docs import doc_params
 from ..get import _access as acc
 from ..get._access import MASK_DEFAULT
+from ..get._batch import BatchInfo, WithBatch, batch_codes, share_key
+from ._batch import augment, check_batch
 from ._pca import scanpy_projection
 from ._quality import describe, quality
 from ._rep import graph_rep, rep_input
@@ -42,13 +44,35 @@ class Plan:
     source: str  # 'X', 'raw', 'layers/<name>' or 'obsm/<rep>'
     on_genes: bool  # False for a latent representation without loadings
     how: str
+    batch: BatchInfo | None = None  # with batch_key: its indicator columns come last
 
     def view(self, adata: AnnData) -> object:
         """The rows of ``adata`` (the caller's copy) that the model reads, for lazy storage."""
+        n_batch = 0 if self.batch is None else len(self.batch.levels)
         if self.source.startswith("obsm/"):
             imap = self.est.input_map_
-            return acc.rep_matrix(adata, self.source, imap.mean, imap.components)
-        return acc.aligned_expression(adata, self.var_names, self.source)[0]
+            n = imap.n_features - n_batch
+            comps = None if imap.components is None else imap.components[:n, : -n_batch or None]
+            base = acc.rep_matrix(adata, self.source, imap.mean[:n], comps)
+        else:
+            genes = self.var_names[: len(self.var_names) - n_batch]
+            base = acc.aligned_expression(adata, genes, self.source)[0]
+        if self.batch is None:
+            return base
+        return WithBatch(base, batch_codes(adata, self.batch.key, self.batch.levels), self.batch)
+
+    def with_batch(self, adata: AnnData, batch_key: str) -> Plan:
+        """The plan with ``batch_key``'s indicator columns after the features."""
+        codes, levels = check_batch(adata, batch_key, self.var_names)
+        X, rows, projection, inputs, info = augment(
+            self.X, self.rows, self.projection, self.inputs, self.est.pca_components,
+            self.est.random_state, codes, batch_key, levels,
+        )  # fmt: skip
+        self.est.pca_components = None  # fitted on the genes alone, inside the projection
+        how = f"{self.how}, plus one indicator column per {batch_key} ({len(levels)} batches)"
+        return Plan(self.est, self.graph, X, rows, projection, inputs,
+                    np.concatenate([self.var_names, info.names]), self.source, self.on_genes,
+                    how, info)  # fmt: skip
 
 
 def _check_use_rep(adata: AnnData, use_rep: object, nn_params: dict, source: str) -> str | None:
@@ -96,12 +120,36 @@ def prepare(
     n_pcs: int,
     use_rep: str | None = None,
     rep_loadings: object = "auto",
+    batch_key: str | None = None,
     **est_kwargs: Any,
 ) -> Plan:
     """Everything a fit needs: estimator, graph, what the encoder reads, what it explains.
 
     When scanpy's PCA is reused, also the encoder's inputs (its check computed them).
+    With ``batch_key``, the batch's indicator columns follow the features (:func:`augment`).
     """
+    if batch_key is not None:
+        batch_codes(adata, batch_key)  # a wrong column fails before any work
+    plan = _plan(adata, neighbors_key=neighbors_key, layer=layer, use_raw=use_raw,
+                 mask_var=mask_var, use_pca=use_pca, n_pcs=n_pcs, use_rep=use_rep,
+                 rep_loadings=rep_loadings, **est_kwargs)  # fmt: skip
+    return plan if batch_key is None else plan.with_batch(adata, batch_key)
+
+
+def _plan(
+    adata: AnnData,
+    *,
+    neighbors_key: str | None,
+    layer: str | None,
+    use_raw: bool,
+    mask_var: object,
+    use_pca: bool | None,
+    n_pcs: int,
+    use_rep: str | None,
+    rep_loadings: object,
+    **est_kwargs: Any,
+) -> Plan:
+    """:func:`prepare` without the batch."""
     from .._estimator import GlassBoxUMAP
 
     if isinstance(n_pcs, bool) or not isinstance(n_pcs, numbers.Integral) or n_pcs < 1:
@@ -158,6 +206,7 @@ def glassbox_umap(
     n_pcs: int = 50,
     use_rep: str | None = None,
     rep_loadings: str | None = "auto",
+    batch_key: str | None = None,
     contributions: ContributionStorage = "auto",
     min_dist: float = 0.5,
     spread: float = 1.0,
@@ -209,6 +258,13 @@ def glassbox_umap(
     rep_loadings
         ``varm`` key of ``use_rep``'s gene loadings. ``'auto'``: ``'PCs'`` when it is as wide
         as the representation. ``None``: read it as a latent space without loadings.
+    batch_key
+        An ``obs`` column of batches (samples, donors) for the encoder to read besides the
+        genes, as one indicator column per batch. Each cell's coordinates then split exactly
+        into its genes' contributions plus a *batch term* (what its batch adds): see
+        :func:`scglassbox.get.batch_contributions` and ``obs[key + '_batch_share']``. For
+        graph-only integration (BBKNN) or an uncorrected graph; with a corrected
+        representation prefer ``use_rep``. Cells mapped later must come from these batches.
     contributions
         Per-cell cache in ``obsm``: ``'auto'`` (``'full'`` up to 256 MiB, else ``'none'``),
         ``'full'`` (float32), ``'float16'`` (half the memory), ``'lazy'`` (a dask array that
@@ -262,15 +318,21 @@ def glassbox_umap(
         adata, neighbors_key=neighbors_key, layer=layer, use_raw=use_raw, mask_var=mask_var,
         use_pca=use_pca, n_pcs=n_pcs, use_rep=use_rep, rep_loadings=rep_loadings,
         min_dist=min_dist, spread=spread, n_components=n_components, encoder=encoder,
-        epochs=epochs, random_state=random_state, quiet=quiet, **kwargs,
+        epochs=epochs, random_state=random_state, quiet=quiet, batch_key=batch_key, **kwargs,
     )  # fmt: skip
     est, n_obs, n_features = plan.est, *plan.rows.shape
     storage = resolve_storage(contributions, n_obs, n_components, n_features)
     est._fit(plan.X, graph=plan.graph, projection=plan.projection, inputs=plan.inputs)
+    share, share_cols = None, None
+    if plan.batch is not None:
+        share = np.empty(n_obs, dtype=np.float32)
+        share_cols = np.arange(n_features - len(plan.batch.levels), n_features)
     train_device = getattr(est, "_train_device", None)  # a GPU: the pass runs there too
     est.encoder_.to(train_device or "cpu")
     try:
-        emb, contrib, summary, exact = contributions_and_summary(est, plan.rows, storage=storage)
+        emb, contrib, summary, exact = contributions_and_summary(
+            est, plan.rows, storage=storage, share_cols=share_cols, share_out=share
+        )
     finally:
         est.encoder_.cpu()
     fit_quality = quality(adata, acc.neighbors(adata, neighbors_key)[1], emb)
@@ -290,6 +352,7 @@ def glassbox_umap(
             },
             "contributions": storage,
             "source": plan.source,
+            "batch_key": "none" if plan.batch is None else plan.batch.key,
         },
         "var_names": plan.var_names,
         "loss_history": est.loss_history_,
@@ -302,9 +365,15 @@ def glassbox_umap(
     logg.info(f"glassbox_umap: {describe(fit_quality)}")
     if copy:
         adata = adata.copy()
+    if plan.batch is not None:
+        uns["batch"] = {**plan.batch.to_dict(), "importance": summary[share_cols]}
+        logg.info(
+            f"glassbox_umap: the batch term is {float(np.median(share)):.1%} of a cell's "
+            f"explanation (median; obs[{share_key(key)!r}])"
+        )
     if not plan.on_genes:  # per latent dimension: no row of var to hold it
         uns["importance"], summary = summary, None
     if storage == "lazy":
         contrib = lazy_contributions(est, plan.view(adata))
-    write_results(adata, key, emb=emb, contrib=contrib, summary=summary, uns=uns)
+    write_results(adata, key, emb=emb, contrib=contrib, summary=summary, uns=uns, share=share)
     return adata if copy else None

@@ -13,6 +13,7 @@ from .. import _logging as logg
 from .._contributions import chunk_rows, exactness, stream_contributions
 from .._memory import check_fits
 from ..get._access import ColumnView
+from ..get._batch import batch_share, share_key
 
 ContributionStorage = Literal["auto", "full", "float16", "lazy", "none"]
 STORAGES = _keys.STORAGES
@@ -57,12 +58,19 @@ def resolve_storage(storage: str, n_obs: int, n_dims: int, n_genes: int) -> str:
 
 
 def contributions_and_summary(
-    est: object, X: object, *, storage: str, batch_size: int | None = None
+    est: object,
+    X: object,
+    *,
+    storage: str,
+    batch_size: int | None = None,
+    share_cols: np.ndarray | None = None,
+    share_out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, dict]:
     """Embedding, per-cell contributions as stored, per-gene mean |C| and exactness figures.
 
     One streamed pass. ``exactness`` is that of the float32 contributions;
-    ``exactness_stored`` that of what is stored (differs for ``'float16'``).
+    ``exactness_stored`` that of what is stored (differs for ``'float16'``). With
+    ``share_cols`` (the batch features), each cell's batch share is written to ``share_out``.
     """
     n, d, g = X.shape[0], est.n_components, est.n_features_in_
     emb = np.empty((n, d), dtype=np.float32)
@@ -79,6 +87,8 @@ def contributions_and_summary(
         progress=logg.progress_enabled(est.quiet) and n > 50_000,
     ):
         emb[rows] = y
+        if share_cols is not None:
+            share_out[rows] = batch_share(c, share_cols)
         scale = float(np.abs(y).max())
         worst = max(worst, exactness(y, c) * scale)
         if out is not None:
@@ -137,12 +147,14 @@ def write_results(
     contrib: object | None,
     summary: np.ndarray | None,
     uns: dict,
+    share: np.ndarray | None = None,
 ) -> None:
     """Write every output together: on any error or interrupt, restore what was there.
 
     ``summary`` rows follow ``uns['var_names']``; they are placed in ``varm`` by gene name
     (genes of ``.raw`` or of a reference that ``adata.var`` lacks get no row). ``None``
-    (features that are not genes) removes an earlier ``varm`` entry of ``key``.
+    (features that are not genes) removes an earlier ``varm`` entry of ``key``. ``share``,
+    each cell's batch share, goes to ``obs[key + '_batch_share']`` (``None`` removes it).
     """
     varm = None
     if summary is not None:
@@ -155,6 +167,7 @@ def write_results(
         (adata.obsm, ckey, contrib),
         (adata.varm, ckey, varm),
         (adata.uns, key, uns),
+        (adata.obs, share_key(key), share),
     ]
     before = [(m, k, m[k] if k in m else None) for m, k, _ in slots]
     try:

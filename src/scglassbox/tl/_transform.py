@@ -12,6 +12,7 @@ from .. import _keys
 from .. import _logging as logg
 from .._docs import doc_params
 from ..get import _access as acc
+from ..get._batch import WithBatch, batch_codes, batch_of
 from ._results import (
     ContributionStorage,
     check_storage,
@@ -108,15 +109,24 @@ def glassbox_transform(
     ref = adata_ref.uns[key]
     genes = acc.gene_names(adata_ref, key)  # checked against the model's own list
     source = acc.source(adata_ref, key)
+    batch = batch_of(ref)
     if source.startswith("obsm/"):  # the query's own integrated representation
-        X = acc.rep_matrix(adata, source, est.input_map_.mean, est.input_map_.components)
+        X = acc.model_rows(adata, ref, key)
         missing = np.empty(0, dtype=str)
         if X.shape[0] == 0:
             raise ValueError("the query holds no cells.")
     else:
-        X, missing = _query_matrix(adata, genes, source, missing_genes)
+        n_genes = genes.size - (0 if batch is None else len(batch.levels))
+        X, missing = _query_matrix(adata, genes[:n_genes], source, missing_genes)
+        if batch is not None:
+            codes = batch_codes(adata, batch.key, batch.levels)
+            X = WithBatch(acc.ColumnView(X, np.arange(X.shape[1])), codes, batch)
+    share = None if batch is None else np.empty(X.shape[0], dtype=np.float32)
     storage = resolve_storage(contributions, X.shape[0], est.n_components, genes.size)
-    emb, contrib, summary, exact = contributions_and_summary(est, X, storage=storage)
+    share_cols = None if batch is None else np.arange(genes.size - len(batch.levels), genes.size)
+    emb, contrib, summary, exact = contributions_and_summary(
+        est, X, storage=storage, share_cols=share_cols, share_out=share
+    )
     uns = {
         "params": {**dict(ref["params"]), "contributions": storage,
                    "mapped_from_reference": True, "n_missing_genes": int(missing.size)},
@@ -129,16 +139,13 @@ def glassbox_transform(
     }  # fmt: skip
     if copy:
         adata = adata.copy()
+    if batch is not None:
+        uns["batch"] = {**batch.to_dict(), "importance": summary[share_cols]}
     if "importance" in ref:  # a latent representation: per dimension, not per gene
         uns["importance"], summary = summary, None
     if storage == "lazy":
-        if source.startswith("obsm/"):
-            imap = est.input_map_
-            view = acc.rep_matrix(adata, source, imap.mean, imap.components)
-        else:
-            view, _ = acc.aligned_expression(adata, genes, source, missing=missing_genes)
-        contrib = lazy_contributions(est, view)
-    write_results(adata, out_key, emb=emb, contrib=contrib, summary=summary, uns=uns)
+        contrib = lazy_contributions(est, acc.model_rows(adata, uns, key, missing=missing_genes))
+    write_results(adata, out_key, emb=emb, contrib=contrib, summary=summary, uns=uns, share=share)
     return adata if copy else None
 
 
