@@ -259,3 +259,20 @@ def test_cli_batch_key(bbknn_fit, tmp_path, capsys):
     b = ad.read_h5ad(out)
     _sums_to_embedding(gb.get.contributions(b), b.obsm["X_glassbox_umap"])
     assert cli.main(["run", str(src), "-o", str(out), "-q", "--batch-key", "nope"]) != 0
+
+
+def test_explorer_reads_genes_and_batch_features(bbknn_fit):
+    from scglassbox.pl._explore_data import _expression
+
+    _, adata = bbknn_fit
+    names, cols = _batch_cols(adata)
+    cells = np.array([3, 0, 7])
+    picked = np.array([names[0], names[cols[1]]])
+    values = _expression(adata, "glassbox_umap", picked, cells)
+    gene = adata[cells, names[0]].X
+    np.testing.assert_allclose(
+        values[:, 0], np.ravel(gene.toarray() if hasattr(gene, "toarray") else gene)
+    )
+    np.testing.assert_array_equal(values[:, 1], (adata.obs["batch"].iloc[cells] == "batch_1"))
+    lay = gb.pl.explore(adata, groupby="cell_type", genes=[str(names[cols[0]])])
+    assert lay is not None

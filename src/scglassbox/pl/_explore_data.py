@@ -338,19 +338,27 @@ def prepare(
 def _expression(adata: AnnData, key: str, genes: np.ndarray, cells: np.ndarray):
     """Values of ``genes`` in the matrix the model was fitted on (None if unavailable)."""
     from ..get import _access
+    from ..get._batch import batch_codes, batch_info
 
     try:
         X, names = _access.source_matrix(adata, _access.source(adata, key))
     except ValueError:  # the hover text then says "value (n/a)"
         return None
     cols = names.get_indexer(genes)
-    if (cols < 0).any():
-        return None
     out = np.empty((len(cells), len(cols)), dtype=np.float32)
+    batch = batch_info(adata, key)
+    if (cols < 0).any():  # batch_key's features: 1 for the cell's own batch, else 0
+        if batch is None or not np.isin(genes[cols < 0], batch.names).all():
+            return None
+        codes = batch_codes(adata, batch.key, batch.levels)[cells]
+        level = pd.Index(batch.names).get_indexer(genes[cols < 0])
+        out[:, cols < 0] = codes[:, None] == level[None, :]
+    found = np.flatnonzero(cols >= 0)
     for start in range(0, len(cells), v.CHUNK_CELLS):  # row blocks: backed or sparse X
         part = cells[start : start + v.CHUNK_CELLS]
-        block = X[part][:, cols]
-        out[start : start + len(part)] = block.toarray() if sparse.issparse(block) else block
+        block = X[part][:, cols[found]]
+        block = block.toarray() if sparse.issparse(block) else block
+        out[start : start + len(part), found] = block
     return out
 
 
