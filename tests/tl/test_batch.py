@@ -276,3 +276,12 @@ def test_explorer_reads_genes_and_batch_features(bbknn_fit):
     np.testing.assert_array_equal(values[:, 1], (adata.obs["batch"].iloc[cells] == "batch_1"))
     lay = gb.pl.explore(adata, groupby="cell_type", genes=[str(names[cols[0]])])
     assert lay is not None
+
+
+def test_ensemble_ranks_the_batch_features(bbknn_fit):
+    before, adata = bbknn_fit
+    b = before.copy()
+    gb.tl.glassbox_ensemble(b, "cell_type", seeds=(0, 1), epochs=2, quiet=True, batch_key="batch")
+    res = b.uns["glassbox_ensemble_cell_type"]
+    assert list(res["genes"]) == list(adata.uns["glassbox_umap"]["var_names"])
+    assert np.isfinite(res["mean"]).all() and (res["mean"][:, -N_BATCHES:] > 0).any()

@@ -59,6 +59,7 @@ def glassbox_ensemble(
     n_pcs: int = 50,
     use_rep: str | None = None,
     rep_loadings: str | None = "auto",
+    batch_key: str | None = None,
     min_dist: float = 0.5,
     quiet: bool = False,
     **kwargs: Any,
@@ -80,8 +81,11 @@ def glassbox_ensemble(
     key_added
         Default ``'glassbox_ensemble_' + groupby``.
     {copy}
-    neighbors_key, layer, use_raw, mask_var, use_pca, n_pcs, use_rep, rep_loadings, min_dist
+    neighbors_key, layer, use_raw, mask_var, use_pca, n_pcs, min_dist
         As for :func:`glassbox_umap`.
+    use_rep, rep_loadings, batch_key
+        As for :func:`glassbox_umap` (with ``batch_key``, the batch features are ranked with
+        the genes).
     {quiet}
     **kwargs
         Further :class:`~scglassbox.GlassBoxUMAP` parameters (``epochs``...).
@@ -111,7 +115,7 @@ def glassbox_ensemble(
     plan = prepare(
         adata, neighbors_key=neighbors_key, layer=layer, use_raw=use_raw, mask_var=mask_var,
         use_pca=use_pca, n_pcs=n_pcs, use_rep=use_rep, rep_loadings=rep_loadings,
-        min_dist=min_dist, quiet=quiet, **kwargs,
+        batch_key=batch_key, min_dist=min_dist, quiet=quiet, **kwargs,
     )  # fmt: skip
     est = plan.est
     view_of(np.zeros((1, est.n_components, 1), np.float32), view)  # validate the view early
