@@ -13,6 +13,7 @@ from ._get import (
     group_contributions,
     rank_contributions_df,
 )
+from ._programs import program_contributions
 
 __all__ = [
     "batch_contributions",
@@ -22,5 +23,6 @@ __all__ = [
     "gene_importance_df",
     "group_contributions",
     "iter_contributions",
+    "program_contributions",
     "rank_contributions_df",
 ]
