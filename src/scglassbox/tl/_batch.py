@@ -29,8 +29,9 @@ def _block_diag(components: np.ndarray | None, n_levels: int) -> np.ndarray | No
 
 def check_batch(adata: AnnData, batch_key: str, var_names: np.ndarray) -> tuple[np.ndarray, list]:
     """The cells' batch codes and the batch levels; refuse what cannot be split."""
-    codes = batch_codes(adata, batch_key)
+    batch_codes(adata, batch_key)  # the column's checks
     levels = [str(c) for c in np.unique(adata.obs[batch_key].astype(str))]
+    codes = batch_codes(adata, batch_key, np.asarray(levels))
     if len(levels) < 2:
         raise ValueError(
             f"adata.obs[{batch_key!r}] holds one batch ({levels[0]!r}): there is no batch "
