@@ -109,30 +109,16 @@ def _check_use_rep(adata: AnnData, use_rep: object, nn_params: dict, source: str
     return built_on
 
 
-def prepare(
-    adata: AnnData,
-    *,
-    neighbors_key: str | None,
-    layer: str | None,
-    use_raw: bool,
-    mask_var: object,
-    use_pca: bool | None,
-    n_pcs: int,
-    use_rep: str | None = None,
-    rep_loadings: object = "auto",
-    batch_key: str | None = None,
-    **est_kwargs: Any,
-) -> Plan:
+def prepare(adata: AnnData, *, batch_key: str | None = None, **kwargs: Any) -> Plan:
     """Everything a fit needs: estimator, graph, what the encoder reads, what it explains.
 
+    ``kwargs`` are those of :func:`_plan` (the data options and the estimator's parameters).
     When scanpy's PCA is reused, also the encoder's inputs (its check computed them).
     With ``batch_key``, the batch's indicator columns follow the features (:func:`augment`).
     """
     if batch_key is not None:
         batch_codes(adata, batch_key)  # a wrong column fails before any work
-    plan = _plan(adata, neighbors_key=neighbors_key, layer=layer, use_raw=use_raw,
-                 mask_var=mask_var, use_pca=use_pca, n_pcs=n_pcs, use_rep=use_rep,
-                 rep_loadings=rep_loadings, **est_kwargs)  # fmt: skip
+    plan = _plan(adata, **kwargs)
     return plan if batch_key is None else plan.with_batch(adata, batch_key)
 
 
@@ -145,8 +131,8 @@ def _plan(
     mask_var: object,
     use_pca: bool | None,
     n_pcs: int,
-    use_rep: str | None,
-    rep_loadings: object,
+    use_rep: str | None = None,
+    rep_loadings: object = "auto",
     **est_kwargs: Any,
 ) -> Plan:
     """:func:`prepare` without the batch."""
