@@ -44,6 +44,10 @@ class BatchInfo:
         """The batch features' names, ``'<key>=<level>'``."""
         return np.asarray([f"{self.key}={lev}" for lev in self.levels])
 
+    def columns(self, n_features: int) -> np.ndarray:
+        """Positions of the batch features among a model's ``n_features`` (the last ones)."""
+        return np.arange(n_features - len(self.levels), n_features)
+
     def to_dict(self) -> dict:
         return {"key": self.key, "levels": self.levels, "scale": float(self.scale)}
 
@@ -137,8 +141,7 @@ def batch_columns(adata: AnnData, key: str) -> tuple[BatchInfo, np.ndarray]:
             f"the fit under {key!r} read no batch: run gb.tl.glassbox_umap(adata, "
             "batch_key=...) to split each cell's coordinates into genes and a batch term."
         )
-    names = acc.gene_names(adata, key)
-    return info, np.arange(len(names) - len(info.levels), len(names))
+    return info, info.columns(len(acc.gene_names(adata, key)))
 
 
 @doc_params

@@ -9,7 +9,7 @@ from anndata import AnnData
 from .. import _keys
 from .._docs import doc_params
 from ._access import gene_names, key_info, str_array
-from ._batch import batch_info
+from ._batch import batch_of
 from ._contributions import contribution_view
 
 
@@ -81,10 +81,10 @@ def gene_importance_df(adata: AnnData, *, key: str = _keys.DEFAULT_KEY) -> pd.Da
     elif vkey in adata.varm:
         pos = adata.var_names.get_indexer(genes)
         genes, rows = genes[pos >= 0], np.asarray(adata.varm[vkey])[pos[pos >= 0]]
-        batch = info.get("batch")
-        if isinstance(batch, dict) and "importance" in batch:  # batch_key's features
-            genes = np.concatenate([genes, batch_info(adata, key).names])
-            rows = np.concatenate([rows, np.asarray(batch["importance"], dtype=rows.dtype)])
+        batch = batch_of(info)
+        if batch is not None:  # batch_key's features: no var row, their summary is in uns
+            genes = np.concatenate([genes, batch.names])
+            rows = np.concatenate([rows, np.asarray(info["batch"]["importance"], rows.dtype)])
     else:
         raise KeyError(f"adata.varm[{vkey!r}] not found: run gb.tl.glassbox_umap(adata) first.")
     df = pd.DataFrame(rows, index=pd.Index(genes, name="gene"),

@@ -28,8 +28,10 @@ def _block_diag(components: np.ndarray | None, n_levels: int) -> np.ndarray | No
 
 
 def check_batch(adata: AnnData, batch_key: str, var_names: np.ndarray) -> tuple[np.ndarray, list]:
-    """The cells' batch codes and the batch levels; refuse what cannot be split."""
-    batch_codes(adata, batch_key)  # the column's checks
+    """The cells' batch codes and the batch levels; refuse what cannot be split.
+
+    The column itself was checked by :func:`~scglassbox.get._batch.batch_codes` already.
+    """
     levels = [str(c) for c in np.unique(adata.obs[batch_key].astype(str))]
     codes = batch_codes(adata, batch_key, np.asarray(levels))
     if len(levels) < 2:

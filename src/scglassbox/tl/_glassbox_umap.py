@@ -15,7 +15,7 @@ from .. import _logging as logg
 from .._docs import doc_params
 from ..get import _access as acc
 from ..get._access import MASK_DEFAULT
-from ..get._batch import BatchInfo, WithBatch, batch_codes, share_key
+from ..get._batch import BatchInfo, batch_codes, share_key
 from ._batch import augment, check_batch
 from ._pca import scanpy_projection
 from ._quality import describe, quality
@@ -45,21 +45,6 @@ class Plan:
     on_genes: bool  # False for a latent representation without loadings
     how: str
     batch: BatchInfo | None = None  # with batch_key: its indicator columns come last
-
-    def view(self, adata: AnnData) -> object:
-        """The rows of ``adata`` (the caller's copy) that the model reads, for lazy storage."""
-        n_batch = 0 if self.batch is None else len(self.batch.levels)
-        if self.source.startswith("obsm/"):
-            imap = self.est.input_map_
-            n = imap.n_features - n_batch
-            comps = None if imap.components is None else imap.components[:n, : -n_batch or None]
-            base = acc.rep_matrix(adata, self.source, imap.mean[:n], comps)
-        else:
-            genes = self.var_names[: len(self.var_names) - n_batch]
-            base = acc.aligned_expression(adata, genes, self.source)[0]
-        if self.batch is None:
-            return base
-        return WithBatch(base, batch_codes(adata, self.batch.key, self.batch.levels), self.batch)
 
     def with_batch(self, adata: AnnData, batch_key: str) -> Plan:
         """The plan with ``batch_key``'s indicator columns after the features."""
@@ -312,7 +297,7 @@ def glassbox_umap(
     share, share_cols = None, None
     if plan.batch is not None:
         share = np.empty(n_obs, dtype=np.float32)
-        share_cols = np.arange(n_features - len(plan.batch.levels), n_features)
+        share_cols = plan.batch.columns(n_features)
     train_device = getattr(est, "_train_device", None)  # a GPU: the pass runs there too
     est.encoder_.to(train_device or "cpu")
     try:
@@ -360,6 +345,7 @@ def glassbox_umap(
     if not plan.on_genes:  # per latent dimension: no row of var to hold it
         uns["importance"], summary = summary, None
     if storage == "lazy":
-        contrib = lazy_contributions(est, plan.view(adata))
+        # The caller's copy, read as any stored model is (genes or obsm[rep], then the batch).
+        contrib = lazy_contributions(est, acc.model_rows(adata, uns, key))
     write_results(adata, key, emb=emb, contrib=contrib, summary=summary, uns=uns, share=share)
     return adata if copy else None

@@ -123,7 +123,7 @@ def glassbox_transform(
             X = WithBatch(acc.ColumnView(X, np.arange(X.shape[1])), codes, batch)
     share = None if batch is None else np.empty(X.shape[0], dtype=np.float32)
     storage = resolve_storage(contributions, X.shape[0], est.n_components, genes.size)
-    share_cols = None if batch is None else np.arange(genes.size - len(batch.levels), genes.size)
+    share_cols = None if batch is None else batch.columns(genes.size)
     emb, contrib, summary, exact = contributions_and_summary(
         est, X, storage=storage, share_cols=share_cols, share_out=share
     )
