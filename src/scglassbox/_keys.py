@@ -55,6 +55,11 @@ def rank_key(key: str, groupby: str, reference: str | None = None) -> str:
     return base if reference is None else f"{base}_vs_{str(reference).replace('/', '_')}"
 
 
+def programs_key(key: str, groupby: str) -> str:
+    """``uns`` key of :func:`~scglassbox.tl.rank_programs`' result."""
+    return f"{key}_programs_{groupby}"
+
+
 def neighbors_key(key: str | None) -> str:
     """``uns`` key of scanpy's neighbour graph."""
     return DEFAULT_NEIGHBORS_KEY if key is None else key

@@ -13,7 +13,7 @@ from ._get import (
     group_contributions,
     rank_contributions_df,
 )
-from ._programs import program_contributions
+from ._programs import program_contributions, rank_programs_df
 
 __all__ = [
     "batch_contributions",
@@ -25,4 +25,5 @@ __all__ = [
     "iter_contributions",
     "program_contributions",
     "rank_contributions_df",
+    "rank_programs_df",
 ]

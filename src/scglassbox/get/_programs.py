@@ -175,3 +175,70 @@ def program_contributions(
         out[start : start + len(pos)] = block.astype(np.float64) @ M
         start += len(pos)
     return out, set_names
+
+
+@doc_params
+def rank_programs_df(
+    adata: AnnData,
+    groupby: str,
+    *,
+    group: str | Sequence[str] | None = None,
+    key: str = _keys.DEFAULT_KEY,
+    uns_key: str | None = None,
+    include_rest: bool = False,
+) -> pd.DataFrame:
+    """Tidy per-group program ranking stored by :func:`~scglassbox.tl.rank_programs`.
+
+    Parameters
+    ----------
+    {adata}
+    groupby
+        The ``groupby`` used for the ranking.
+    group
+        One or more groups (default: all).
+    {key}
+    uns_key
+        Read this ``uns`` entry instead of ``key + '_programs_' + groupby``.
+    include_rest
+        Rank ``'rest'`` (the genes in no set) among the programs. Off by default: it holds
+        most genes, so it would top most groups.
+
+    Returns
+    -------
+    Columns ``group``, ``rank`` (1 = largest ``mean``), ``program``, ``mean``, ``sem``,
+    ``toward`` (the set's pull along the line from the mean cell to the group's mean
+    position) and ``n_genes`` (modelled genes in the set).
+
+    Examples
+    --------
+    >>> import scanpy as sc, scglassbox as gb
+    >>> adata = sc.datasets.pbmc68k_reduced()
+    >>> gb.tl.glassbox_umap(adata, quiet=True)
+    >>> gb.tl.rank_programs(adata, "bulk_labels", {"MHC-II": ["HLA-DRA", "HLA-DPA1"]})
+    >>> list(gb.get.rank_programs_df(adata, "bulk_labels").columns)
+    ['group', 'rank', 'program', 'mean', 'sem', 'toward', 'n_genes']
+    """
+    ukey = uns_key or _keys.programs_key(key, groupby)
+    res = adata.uns.get(ukey)
+    if not isinstance(res, Mapping) or "programs" not in res:
+        raise KeyError(
+            f"adata.uns[{ukey!r}] not found: run gb.tl.rank_programs(adata, {groupby!r}, ...) "
+            "first."
+        )
+    groups, programs = acc.str_array(res["groups"]).tolist(), acc.str_array(res["programs"])
+    chosen = groups if group is None else ([group] if isinstance(group, str) else list(group))
+    keep = np.arange(programs.size) if include_rest else np.arange(programs.size - 1)
+    frames = []
+    for g in chosen:
+        if g not in groups:
+            raise KeyError(f"group {g!r} not in {groups}.")
+        i = groups.index(g)
+        mean = np.asarray(res["mean"])[i, keep]
+        order = keep[np.argsort(-mean, kind="stable")]
+        frames.append(pd.DataFrame({
+            "group": g, "rank": np.arange(1, order.size + 1), "program": programs[order],
+            "mean": np.asarray(res["mean"])[i, order], "sem": np.asarray(res["sem"])[i, order],
+            "toward": np.asarray(res["toward"])[i, order],
+            "n_genes": np.asarray(res["n_genes"])[order],
+        }))  # fmt: skip
+    return pd.concat(frames, ignore_index=True)

@@ -10,6 +10,7 @@ from ._embedding import batch_share, contributions, glassbox_umap, top_feature
 from ._explore import explore, save_html
 from ._markers import compare_markers
 from ._matrix import contribution_dotplot, contribution_matrixplot
+from ._programs import program_contributions, rank_programs
 
 __all__ = [
     "batch_share",
@@ -21,7 +22,9 @@ __all__ = [
     "explore",
     "glassbox_umap",
     "loss",
+    "program_contributions",
     "rank_contributions",
+    "rank_programs",
     "ranking",
     "save_html",
     "top_feature",

@@ -26,15 +26,22 @@ def _signed_stats(adata: AnnData, key: str, codes: np.ndarray, n_groups: int) ->
     return aggregate(chunks, n_groups)
 
 
-def _view_stats_and_toward(
-    adata: AnnData, key: str, codes: np.ndarray, n_groups: int, view: str
+def view_stats_and_toward(
+    adata: AnnData,
+    key: str,
+    codes: np.ndarray,
+    n_groups: int,
+    view: str,
+    combine: np.ndarray | None = None,
 ) -> tuple[GroupStats, np.ndarray]:
     """One pass over the cells: per-group statistics of ``view``, and each gene's pull.
 
     The pull (``toward``, groups x genes) is a gene's mean signed contribution projected on the
     direction from the mean cell (the origin) to the group's mean position: positive when the
     gene moves the group's cells to where the group lies, negative when it holds them back.
-    Over all genes it sums exactly to that distance.
+    Over all genes it sums exactly to that distance. With ``combine`` (genes x programs, rows
+    summing to 1) each chunk's contributions are first summed into programs, and everything is
+    per program.
     """
     dim = parse_view(view, acc.embedding(adata, key).shape[1])
     signed: list[np.ndarray] = []  # the running per-group sum of signed contributions
@@ -42,6 +49,8 @@ def _view_stats_and_toward(
     def chunks():
         for pos, block in iter_contributions(adata, key):
             member, c = membership(codes[pos], n_groups), np.asarray(block, dtype=np.float64)
+            if combine is not None:
+                c = c @ combine
             s = (member @ c.reshape(c.shape[0], -1)).reshape(n_groups, *c.shape[1:])
             signed[:] = [s + signed[0]] if signed else [s]
             yield member, (c[:, dim] if dim is not None else l2_view(c, normed=view == "normed_l2"))
@@ -106,6 +115,28 @@ def _differential(
         "displacement": np.asarray(disp, dtype=np.float32),
         "n_cells": stats.count[[names.index(g) for g in groups]],
     }
+
+
+def chosen_groups(
+    adata: AnnData, groupby: str, groups: Sequence[str] | None
+) -> tuple[pd.Categorical, list[str], list[str]]:
+    """``obs[groupby]`` as categories, all group names, and the ``groups`` asked for."""
+    cats = acc.categorical(adata, groupby)
+    names = [str(c) for c in cats.categories]
+    if not names:
+        raise ValueError(f"adata.obs[{groupby!r}] has no cell with a value: nothing to rank.")
+    chosen = list(names) if groups is None else [str(g) for g in groups]
+    unknown = [g for g in chosen if g not in names]
+    if unknown:
+        raise ValueError(f"groups {unknown} are not groups of {groupby!r}: {names}.")
+    return cats, names, chosen
+
+
+def warn_missing(cats: pd.Categorical, groupby: str, caller: str) -> None:
+    """Say how many cells have no group (they are left out)."""
+    n_missing = int((np.asarray(cats.codes) < 0).sum())
+    if n_missing:
+        logg.warning(f"{caller}: {n_missing} cells with no {groupby} are left out.")
 
 
 @doc_params
@@ -187,25 +218,16 @@ def rank_contributions(
     out_key = _keys.check_key_added(key_added or _keys.rank_key(key, groupby, reference))
     genes = acc.gene_names(adata, key)
     parse_view(view, acc.embedding(adata, key).shape[1])
-    cats = acc.categorical(adata, groupby)
-    names = [str(c) for c in cats.categories]
-    if not names:
-        raise ValueError(f"adata.obs[{groupby!r}] has no cell with a value: nothing to rank.")
+    cats, names, chosen = chosen_groups(adata, groupby, groups)
     if reference is not None and reference != "rest" and reference not in names:
         raise ValueError(f"reference={reference!r} is not 'rest' or a group of {groupby!r}.")
-    chosen = list(names) if groups is None else [str(g) for g in groups]
-    unknown = [g for g in chosen if g not in names]
-    if unknown:
-        raise ValueError(f"groups {unknown} are not groups of {groupby!r}: {names}.")
     if reference is not None:
         chosen = [g for g in chosen if g != reference]
         if not chosen:
             raise ValueError("no group left to compare with the reference.")
-    n_missing = int((np.asarray(cats.codes) < 0).sum())
-    if n_missing:
-        logg.warning(f"rank_contributions: {n_missing} cells with no {groupby} are left out.")
+    warn_missing(cats, groupby, "rank_contributions")
     if reference is None:
-        stats, toward = _view_stats_and_toward(adata, key, np.asarray(cats.codes), len(names), view)
+        stats, toward = view_stats_and_toward(adata, key, np.asarray(cats.codes), len(names), view)
         idx = [names.index(g) for g in chosen]
         result = {
             "mean": stats.mean[idx].astype(np.float32),
