@@ -109,3 +109,74 @@ def synthetic_scrna(
         t: np.asarray([var_names[g] for g in np.flatnonzero(marker_of == t)]) for t in types
     }
     return adata
+
+
+def synthetic_citeseq(
+    n_obs: int = 3000,
+    n_vars: int = 1000,
+    *,
+    n_proteins: int = 20,
+    seed: int = 0,
+) -> object:
+    """Simulate a CITE-seq-like :class:`mudata.MuData`: RNA counts and surface-protein counts.
+
+    The RNA is :func:`synthetic_scrna` with 6 cell types. ``type_0`` is split into two
+    subtypes, ``type_0a`` and ``type_0b``, that differ only in protein (as CD4 and CD8 T cells
+    can look alike in RNA): ``prot_0`` is high in ``type_0a``, ``prot_1`` in ``type_0b``.
+    Every other type has two marker proteins of its own; the rest of the proteins are
+    background. Protein counts are negative binomial around a per-cell background, as
+    antibody-derived tags are.
+
+    Parameters
+    ----------
+    n_obs
+        Number of cells.
+    n_vars
+        Number of genes.
+    n_proteins
+        Number of proteins (at least 12).
+    seed
+        Random seed; the same seed gives the same data.
+
+    Returns
+    -------
+    A MuData with modalities ``'rna'`` and ``'prot'`` (raw counts, CSR and dense float32) and
+    ``obs['cell_type']`` (the 7 types, subtypes included) in both and in the MuData;
+    ``mod['prot'].var['marker_of']`` names the type a protein marks, or ``'none'``.
+    Needs the ``mudata`` package (``pip install mudata``).
+    """
+    try:
+        import mudata as md
+    except ImportError as err:  # an optional dependency
+        raise ImportError("synthetic_citeseq needs mudata: pip install mudata") from err
+    if n_proteins < 12:
+        raise ValueError(f"n_proteins must be >= 12, got {n_proteins!r}.")
+    rna = synthetic_scrna(n_obs, n_vars, n_types=6, n_markers=20, seed=seed)
+    rng = np.random.default_rng([seed, 7])
+    base = rna.obs["cell_type"].astype(str).to_numpy()
+    split = rng.random(n_obs) < 0.5
+    types = np.where(base == "type_0", np.where(split, "type_0a", "type_0b"), base)
+    order = ["type_0a", "type_0b", *[f"type_{i}" for i in range(1, 6)]]
+    marker_of = np.full(n_proteins, "none", dtype=object)
+    marker_of[0], marker_of[1] = "type_0a", "type_0b"
+    for i in range(1, 6):
+        marker_of[2 * i : 2 * i + 2] = f"type_{i}"
+    background = rng.gamma(4.0, 5.0, size=n_proteins)  # per-protein background level
+    mu = np.tile(background, (n_obs, 1)) * rng.lognormal(0.0, 0.3, size=(n_obs, 1))
+    for t in order:
+        mu[np.ix_(types == t, marker_of == t)] *= 12.0
+    counts = rng.poisson(rng.gamma(10.0, mu / 10.0)).astype(np.float32)
+    obs = pd.DataFrame({"cell_type": pd.Categorical(types, categories=order)}, index=rna.obs_names)
+    rna.obs = obs.copy()
+    prot = ad.AnnData(
+        X=counts,
+        obs=obs.copy(),
+        var=pd.DataFrame(
+            {"marker_of": pd.Categorical(marker_of)},
+            index=[f"prot_{i}" for i in range(n_proteins)],
+        ),
+    )
+    mdata = md.MuData({"rna": rna, "prot": prot})
+    mdata.obs["cell_type"] = obs["cell_type"].to_numpy()
+    mdata.obs["cell_type"] = mdata.obs["cell_type"].astype(pd.CategoricalDtype(order))
+    return mdata

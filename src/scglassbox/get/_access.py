@@ -384,7 +384,11 @@ def model_rows(
 ) -> ColumnView | Reconstruction:
     """:func:`model_expression` for the results block ``uns`` (a reference's, for a query)."""
     from ._batch import WithBatch, batch_codes, batch_of
+    from ._modalities import modalities_of, modality_rows
 
+    mods = modalities_of(uns)
+    if mods is not None:  # a MuData's modalities, side by side
+        return modality_rows(adata, uns, key, mods, missing)
     src = str(scalar(uns.get("params", {}).get("source", "X")))
     batch = batch_of(uns)
     n_batch = 0 if batch is None else len(batch.levels)

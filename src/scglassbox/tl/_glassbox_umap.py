@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,9 @@ from .._docs import doc_params
 from ..get import _access as acc
 from ..get._access import MASK_DEFAULT
 from ..get._batch import BatchInfo, batch_codes, share_key
+from ..get._modalities import Modalities, is_mudata
 from ._batch import augment, check_batch
+from ._mudata import check_mudata_options, mudata_plan
 from ._pca import scanpy_projection
 from ._quality import describe, quality
 from ._rep import graph_rep, rep_input
@@ -45,6 +48,7 @@ class Plan:
     on_genes: bool  # False for a latent representation without loadings
     how: str
     batch: BatchInfo | None = None  # with batch_key: its indicator columns come last
+    modalities: Modalities | None = None  # a MuData's modalities, in column order
 
     def with_batch(self, adata: AnnData, batch_key: str) -> Plan:
         """The plan with ``batch_key``'s indicator columns after the features."""
@@ -105,6 +109,30 @@ def prepare(adata: AnnData, *, batch_key: str | None = None, **kwargs: Any) -> P
         batch_codes(adata, batch_key)  # a wrong column fails before any work
     plan = _plan(adata, **kwargs)
     return plan if batch_key is None else plan.with_batch(adata, batch_key)
+
+
+def _plan_mudata(
+    mdata: object,
+    *,
+    neighbors_key: str | None,
+    n_pcs: int,
+    modalities: Sequence[str] | None,
+    **est_kwargs: Any,
+) -> Plan:
+    """:func:`prepare` for a MuData: every modality's features side by side."""
+    from .._estimator import GlassBoxUMAP
+
+    if isinstance(n_pcs, bool) or not isinstance(n_pcs, numbers.Integral) or n_pcs < 1:
+        raise ValueError(f"n_pcs must be an integer >= 1, got {n_pcs!r}.")
+
+    est = GlassBoxUMAP(**est_kwargs)
+    est._check_params()
+    graph, nn_params = acc.neighbors(mdata, neighbors_key)
+    X, rows, projection, inputs, names, mods, how = mudata_plan(
+        mdata, params=nn_params, est=est, n_pcs=n_pcs, modalities=modalities
+    )
+    return Plan(est, graph, X, rows, projection, inputs, names, "mudata", True, how,
+                modalities=mods)  # fmt: skip
 
 
 def _plan(
@@ -178,6 +206,7 @@ def glassbox_umap(
     use_rep: str | None = None,
     rep_loadings: str | None = "auto",
     batch_key: str | None = None,
+    modalities: Sequence[str] | None = None,
     contributions: ContributionStorage = "auto",
     min_dist: float = 0.5,
     spread: float = 1.0,
@@ -236,6 +265,16 @@ def glassbox_umap(
         :func:`scglassbox.get.batch_contributions` and ``obs[key + '_batch_share']``. For
         graph-only integration (BBKNN) or an uncorrected graph; with a corrected
         representation prefer ``use_rep``. Cells mapped later must come from these batches.
+    modalities
+        For a :class:`mudata.MuData`: the modalities to read (default: all). Each modality is
+        read from its own ``.X`` (its ``var['highly_variable']`` genes when present; its PCA
+        when that reproduces what its graph was built on, else a PCA of ``n_pcs`` components
+        when it has more features, else its centred features), each block scaled to the same
+        total variance; the graph is the MuData's (``mdata.obsp``, e.g. muon's WNN). Results
+        go to ``mdata.obsm``/``mdata.uns``/``mdata.varm``, and
+        :func:`scglassbox.get.modality_contributions` splits each cell's coordinates exactly
+        into one term per modality. ``layer``, ``use_raw``, ``mask_var``, ``use_pca``,
+        ``use_rep`` and ``batch_key`` apply to an AnnData only.
     contributions
         Per-cell cache in ``obsm``: ``'auto'`` (``'full'`` up to 256 MiB, else ``'none'``),
         ``'full'`` (float32), ``'float16'`` (half the memory), ``'lazy'`` (a dask array that
@@ -285,12 +324,24 @@ def glassbox_umap(
     """
     check_storage(contributions)
     key = _keys.check_key_added(key_added)
-    plan = prepare(
-        adata, neighbors_key=neighbors_key, layer=layer, use_raw=use_raw, mask_var=mask_var,
-        use_pca=use_pca, n_pcs=n_pcs, use_rep=use_rep, rep_loadings=rep_loadings,
-        min_dist=min_dist, spread=spread, n_components=n_components, encoder=encoder,
-        epochs=epochs, random_state=random_state, quiet=quiet, batch_key=batch_key, **kwargs,
-    )  # fmt: skip
+    est_kwargs = dict(min_dist=min_dist, spread=spread, n_components=n_components,
+                      encoder=encoder, epochs=epochs, random_state=random_state, quiet=quiet,
+                      **kwargs)  # fmt: skip
+    if is_mudata(adata):
+        check_mudata_options(
+            layer=(layer, None), use_raw=(use_raw, False), mask_var=(mask_var, MASK_DEFAULT),
+            use_pca=(use_pca, None), use_rep=(use_rep, None), batch_key=(batch_key, None),
+        )  # fmt: skip
+        plan = _plan_mudata(adata, neighbors_key=neighbors_key, n_pcs=n_pcs,
+                            modalities=modalities, **est_kwargs)  # fmt: skip
+    elif modalities is not None:
+        raise ValueError("modalities= applies to a MuData; adata is an AnnData.")
+    else:
+        plan = prepare(
+            adata, neighbors_key=neighbors_key, layer=layer, use_raw=use_raw,
+            mask_var=mask_var, use_pca=use_pca, n_pcs=n_pcs, use_rep=use_rep,
+            rep_loadings=rep_loadings, batch_key=batch_key, **est_kwargs,
+        )  # fmt: skip
     est, n_obs, n_features = plan.est, *plan.rows.shape
     storage = resolve_storage(contributions, n_obs, n_components, n_features)
     est._fit(plan.X, graph=plan.graph, projection=plan.projection, inputs=plan.inputs)
@@ -306,7 +357,10 @@ def glassbox_umap(
         )
     finally:
         est.encoder_.cpu()
-    fit_quality = quality(adata, acc.neighbors(adata, neighbors_key)[1], emb)
+    space = None
+    if plan.modalities is not None:  # no one matrix of the MuData: the scaled blocks
+        space = ("the modalities' inputs, scaled", plan.inputs)
+    fit_quality = quality(adata, acc.neighbors(adata, neighbors_key)[1], emb, space=space)
     model = est.to_dict()
     model["var_names"] = plan.var_names
     uns = {
@@ -336,6 +390,8 @@ def glassbox_umap(
     logg.info(f"glassbox_umap: {describe(fit_quality)}")
     if copy:
         adata = adata.copy()
+    if plan.modalities is not None:
+        uns["modalities"] = plan.modalities.to_dict()
     if plan.batch is not None:
         uns["batch"] = {**plan.batch.to_dict(), "importance": summary[share_cols]}
         logg.info(

@@ -23,13 +23,16 @@ def graph_space(adata: AnnData, params: dict) -> tuple[str, object] | None:
     return f"obsm[{rep!r}]", rows
 
 
-def quality(adata: AnnData, params: dict, embedding: np.ndarray) -> dict:
+def quality(
+    adata: AnnData, params: dict, embedding: np.ndarray, space: tuple | None = None
+) -> dict:
     """The kNN preservation and trustworthiness of ``embedding`` (and of ``obsm['X_umap']``).
 
     Both on the same fixed sample of at most :data:`~scglassbox._quality.MAX_CELLS` cells,
-    with :data:`~scglassbox._quality.N_NEIGHBORS` neighbours among the sampled cells.
+    with :data:`~scglassbox._quality.N_NEIGHBORS` neighbours among the sampled cells, in
+    ``space`` (``(name, matrix)``; default: the representation the graph was built on).
     """
-    space = graph_space(adata, params)
+    space = graph_space(adata, params) if space is None else space
     if space is None:
         return {"note": "the graph's representation is not in obsm: not computed"}
     name, X = space

@@ -1,0 +1,150 @@
+"""MuData: one map from several modalities, and each modality's exact share of it.
+
+A fit on a :class:`mudata.MuData` reads every modality's features side by side (RNA genes,
+proteins, peaks...), through an input map that is block-diagonal: each modality keeps its own
+centring and projection (its PCA, or none). The encoder is exact, so each cell's coordinates
+split into its features' contributions, and summing them per modality splits them exactly
+into one term per modality. ``uns[key]['modalities']`` records the modalities in the model's
+column order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+from .. import _keys
+from .._docs import doc_params
+from .._memory import check_fits
+from . import _access as acc
+
+
+def is_mudata(data: object) -> bool:
+    """Whether ``data`` is a :class:`mudata.MuData` (without importing mudata)."""
+    return any(c.__name__ == "MuData" for c in type(data).__mro__)
+
+
+@dataclass(frozen=True)
+class Modalities:
+    """The modalities a model reads: names, features per modality, and where each reads."""
+
+    names: tuple[str, ...]
+    n_features: tuple[int, ...]
+    sources: tuple[str, ...]  # 'X' or 'layers/<name>' of each modality
+
+    def slices(self) -> list[slice]:
+        """Each modality's columns among the model's features."""
+        ends = np.cumsum(self.n_features)
+        return [slice(int(e - n), int(e)) for e, n in zip(ends, self.n_features, strict=True)]
+
+    def to_dict(self) -> dict:
+        return {
+            "names": np.asarray(self.names, dtype=str),
+            "n_features": np.asarray(self.n_features, dtype=np.int64),
+            "sources": np.asarray(self.sources, dtype=str),
+        }
+
+
+def modalities_of(uns: dict) -> Modalities | None:
+    """The modalities of a results block, or ``None`` for a fit on an AnnData."""
+    block = uns.get("modalities")
+    if not isinstance(block, dict):
+        return None
+    return Modalities(
+        tuple(acc.str_array(block["names"]).tolist()),
+        tuple(int(n) for n in np.asarray(block["n_features"])),
+        tuple(acc.str_array(block["sources"]).tolist()),
+    )
+
+
+class Stacked:
+    """Rows of several row sources side by side (one block per modality)."""
+
+    def __init__(self, parts: Sequence[object]) -> None:
+        self.parts = list(parts)
+        self.shape = (self.parts[0].shape[0], sum(p.shape[1] for p in self.parts))
+        self.dtype = np.dtype(np.float32)
+
+    def rows(self, index: slice | np.ndarray) -> np.ndarray | sparse.csr_matrix:
+        blocks = [p.rows(index) for p in self.parts]
+        if any(sparse.issparse(b) for b in blocks):
+            return sparse.hstack(blocks, format="csr", dtype=np.float32)
+        return np.hstack([np.asarray(b, dtype=np.float32) for b in blocks])
+
+    def __getitem__(self, index: slice) -> np.ndarray | sparse.csr_matrix:
+        return self.rows(index)
+
+    def materialise(self, chunk: int = 65_536) -> np.ndarray | sparse.csr_matrix:
+        return self.rows(slice(None))
+
+
+def modality_rows(mdata: object, uns: dict, key: str, mods: Modalities, missing: str) -> Stacked:
+    """Each modality's model features, read from ``mdata.mod`` by name, side by side."""
+    names = acc.checked_names(uns, key)
+    parts = []
+    for mod, cols, src in zip(mods.names, mods.slices(), mods.sources, strict=True):
+        if mod not in mdata.mod:
+            raise KeyError(
+                f"the model reads modality {mod!r}, which this MuData lacks "
+                f"(modalities: {list(mdata.mod)})."
+            )
+        parts.append(acc.aligned_expression(mdata.mod[mod], names[cols], src, missing=missing)[0])
+    return Stacked(parts)
+
+
+@doc_params
+def modality_contributions(
+    mdata: object, key: str = _keys.DEFAULT_KEY, *, obs: object = None
+) -> tuple[np.ndarray, list[str]]:
+    """Each modality's exact share of every cell's coordinates.
+
+    For a fit of :func:`~scglassbox.tl.glassbox_umap` on a :class:`mudata.MuData`: the sum
+    of each modality's features' contributions. Over the modalities it sums to the embedding
+    (within float32 rounding). Per-feature contributions stay available through
+    :func:`contributions` (features named as in ``mdata.mod[...].var_names``).
+
+    Parameters
+    ----------
+    mdata
+        The MuData the model was fitted on (or one with the same modalities and features).
+    {key}
+    obs
+        Cells: ``None`` (all), a boolean mask, integer positions or ``obs_names``.
+
+    Returns
+    -------
+    ``(values, names)``: ``(n_cells, n_components, n_modalities)`` float32 and the modality
+    names in that order.
+
+    Examples
+    --------
+    >>> import numpy as np, scglassbox as gb
+    >>> mdata = gb.datasets.synthetic_citeseq(600, seed=0)  # doctest: +SKIP
+    >>> gb.tl.glassbox_umap(mdata, quiet=True)  # doctest: +SKIP
+    >>> values, names = gb.get.modality_contributions(mdata)  # doctest: +SKIP
+    >>> names  # doctest: +SKIP
+    ['rna', 'prot']
+    """
+    from ._contributions import iter_contributions
+
+    mods = modalities_of(acc.key_info(mdata, key))
+    if mods is None:
+        raise ValueError(
+            f"the fit under {key!r} was not made on a MuData: there are no modalities to "
+            "split by. Run gb.tl.glassbox_umap(mdata) on a MuData."
+        )
+    positions = acc.obs_positions(mdata, obs)
+    n_dims = acc.embedding(mdata, key).shape[1]
+    shape = (len(positions), n_dims, len(mods.names))
+    check_fits(int(np.prod(shape)) * 4, f"modality contributions of shape {shape}", "obs=")
+    out = np.empty(shape, dtype=np.float32)
+    slices = mods.slices()
+    start = 0
+    for pos, block in iter_contributions(mdata, key, obs=positions):
+        for j, cols in enumerate(slices):
+            out[start : start + len(pos), :, j] = block[:, :, cols].sum(-1, dtype=np.float64)
+        start += len(pos)
+    return out, list(mods.names)
