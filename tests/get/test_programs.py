@@ -91,3 +91,31 @@ def test_bad_gmt_line(pbmc_fitted, tmp_path):
     gmt.write_text("only_a_name\n")
     with pytest.raises(ValueError, match="line 1"):
         gb.get.program_contributions(pbmc_fitted, gmt)
+
+
+def test_decoupler_network_from_decoupler_itself(scanpy_log):
+    """decoupler's own toy data and network (source/target/weight, overlapping targets)."""
+    dc = pytest.importorskip("decoupler")
+    import scanpy as sc
+
+    adata, net = dc.ds.toy(nobs=60, seed=1)
+    sc.pp.neighbors(adata, n_neighbors=8, use_rep="X")
+    gb.tl.glassbox_umap(adata, epochs=10, quiet=True)
+    verbosity, sc.settings.verbosity = sc.settings.verbosity, 3
+    try:
+        values, names = gb.get.program_contributions(adata, net)
+    finally:
+        sc.settings.verbosity = verbosity
+    assert names == [*pd.unique(net["source"]), "rest"]
+    emb = adata.obsm["X_glassbox_umap"]
+    assert np.abs(values.sum(-1) - emb).max() <= 1e-5 * np.abs(emb).max()
+    log = scanpy_log.getvalue()
+    assert "'weight' column is ignored" in log and "genes are in several sets" in log
+    # a target shared by T2 and T3 gives each half of its contribution
+    C = gb.get.contributions(adata, genes=["G04", "G06", "G07", "G08"])
+    np.testing.assert_allclose(
+        values[..., names.index("T2")], C[..., 0] + C[..., 1:].sum(-1) / 2, atol=1e-5
+    )
+    gb.tl.rank_programs(adata, "group", net)
+    df = gb.get.rank_programs_df(adata, "group")
+    assert set(df.group) == set(adata.obs["group"].astype(str))
