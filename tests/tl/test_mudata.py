@@ -125,3 +125,24 @@ def test_modalities_on_an_anndata_and_split_of_an_anndata_fit_refused(pbmc_fitte
         gb.tl.glassbox_umap(pbmc_fitted.copy(), modalities=["rna"], quiet=True)
     with pytest.raises(ValueError, match="not made on a MuData"):
         gb.get.modality_contributions(pbmc_fitted)
+
+
+def test_new_cells_of_a_mudata_are_mapped_exactly(fitted_mdata):
+    ref = fitted_mdata
+    query = ref[:200].copy()
+    for k in ("X_glassbox_umap", "glassbox_umap_contributions"):
+        del query.obsm[k]
+    del query.uns["glassbox_umap"]
+    gb.tl.glassbox_transform(query, ref)
+    np.testing.assert_allclose(
+        query.obsm["X_glassbox_umap"], ref.obsm["X_glassbox_umap"][:200], atol=1e-4
+    )
+    values, names = gb.get.modality_contributions(query)
+    assert names == ["rna", "prot"]
+    assert exactness(values, query.obsm["X_glassbox_umap"]) <= 1e-5
+    # an AnnData cannot feed a MuData model; nothing is written to it
+    rna = ref["rna"][:50].copy()
+    keys = set(rna.obsm)
+    with pytest.raises(TypeError, match="fitted on a MuData"):
+        gb.tl.glassbox_transform(rna, ref)
+    assert set(rna.obsm) == keys

@@ -63,8 +63,9 @@ def modalities_of(uns: dict) -> Modalities | None:
 class Stacked:
     """Rows of several row sources side by side (one block per modality)."""
 
-    def __init__(self, parts: Sequence[object]) -> None:
+    def __init__(self, parts: Sequence[object], absent: np.ndarray | None = None) -> None:
         self.parts = list(parts)
+        self.absent = np.empty(0, dtype=str) if absent is None else absent  # read as zeros
         self.shape = (self.parts[0].shape[0], sum(p.shape[1] for p in self.parts))
         self.dtype = np.dtype(np.float32)
 
@@ -83,16 +84,23 @@ class Stacked:
 
 def modality_rows(mdata: object, uns: dict, key: str, mods: Modalities, missing: str) -> Stacked:
     """Each modality's model features, read from ``mdata.mod`` by name, side by side."""
+    if not is_mudata(mdata):
+        raise TypeError(
+            f"the model under {key!r} was fitted on a MuData (modalities {list(mods.names)}): "
+            f"its cells are read from a MuData's modalities, not from a {type(mdata).__name__}."
+        )
     names = acc.checked_names(uns, key)
-    parts = []
+    parts, absent = [], []
     for mod, cols, src in zip(mods.names, mods.slices(), mods.sources, strict=True):
         if mod not in mdata.mod:
             raise KeyError(
                 f"the model reads modality {mod!r}, which this MuData lacks "
                 f"(modalities: {list(mdata.mod)})."
             )
-        parts.append(acc.aligned_expression(mdata.mod[mod], names[cols], src, missing=missing)[0])
-    return Stacked(parts)
+        view, gone = acc.aligned_expression(mdata.mod[mod], names[cols], src, missing=missing)
+        parts.append(view)
+        absent.append(gone)
+    return Stacked(parts, np.concatenate(absent))
 
 
 @doc_params

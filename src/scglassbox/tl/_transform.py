@@ -66,9 +66,10 @@ def glassbox_transform(
     ----------
     adata
         The query cells, with the same kind of expression as the reference (same
-        normalisation; the same layer or ``.raw`` the model was fitted on). A model fitted
-        with ``use_rep`` reads the query's ``obsm[use_rep]``: the query's cells in the same
-        integrated space (e.g. Harmony run on reference and query together, or a reference
+        normalisation; the same layer or ``.raw`` the model was fitted on); for a reference
+        MuData, a MuData with the same modalities (features aligned by name in each). A model
+        fitted with ``use_rep`` reads the query's ``obsm[use_rep]``: the query's cells in the
+        same integrated space (e.g. Harmony run on reference and query together, or a reference
         mapping such as symphony's); the query's expression is not read.
     adata_ref
         The reference, on which :func:`~scglassbox.tl.glassbox_umap` was run.
@@ -115,6 +116,11 @@ def glassbox_transform(
         missing = np.empty(0, dtype=str)
         if X.shape[0] == 0:
             raise ValueError("the query holds no cells.")
+    elif source == "mudata":  # each of the query's modalities, aligned by feature name
+        X = acc.model_rows(adata, ref, key, missing=missing_genes)
+        missing = X.absent
+        if X.shape[0] == 0:
+            raise ValueError("the query holds no cells.")
     else:
         n_genes = genes.size - (0 if batch is None else len(batch.levels))
         X, missing = _query_matrix(adata, genes[:n_genes], source, missing_genes)
@@ -141,6 +147,8 @@ def glassbox_transform(
         adata = adata.copy()
     if batch is not None:
         uns["batch"] = {**batch.to_dict(), "importance": summary[share_cols]}
+    if "modalities" in ref:
+        uns["modalities"] = copy_tree(ref["modalities"])
     if "importance" in ref:  # a latent representation: per dimension, not per gene
         uns["importance"], summary = summary, None
     if storage == "lazy":
