@@ -47,16 +47,12 @@ gb.tl.glassbox_umap(adata, quiet=True)
 #
 # Gene sets come as a dict, a GMT file or a decoupler-style table with `source` and
 # `target` columns (a `weight` column is ignored: a weighted sum would not split the
-# coordinates). Here, a few short textbook sets; genes the model does not use are skipped.
+# coordinates). Here, a few short textbook sets that ship with the package; genes the model
+# does not use are skipped.
 
 # %%
-sets = {
-    "cytotoxic": ["NKG7", "GZMB", "PRF1", "GNLY", "GZMA", "GZMH", "CST7", "CCL5"],
-    "MHC-II": ["HLA-DRA", "HLA-DRB1", "HLA-DPA1", "HLA-DPB1", "HLA-DQA1", "HLA-DQB1", "CD74"],
-    "B cell": ["CD79A", "CD79B", "MS4A1", "CD19", "BANK1", "CD22"],
-    "monocyte": ["CST3", "LYZ", "FCN1", "S100A8", "S100A9", "CD14", "FCGR3A"],
-    "T cell": ["CD3D", "CD3E", "CD2", "IL7R", "LCK", "CD247"],
-}
+sets = gb.datasets.pbmc_gene_sets()
+sets
 values, names = gb.get.program_contributions(adata, sets)
 err = np.abs(values.sum(-1) - adata.obsm["X_glassbox_umap"]).max()
 print(names, values.shape, f"max |sets + rest - embedding| = {err:.1e}")

@@ -33,14 +33,6 @@ def save(name: str, draw) -> None:
     print(f"wrote {OUT / name}")
 
 
-#: The gene sets of ``gb.pl.program_contributions``' and ``gb.pl.rank_programs``' examples.
-PROGRAMS = {
-    "cytotoxic": ["NKG7", "GZMB", "PRF1", "GNLY", "GZMA", "CST7", "CCL5"],
-    "MHC-II": ["HLA-DRA", "HLA-DRB1", "HLA-DPA1", "HLA-DPB1", "HLA-DQA1"],
-    "B cell": ["CD79A", "CD79B", "MS4A1", "CD19", "BANK1"],
-}
-
-
 def main() -> None:
     adata = sc.datasets.pbmc68k_reduced()
     gb.tl.glassbox_umap(adata, quiet=True)
@@ -76,10 +68,10 @@ def main() -> None:
     }
     plots["batch_share.png"] = lambda: gb.pl.batch_share(_batches(), show=False)
     plots["program_contributions.png"] = lambda: gb.pl.program_contributions(
-        adata, PROGRAMS, show=False
+        adata, gb.datasets.pbmc_gene_sets(), show=False
     )
     plots["rank_programs.png"] = lambda: (
-        gb.tl.rank_programs(adata, "bulk_labels", PROGRAMS),
+        gb.tl.rank_programs(adata, "bulk_labels", gb.datasets.pbmc_gene_sets()),
         gb.pl.rank_programs(adata, "bulk_labels", show=False),
     )[1]
     chosen = sys.argv[1:] or list(plots)

@@ -28,6 +28,10 @@ _PARAMS = {
     that name (``'_tcells.pdf'``), a :class:`~pathlib.Path` is the exact file.""",
     "plot_returns": """The axes (a list for several panels) when ``show=False``, the figure when
 ``return_fig=True``, else ``None``.""",
+    "ranked": """groupby
+    The ``groupby`` used for the ranking.
+group
+    One or more groups (default: all).""",
     "view": """view
     What to summarise per cell and gene: ``'l2'`` (norm over embedding dimensions),
     ``'normed_l2'`` (that, divided per cell by its sum over genes) or ``'dim1'``,

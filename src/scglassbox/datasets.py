@@ -180,3 +180,25 @@ def synthetic_citeseq(
     mdata.obs["cell_type"] = obs["cell_type"].to_numpy()
     mdata.obs["cell_type"] = mdata.obs["cell_type"].astype(pd.CategoricalDtype(order))
     return mdata
+
+
+def pbmc_gene_sets() -> dict[str, list[str]]:
+    """A few textbook marker sets of blood immune cells, for examples and tutorials.
+
+    Short and hand-picked (not a curated resource such as MSigDB or PanglaoDB, which
+    decoupler reads): cytotoxic granules, MHC class II, B cells, monocytes and T cells.
+    Genes a dataset lacks (``pbmc68k_reduced`` has 765) or a model does not use are skipped
+    by the functions that read gene sets.
+
+    Returns
+    -------
+    A dict set name -> gene symbols, for :func:`scglassbox.get.program_contributions` and
+    :func:`scglassbox.tl.rank_programs`.
+    """
+    return {
+        "cytotoxic": ["NKG7", "GZMB", "PRF1", "GNLY", "GZMA", "GZMH", "CST7", "CCL5"],
+        "MHC-II": ["HLA-DRA", "HLA-DRB1", "HLA-DPA1", "HLA-DPB1", "HLA-DQA1", "HLA-DQB1", "CD74"],
+        "B cell": ["CD79A", "CD79B", "MS4A1", "CD19", "BANK1", "CD22"],
+        "monocyte": ["CST3", "LYZ", "FCN1", "S100A8", "S100A9", "CD14", "FCGR3A"],
+        "T cell": ["CD3D", "CD3E", "CD2", "IL7R", "LCK", "CD247"],
+    }

@@ -160,10 +160,7 @@ def rank_contributions_df(
     Parameters
     ----------
     {adata}
-    groupby
-        The ``groupby`` used for the ranking.
-    group
-        One or more groups (default: all).
+    {ranked}
     {key}
     n_genes
         Top genes per group (default: all).

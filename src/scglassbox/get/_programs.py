@@ -192,10 +192,7 @@ def rank_programs_df(
     Parameters
     ----------
     {adata}
-    groupby
-        The ``groupby`` used for the ranking.
-    group
-        One or more groups (default: all).
+    {ranked}
     {key}
     uns_key
         Read this ``uns`` entry instead of ``key + '_programs_' + groupby``.

@@ -73,9 +73,7 @@ def program_contributions(
     >>> import scanpy as sc, scglassbox as gb
     >>> adata = sc.datasets.pbmc68k_reduced()
     >>> gb.tl.glassbox_umap(adata, quiet=True)
-    >>> sets = {"cytotoxic": ["NKG7", "GZMB", "PRF1", "GNLY", "GZMA", "CST7", "CCL5"],
-    ...         "MHC-II": ["HLA-DRA", "HLA-DRB1", "HLA-DPA1", "HLA-DPB1", "HLA-DQA1"],
-    ...         "B cell": ["CD79A", "CD79B", "MS4A1", "CD19", "BANK1"]}
+    >>> sets = gb.datasets.pbmc_gene_sets()
     >>> gb.pl.program_contributions(adata, sets)
 
     .. image:: /_static/plots/program_contributions.png
@@ -155,9 +153,7 @@ def rank_programs(
     >>> import scanpy as sc, scglassbox as gb
     >>> adata = sc.datasets.pbmc68k_reduced()
     >>> gb.tl.glassbox_umap(adata, quiet=True)
-    >>> sets = {"cytotoxic": ["NKG7", "GZMB", "PRF1", "GNLY", "GZMA", "CST7", "CCL5"],
-    ...         "MHC-II": ["HLA-DRA", "HLA-DRB1", "HLA-DPA1", "HLA-DPB1", "HLA-DQA1"],
-    ...         "B cell": ["CD79A", "CD79B", "MS4A1", "CD19", "BANK1"]}
+    >>> sets = gb.datasets.pbmc_gene_sets()
     >>> gb.tl.rank_programs(adata, "bulk_labels", sets)
     >>> gb.pl.rank_programs(adata, "bulk_labels")
 

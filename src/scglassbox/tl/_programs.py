@@ -75,8 +75,7 @@ def rank_programs(
     >>> import scanpy as sc, scglassbox as gb
     >>> adata = sc.datasets.pbmc68k_reduced()
     >>> gb.tl.glassbox_umap(adata, quiet=True)
-    >>> sets = {"cytotoxic": ["NKG7", "GZMB", "PRF1", "GNLY", "GZMA", "CST7", "CCL5"],
-    ...         "MHC-II": ["HLA-DRA", "HLA-DRB1", "HLA-DPA1", "HLA-DPB1", "HLA-DQA1"]}
+    >>> sets = gb.datasets.pbmc_gene_sets()
     >>> gb.tl.rank_programs(adata, "bulk_labels", sets)
     >>> gb.get.rank_programs_df(adata, "bulk_labels", group="CD56+ NK").program.iloc[0]
     'cytotoxic'
