@@ -105,7 +105,7 @@ def modality_rows(mdata: object, uns: dict, key: str, mods: Modalities, missing:
 
 @doc_params
 def modality_contributions(
-    mdata: object, key: str = _keys.DEFAULT_KEY, *, obs: object = None
+    adata: object, key: str = _keys.DEFAULT_KEY, *, obs: object = None
 ) -> tuple[np.ndarray, list[str]]:
     """Each modality's exact share of every cell's coordinates.
 
@@ -116,8 +116,9 @@ def modality_contributions(
 
     Parameters
     ----------
-    mdata
-        The MuData the model was fitted on (or one with the same modalities and features).
+    adata
+        The :class:`mudata.MuData` the model was fitted on, or one a model was mapped into
+        (:func:`~scglassbox.tl.glassbox_transform`).
     {key}
     obs
         Cells: ``None`` (all), a boolean mask, integer positions or ``obs_names``.
@@ -138,20 +139,20 @@ def modality_contributions(
     """
     from ._contributions import iter_contributions
 
-    mods = modalities_of(acc.key_info(mdata, key))
+    mods = modalities_of(acc.key_info(adata, key))
     if mods is None:
         raise ValueError(
             f"the fit under {key!r} was not made on a MuData: there are no modalities to "
             "split by. Run gb.tl.glassbox_umap(mdata) on a MuData."
         )
-    positions = acc.obs_positions(mdata, obs)
-    n_dims = acc.embedding(mdata, key).shape[1]
+    positions = acc.obs_positions(adata, obs)
+    n_dims = acc.embedding(adata, key).shape[1]
     shape = (len(positions), n_dims, len(mods.names))
     check_fits(int(np.prod(shape)) * 4, f"modality contributions of shape {shape}", "obs=")
     out = np.empty(shape, dtype=np.float32)
     slices = mods.slices()
     start = 0
-    for pos, block in iter_contributions(mdata, key, obs=positions):
+    for pos, block in iter_contributions(adata, key, obs=positions):
         for j, cols in enumerate(slices):
             out[start : start + len(pos), :, j] = block[:, :, cols].sum(-1, dtype=np.float64)
         start += len(pos)
