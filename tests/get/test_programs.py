@@ -95,8 +95,13 @@ def test_bad_gmt_line(pbmc_fitted, tmp_path):
 
 def test_decoupler_network_from_decoupler_itself(scanpy_log):
     """decoupler's own toy data and network (source/target/weight, overlapping targets)."""
-    dc = pytest.importorskip("decoupler")
+    import matplotlib as mpl
     import scanpy as sc
+
+    # decoupler's plotting dependencies (legendkit) change matplotlib's legend rcParams on
+    # import, which would alter every later figure of the session: import it in a context.
+    with mpl.rc_context():
+        dc = pytest.importorskip("decoupler")
 
     adata, net = dc.ds.toy(nobs=60, seed=1)
     sc.pp.neighbors(adata, n_neighbors=8, use_rep="X")

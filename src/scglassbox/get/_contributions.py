@@ -267,3 +267,21 @@ def contribution_view(
     else:
         values = contributions(adata, cells, genes, dims=dim, key=key)[:, 0, :]
     return values, names if genes is None else names[acc.gene_index(names, genes)]
+
+
+def iter_views(
+    adata: AnnData,
+    view: str,
+    key: str = _keys.DEFAULT_KEY,
+    *,
+    obs: object = None,
+    genes: str | Sequence[str] | None = None,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """:func:`contribution_view` chunk by chunk: ``(positions, (b, n_genes) float32)``.
+
+    One pass of :func:`iter_contributions` (one model, when recomputed) for the whole call.
+    """
+    dim = parse_view(view, acc.embedding(adata, key).shape[1])
+    select = {"reduction": view} if dim is None else {"dims": dim}
+    for pos, block in iter_contributions(adata, key, obs=obs, genes=genes, **select):
+        yield pos, np.asarray(block if dim is None else block[:, 0, :], dtype=np.float32)

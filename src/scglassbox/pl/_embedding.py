@@ -214,9 +214,8 @@ def top_feature_labels(
     if n_top < 1:
         raise ValueError(f"n_top must be >= 1, got {n_top}.")
     top = np.empty(adata.n_obs, dtype=np.int64)
-    for start in range(0, adata.n_obs, v.CHUNK_CELLS):
-        rows = np.arange(start, min(start + v.CHUNK_CELLS, adata.n_obs))
-        values, names = v.contribution_view(adata, "l2", key, cells=rows)
+    names = v.gene_names(adata, key)
+    for rows, values in v.iter_views(adata, "l2", key):
         top[rows] = values.argmax(axis=1)
     counts = np.bincount(top, minlength=len(names))
     keep = np.argsort(-counts, kind="stable")[:n_top]

@@ -7,15 +7,16 @@ are sent. Their signed contributions travel as int16 with a float32 scale per ge
 dimension (precise to 1.5e-5 of the gene's largest absolute contribution); so do expression
 values for the hover text (with an offset: precise to 1.5e-5 of the gene's range).
 
-Contributions are read chunk by chunk of cells (:data:`~scglassbox.pl._views.CHUNK_CELLS`)
-through :func:`~scglassbox.pl._views.contribution_view` for an AnnData, or from a plain array
-for the AnnData-free explorer, so memory never holds ``n_cells x n_genes x n_dims`` at once.
+Contributions are read chunk by chunk of cells, in one pass of
+:func:`~scglassbox.get.iter_contributions` for an AnnData (one model when recomputed), or
+from a plain array for the AnnData-free explorer, so memory never holds
+``n_cells x n_genes x n_dims`` float32 values at once (the sent genes' signed values aside).
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -24,6 +25,8 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
+from .._contributions import l2_view
+from ..get._contributions import iter_contributions
 from . import _views as v
 from ._bars import BAR_COLOR
 from ._utils import OTHER_COLOR, palette
@@ -36,14 +39,20 @@ DEFAULT_N_GENES = 30
 
 
 class ContributionSource(Protocol):
-    """Per-cell contributions, read one view and one chunk of cells at a time."""
+    """Per-cell contributions, read one chunk of cells at a time."""
 
     names: np.ndarray
     n_obs: int
     n_dims: int
 
-    def view(self, view: str, cells: np.ndarray, genes: np.ndarray | None = None) -> np.ndarray:
-        """``(len(cells), n_genes)`` float32 values of ``view`` (``genes``: positions)."""
+    def blocks(
+        self, cells: np.ndarray, genes: np.ndarray | None = None
+    ) -> Iterator[tuple[slice, np.ndarray]]:
+        """``(rows, block)`` chunks in the order of ``cells``.
+
+        ``rows`` is a slice of ``cells``, ``block`` their ``(b, n_dims, n_genes)``
+        contributions (``genes``: positions).
+        """
         ...
 
 
@@ -56,11 +65,15 @@ class AnnDataSource:
         self.n_obs = adata.n_obs
         self.n_dims = v.n_components(adata, key)
 
-    def view(self, view: str, cells: np.ndarray, genes: np.ndarray | None = None) -> np.ndarray:
-        """See :class:`ContributionSource`."""
+    def blocks(
+        self, cells: np.ndarray, genes: np.ndarray | None = None
+    ) -> Iterator[tuple[slice, np.ndarray]]:
+        """See :class:`ContributionSource`: one pass of ``iter_contributions``, one model."""
         names = None if genes is None else self.names[genes].tolist()
-        values, _ = v.contribution_view(self.adata, view, self.key, genes=names, cells=cells)
-        return values
+        start = 0
+        for pos, block in iter_contributions(self.adata, self.key, obs=cells, genes=names):
+            yield slice(start, start + len(pos)), block
+            start += len(pos)
 
 
 class ArraySource:
@@ -82,15 +95,15 @@ class ArraySource:
         self.c, self.names = c, names
         self.n_obs, self.n_dims = c.shape[0], c.shape[1]
 
-    def view(self, view: str, cells: np.ndarray, genes: np.ndarray | None = None) -> np.ndarray:
+    def blocks(
+        self, cells: np.ndarray, genes: np.ndarray | None = None
+    ) -> Iterator[tuple[slice, np.ndarray]]:
         """See :class:`ContributionSource`."""
-        block = self.c[cells] if genes is None else self.c[cells][:, :, genes]
-        block = block.astype(np.float32, copy=False)
-        if view.startswith("dim"):
-            return np.ascontiguousarray(block[:, int(view[3:]) - 1, :])
-        if view != "l2":  # only what the explorer asks for
-            raise ValueError(f"unsupported view {view!r}")
-        return np.sqrt(np.einsum("ndg,ndg->ng", block, block))
+        for start in range(0, len(cells), v.CHUNK_CELLS):
+            rows = slice(start, min(start + v.CHUNK_CELLS, len(cells)))
+            block = self.c[cells[rows]]
+            block = block if genes is None else block[:, :, genes]
+            yield rows, block.astype(np.float32, copy=False)
 
 
 def quantize(x: np.ndarray, *, centre: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -203,14 +216,12 @@ def _summaries(
     group_sum = np.zeros((n_groups, n_genes), dtype=np.float64)
     total = np.empty(len(cells), dtype=np.float32)
     top = np.empty(len(cells), dtype=np.int64)
-    for start in range(0, len(cells), v.CHUNK_CELLS):
-        part = cells[start : start + v.CHUNK_CELLS]
-        rows = slice(start, start + len(part))
-        l2 = source.view("l2", part)
+    for rows, block in source.blocks(cells):
+        l2 = l2_view(block, normed=False).astype(np.float32, copy=False)
         gsum += l2.sum(axis=0, dtype=np.float64)
         onehot = sparse.csr_matrix(
-            (np.ones(len(part)), (codes[rows], np.arange(len(part)))),
-            shape=(n_groups, len(part)),
+            (np.ones(len(l2)), (codes[rows], np.arange(len(l2)))),
+            shape=(n_groups, len(l2)),
         )
         group_sum += onehot @ l2.astype(np.float64)
         total[rows] = l2.sum(axis=1)
@@ -221,14 +232,12 @@ def _summaries(
 
 def _signed(source: ContributionSource, cells: np.ndarray, cols: np.ndarray) -> tuple:
     """Signed contributions of the sent genes per dimension, as int16 + scale."""
-    n, K = len(cells), len(cols)
+    signed = np.empty((source.n_dims, len(cells), len(cols)), dtype=np.float32)
+    for rows, block in source.blocks(cells, cols):  # one pass for every dimension
+        signed[:, rows] = np.moveaxis(block, 1, 0)
     cdata, scales = {}, []
     for d in range(source.n_dims):
-        block = np.empty((n, K), dtype=np.float32)
-        for start in range(0, n, v.CHUNK_CELLS):
-            part = cells[start : start + v.CHUNK_CELLS]
-            block[start : start + len(part)] = source.view(f"dim{d + 1}", part, cols)
-        q, scale, _ = quantize(block)
+        q, scale, _ = quantize(signed[d])
         cdata[f"d{d}"] = q.ravel()
         scales.append(scale)
     return cdata, scales

@@ -15,6 +15,7 @@ from .._contributions import parse_view
 from ..get import _access, _aggregate
 from ..get._contributions import CHUNK_CELLS as CHUNK_CELLS
 from ..get._contributions import contribution_view as contribution_view
+from ..get._contributions import iter_views as iter_views
 
 # Re-exported for the plot modules: one implementation each, in the access layer.
 categorical = _access.categorical
@@ -66,9 +67,7 @@ def selection_stats(
     cells = np.flatnonzero(masks.any(axis=0))
 
     def chunks():
-        for start in range(0, len(cells), CHUNK_CELLS):
-            part = cells[start : start + CHUNK_CELLS]
-            values, _ = contribution_view(adata, view, key, cells=part)
+        for part, values in iter_views(adata, view, key, obs=cells):
             yield _aggregate.masks_membership(masks[:, part]), values
 
     stats = _aggregate.aggregate(chunks(), len(masks))
@@ -84,9 +83,8 @@ def in_top_k(adata: AnnData, view: str, key: str, genes: Sequence[str], k: int) 
     cols = gene_index(names, genes)
     k = int(min(max(k, 1), len(names)))
     out = np.empty((adata.n_obs, len(cols)), dtype=bool)
-    for start in range(0, adata.n_obs, CHUNK_CELLS):
-        rows = np.arange(start, min(start + CHUNK_CELLS, adata.n_obs))
-        values = np.abs(contribution_view(adata, view, key, cells=rows)[0])
+    for rows, values in iter_views(adata, view, key):
+        values = np.abs(values)
         thr = np.partition(values, values.shape[1] - k, axis=1)[:, values.shape[1] - k]
         out[rows] = values[:, cols] >= thr[:, None]
     return out
