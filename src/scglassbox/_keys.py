@@ -60,6 +60,11 @@ def programs_key(key: str, groupby: str) -> str:
     return f"{key}_programs_{groupby}"
 
 
+def ensemble_key(groupby: str) -> str:
+    """``uns`` key of :func:`~scglassbox.tl.glassbox_ensemble`'s result."""
+    return f"glassbox_ensemble_{groupby}"
+
+
 def neighbors_key(key: str | None) -> str:
     """``uns`` key of scanpy's neighbour graph."""
     return DEFAULT_NEIGHBORS_KEY if key is None else key

@@ -17,6 +17,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from . import _keys  # no heavy imports: the CLI starts fast
+
 #: Exit status of each kind of failure (documented in ``scglassbox --help``).
 EXIT_OK, EXIT_USAGE, EXIT_OUTPUT, EXIT_FIT, EXIT_INTERRUPT = 0, 2, 3, 4, 130
 EXIT_CODES = {
@@ -277,8 +279,8 @@ def run(
         share = float(adata.obs[f"{key}_batch_share"].median())
         print(f"batch term ({batch_key}): {share:.1%} of a cell's explanation (median)")
     written = [f"obsm['X_{key}']"]
-    written += [f"obsm[{k!r}]" for k in adata.obsm if k == f"{key}_contributions"]
-    written += [f"varm[{k!r}]" for k in adata.varm if k == f"{key}_contributions"]
+    written += [f"obsm[{k!r}]" for k in adata.obsm if k == _keys.contributions_key(key)]
+    written += [f"varm[{k!r}]" for k in adata.varm if k == _keys.contributions_key(key)]
     written += [f"obs[{k!r}]" for k in adata.obs.columns if k == f"{key}_batch_share"]
     written.append(f"uns[{key!r}]")
     if groupby is not None:
@@ -332,7 +334,6 @@ def _parser() -> argparse.ArgumentParser:
         "--outdir", type=Path, default=Path("scglassbox_demo"),
         help="folder for pbmc68k_glassbox.h5ad and .png (default: %(default)s)",
     )  # fmt: skip
-    from ._keys import STORAGES
 
     for p in (p_run, p_demo):
         p.add_argument(
@@ -345,12 +346,12 @@ def _parser() -> argparse.ArgumentParser:
         )  # fmt: skip
         p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
         p.add_argument(
-            "--key-added", default="glassbox_umap",
+            "--key-added", default=_keys.DEFAULT_KEY,
             help="results go to obsm['X_<key>'], uns['<key>'], ... (default: %(default)s); "
             "no '/', not a key of scanpy's own tools",
         )  # fmt: skip
         p.add_argument(
-            "--contributions", choices=STORAGES, default=None,
+            "--contributions", choices=_keys.STORAGES, default=None,
             help="storage of per-cell contributions in the .h5ad (default: that of "
             "gb.tl.glassbox_umap; 'none': recomputed from the stored model on demand)",
         )  # fmt: skip

@@ -12,6 +12,7 @@ from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from .. import _keys
 from .._docs import doc_params
 from . import _views as v
 from ._utils import OTHER_COLOR, finish, palette, panels
@@ -26,7 +27,7 @@ def glassbox_umap(
     adata: AnnData,
     *,
     color: str | Sequence[str] | None = None,
-    key: str = "glassbox_umap",
+    key: str = _keys.DEFAULT_KEY,
     show: bool | None = None,
     ax: Axes | None = None,
     return_fig: bool = False,
@@ -129,7 +130,7 @@ def contributions(
     genes: str | Sequence[str],
     *,
     view: str = "l2",
-    key: str = "glassbox_umap",
+    key: str = _keys.DEFAULT_KEY,
     ncols: int = 4,
     show: bool | None = None,
     ax: Axes | None = None,
@@ -205,7 +206,7 @@ def contributions(
 
 
 def top_feature_labels(
-    adata: AnnData, *, n_top: int = 10, key: str = "glassbox_umap"
+    adata: AnnData, *, n_top: int = 10, key: str = _keys.DEFAULT_KEY
 ) -> pd.Categorical:
     """Each cell's top contributing gene (by L2), keeping the ``n_top`` most frequent.
 
@@ -230,7 +231,7 @@ def top_feature(
     adata: AnnData,
     *,
     n_top: int = 10,
-    key: str = "glassbox_umap",
+    key: str = _keys.DEFAULT_KEY,
     show: bool | None = None,
     ax: Axes | None = None,
     return_fig: bool = False,
@@ -295,7 +296,7 @@ def top_feature(
 def batch_share(
     adata: AnnData,
     *,
-    key: str = "glassbox_umap",
+    key: str = _keys.DEFAULT_KEY,
     show: bool | None = None,
     return_fig: bool = False,
     save: str | os.PathLike | bool | None = None,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from anndata import AnnData
 
+from .. import _keys
 from .._docs import doc_params
 from . import _explore_data as data
 from ._bars import BAR_COLOR, NEG_COLOR, POS_COLOR
@@ -68,7 +69,7 @@ def explore(
     adata: AnnData | None = None,
     *,
     groupby: str | None = None,
-    key: str = "glassbox_umap",
+    key: str = _keys.DEFAULT_KEY,
     embedding: np.ndarray | None = None,
     contributions: np.ndarray | None = None,
     feature_names: Sequence[str] | None = None,

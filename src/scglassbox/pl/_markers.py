@@ -12,6 +12,7 @@ from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from .. import _keys
 from .._docs import doc_params
 from ..get._markers import de_markers, overlap_rows
 from . import _views as v
@@ -26,7 +27,7 @@ def marker_overlap(
     *,
     n_genes: int = 20,
     view: str = "normed_l2",
-    key: str = "glassbox_umap",
+    key: str = _keys.DEFAULT_KEY,
     rank_genes_key: str = "rank_genes_groups",
 ) -> pd.DataFrame:
     """Per group: top ``n_genes`` contributors vs top ``n_genes`` markers among genes used.
@@ -58,7 +59,7 @@ def compare_markers(
     *,
     n_genes: int = 20,
     view: str = "normed_l2",
-    key: str = "glassbox_umap",
+    key: str = _keys.DEFAULT_KEY,
     rank_genes_key: str = "rank_genes_groups",
     show: bool | None = None,
     ax: Axes | None = None,

@@ -12,6 +12,7 @@ from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from .. import _keys
 from .._docs import doc_params
 from . import _views as v
 from ._utils import save_figure
@@ -178,7 +179,7 @@ def contribution_matrixplot(
     view: str = "normed_l2",
     groups: Sequence[str] | None = None,
     unique: bool = True,
-    key: str = "glassbox_umap",
+    key: str = _keys.DEFAULT_KEY,
     show: bool | None = None,
     ax: Axes | None = None,
     return_fig: bool = False,
@@ -257,7 +258,7 @@ def contribution_dotplot(
     top_k: int = 10,
     groups: Sequence[str] | None = None,
     unique: bool = True,
-    key: str = "glassbox_umap",
+    key: str = _keys.DEFAULT_KEY,
     show: bool | None = None,
     ax: Axes | None = None,
     return_fig: bool = False,

@@ -106,7 +106,7 @@ def glassbox_ensemble(
     >>> gb.tl.glassbox_ensemble(adata, "bulk_labels", seeds=(0, 1, 2))
     >>> mean, sem = gb.get.group_contributions(adata, uns_key="glassbox_ensemble_bulk_labels")
     """
-    out_key = _keys.check_key_added(key_added or f"glassbox_ensemble_{groupby}")
+    out_key = _keys.check_key_added(key_added or _keys.ensemble_key(groupby))
     seeds = [int(s) for s in seeds]
     if len(seeds) < 2 or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must hold at least 2 distinct integers, got {seeds}.")

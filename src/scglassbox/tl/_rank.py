@@ -147,7 +147,7 @@ def rank_contributions(
     groups: Sequence[str] | None = None,
     reference: str | None = None,
     view: str = "normed_l2",
-    key: str = "glassbox_umap",
+    key: str = _keys.DEFAULT_KEY,
     rank_genes_key: str = "rank_genes_groups",
     n_genes: int = 20,
     key_added: str | None = None,
