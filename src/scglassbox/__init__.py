@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time they load on first use
     from . import datasets, get, pl, tl
+    from ._encoder import register_encoder
     from ._estimator import GlassBoxUMAP
 
 try:
@@ -18,7 +19,7 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
-__all__ = ["GlassBoxUMAP", "__version__", "datasets", "get", "pl", "tl"]
+__all__ = ["GlassBoxUMAP", "__version__", "datasets", "get", "pl", "register_encoder", "tl"]
 
 
 _SUBMODULES = ("datasets", "get", "pl", "tl")
@@ -33,6 +34,11 @@ def __getattr__(name: str) -> object:
         from ._estimator import GlassBoxUMAP
 
         return GlassBoxUMAP
+    if name == "register_encoder":
+        from . import _torch  # noqa: F401  (torch loads under the OpenMP wait policy)
+        from ._encoder import register_encoder
+
+        return register_encoder
     raise AttributeError(f"module 'scglassbox' has no attribute {name!r}")
 
 

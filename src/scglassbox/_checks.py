@@ -26,13 +26,38 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 CUSTOM_ENCODER_RTOL = 1e-4
 
 
-def check_X(est: Any, X: object, *, reset: bool) -> np.ndarray | sparse.csr_matrix:
+#: Ranks of ``X`` accepted: rows of features, and images ``(n, H, W)`` or ``(n, C, H, W)``.
+INPUT_RANKS = (2, 3, 4)
+
+
+def check_X(
+    est: Any, X: object, *, reset: bool, return_shape: bool = False
+) -> np.ndarray | sparse.csr_matrix | tuple[np.ndarray | sparse.csr_matrix, tuple[int, ...]]:
     """scikit-learn's validation of ``X`` for ``est``, then what the float32 encoder needs.
 
     A DataFrame whose string columns hold every name seen at fit is put in that order
-    first (never silently positional); missing names are refused, listed.
+    first (never silently positional); missing names are refused, listed. A torch tensor is
+    read as a numpy array. Images ``(n, H, W)`` or ``(n, C, H, W)`` are flattened to rows of
+    pixels (C order); with ``reset`` their sample shape is stored in ``est.input_shape_``
+    (``(n_features,)`` for rows), and later inputs must have that shape, or be its flattened
+    rows. With ``return_shape`` the sample shape of this ``X`` is returned too, so that results
+    can be given back in the input's own shape.
     """
-    if not reset:
+    X = _from_torch(X)
+    ndim = _ndim(X)
+    if ndim is not None and ndim not in INPUT_RANKS:
+        shape = getattr(X, "shape", None)
+        raise ValueError(
+            f"Expected a 2D array (n_samples, n_features) or images, 3D (n_samples, H, W) or "
+            f"4D (n_samples, C, H, W); got a {ndim}D input"
+            + (f" of shape {tuple(shape)}" if shape is not None else "")
+            + ". Reshape your data: X.reshape(1, -1) for one sample, X.reshape(-1, 1) for one "
+            "feature."
+        )
+    sample: tuple[int, ...] | None = None
+    if ndim is not None and ndim > 2:
+        X, sample = _flatten_images(est, X, reset=reset)
+    elif not reset:
         X = align_columns(X, getattr(est, "feature_names_in_", None))
     X = validate_data(
         est,
@@ -51,7 +76,65 @@ def check_X(est: Any, X: object, *, reset: bool) -> np.ndarray | sparse.csr_matr
                 f"X has values beyond float32's range (|x| > {FLOAT32_MAX:.3g}); the "
                 "encoder computes in float32, where they would become infinite."
             )
+    if reset:
+        est.input_shape_ = sample if sample is not None else (int(X.shape[1]),)
+    if return_shape:
+        return X, sample if sample is not None else (int(X.shape[1]),)
     return X
+
+
+def _from_torch(X: object) -> object:
+    """A torch tensor as a numpy array (on the CPU); anything else unchanged."""
+    if type(X).__module__.split(".")[0] == "torch" and hasattr(X, "detach"):
+        return X.detach().cpu().numpy()
+    return X
+
+
+def _ndim(X: object) -> int | None:
+    """``X``'s number of axes when it has them (arrays, sparse, DataFrames, nested lists)."""
+    ndim = getattr(X, "ndim", None)
+    if ndim is None and isinstance(X, list | tuple):
+        try:
+            ndim = np.ndim(X)
+        except ValueError:  # ragged: scikit-learn reports it
+            return None
+    return None if ndim is None else int(ndim)
+
+
+def _flatten_images(est: Any, X: object, *, reset: bool) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Rows of pixels ``(n, prod(sample))`` of images ``X``, and the sample shape."""
+    if sparse.issparse(X) or not isinstance(X, np.ndarray | list | tuple):
+        raise ValueError(
+            f"images ({_ndim(X)}-D X) must be a dense numpy array or torch tensor, got "
+            f"{type(X).__name__}; sparse input must be 2-D (n_samples, n_features)."
+        )
+    X = np.asarray(X)
+    sample = tuple(int(s) for s in X.shape[1:])
+    if reset:
+        pca = getattr(est, "pca_components", None)
+        if pca is not None:
+            raise ValueError(
+                f"pca_components={pca} needs 2-D input (n_samples, n_features), and X holds "
+                f"images of shape {sample}: leave pca_components=None for images (or flatten "
+                "them to rows first)."
+            )
+    else:
+        fitted = tuple(getattr(est, "input_shape_", ()))
+        if not _same_image_shape(sample, fitted):
+            what = "rows of features" if len(fitted) < 2 else "images of shape"
+            raise ValueError(
+                f"X holds images of shape {sample}, but the model was fitted on {what} {fitted}."
+            )
+    return X.reshape(X.shape[0], -1), sample
+
+
+def _same_image_shape(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    """Equal image shapes, where ``(H, W)`` and ``(1, H, W)`` are the same."""
+
+    def canon(s: tuple[int, ...]) -> tuple[int, ...]:
+        return s[1:] if len(s) == 3 and s[0] == 1 else s
+
+    return len(b) > 1 and canon(a) == canon(b)
 
 
 def align_columns(X: object, names: np.ndarray | None) -> object:

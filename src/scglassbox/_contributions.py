@@ -224,8 +224,13 @@ def stream_contributions(
 
 
 def exactness(embedding: np.ndarray, contributions: np.ndarray) -> float:
-    """``max |sum_g C - embedding| / max |embedding|``, computed in float64."""
-    total = contributions.sum(axis=-1, dtype=np.float64)  # float64 sums, no float64 copy
+    """``max |sum_g C - embedding| / max |embedding|``, computed in float64.
+
+    ``contributions`` is ``(n, D, n_features)``, or ``(n, D, *image_shape)`` for images: the
+    sum runs over every axis after the embedding's.
+    """
+    axes = tuple(range(embedding.ndim, contributions.ndim))
+    total = contributions.sum(axis=axes, dtype=np.float64)  # float64 sums, no float64 copy
     scale = np.abs(embedding).max()
     err = np.abs(total - embedding.astype(np.float64)).max()
     return float(err / scale) if scale > 0 else float(err)

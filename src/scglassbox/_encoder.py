@@ -20,20 +20,41 @@ Two built-in families, both bias-free with PReLU activations:
     normalisation scale frozen at its value for the cell (attribution), each layer is
     ``diag(g) W x``: ``f(x) = A(x) x`` exactly, and the contributions ``A(x) * x`` are an exact
     additive split, not gradient x input.
+``"conv"`` (alias ``"default_conv"``, the reference package's name)
+    For images ``(C, H, W)``: bias-free 3x3 convolutions of stride 2 (padding 1), each followed
+    by a per-channel PReLU, then a bias-free PReLU MLP head (``"mlp"``, or ``"mlp_norm"`` with
+    ``norm=True``). It reads the flattened pixels and reshapes them itself. Without ``norm`` it
+    is positively homogeneous of degree 1, so its contributions are gradient x input per pixel
+    (and channel), as for ``"mlp"``; with ``norm`` they are the frozen-scale split of
+    ``"mlp_norm"``.
+
+Encoders registered with :func:`register_encoder` are built by name as in the reference package
+(``cls(input_dims=..., n_components=..., **encoder_kwargs)``) and wrapped in
+:class:`RegisteredEncoder`, which reshapes the flattened rows to ``input_dims``.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+import math
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 ENCODERS = ("mlp", "mlp_norm", "mlp_gate")
+#: Built-in encoders for images ``(C, H, W)`` (``(H, W)`` is read as one channel).
+CONV_ENCODERS = ("conv",)
+#: Other names of built-in encoders: the reference package's.
+ALIASES = {"default_conv": "conv"}
 #: What ``encoder="default"`` means; chosen by ``benchmarks/run.py``.
 DEFAULT_ENCODER = "mlp_norm"
 DEFAULT_HIDDEN = (128, 128)
+#: Output channels of the convolutions of ``"conv"`` (one stride-2 layer each).
+DEFAULT_CHANNELS = (16, 32)
+#: Hidden widths of the MLP head of ``"conv"``.
+DEFAULT_CONV_HIDDEN = (128,)
 
 
 class ScaleNorm(nn.Module):
@@ -44,13 +65,14 @@ class ScaleNorm(nn.Module):
     bias-free linear layer absorbs it.
     """
 
-    def __init__(self, eps: float = 1e-6) -> None:
+    def __init__(self, eps: float = 1e-6, dim: int | tuple[int, ...] = -1) -> None:
         super().__init__()
         self.eps = eps
+        self.dim = dim  # (-3, -2, -1) after a convolution: channels and pixels together
         self.frozen_scale = False
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        inv_scale = torch.rsqrt(h.pow(2).mean(dim=-1, keepdim=True) + self.eps)
+        inv_scale = torch.rsqrt(h.pow(2).mean(dim=self.dim, keepdim=True) + self.eps)
         if self.frozen_scale:
             inv_scale = inv_scale.detach()
         return h * inv_scale
@@ -267,6 +289,233 @@ class GlassBoxMLP(nn.Module):
         }
 
 
+class ChannelPReLU(nn.PReLU):
+    """PReLU with one slope per channel of ``(b, C, H, W)`` maps, as ``relu(x) - a * relu(-x)``.
+
+    :class:`PReLU` above broadcasts its slopes over the last axis, which for feature maps is
+    the image width, not the channel.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight.to(x.dtype).view(-1, *([1] * (x.dim() - 2)))
+        return torch.relu(x) - w * torch.relu(-x)
+
+
+def image_shape(shape: Sequence[int]) -> tuple[int, int, int]:
+    """``(C, H, W)`` of a sample shape ``(H, W)`` or ``(C, H, W)``; ``ValueError`` otherwise."""
+    shape = tuple(int(s) for s in shape)
+    if len(shape) == 2:
+        shape = (1, *shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(
+            f"a convolutional encoder needs images (n, H, W) or (n, C, H, W); the samples "
+            f"have shape {shape}."
+        )
+    return shape
+
+
+class GlassBoxConv(nn.Module):
+    """Bias-free convolutional encoder for images, exact like :class:`GlassBoxMLP`.
+
+    ``Conv2d(3x3, stride 2, padding 1, bias=False) -> ChannelPReLU`` per entry of
+    ``channels``, flattened into a bias-free PReLU :class:`GlassBoxMLP` head. Every layer is
+    linear without offset within each linear region, so ``f(x) = A(x) x`` exactly.
+
+    Parameters
+    ----------
+    input_shape
+        ``(C, H, W)`` of one sample (``(H, W)``: one channel). The module reads rows of
+        ``C * H * W`` flattened pixels (C order) and reshapes them.
+    n_out
+        Number of embedding dimensions.
+    channels
+        Output channels of each convolution (each halves the height and width, rounding up).
+    hidden
+        Widths of the head's hidden layers.
+    norm
+        Insert a :class:`ScaleNorm` after each of the head's hidden activations (frozen during
+        attribution, as in ``"mlp_norm"``).
+    """
+
+    #: Not measured in bfloat16: ``precision='auto'`` trains it in float32.
+    bf16_training = False
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        n_out: int,
+        channels: Sequence[int] = DEFAULT_CHANNELS,
+        hidden: Sequence[int] = DEFAULT_CONV_HIDDEN,
+        norm: bool = False,
+    ) -> None:
+        super().__init__()
+        c, h, w = self.input_shape = image_shape(input_shape)
+        layers: list[nn.Module] = []
+        for out in channels:
+            layers += [nn.Conv2d(c, out, 3, stride=2, padding=1, bias=False), ChannelPReLU(out)]
+            c, h, w = out, (h + 1) // 2, (w + 1) // 2  # floor((h + 2 - 3) / 2) + 1
+        self.conv = nn.Sequential(*layers)
+        self.head = GlassBoxMLP(c * h * w, n_out, hidden=hidden, norm=norm)
+        self.n_in, self.n_out = math.prod(self.input_shape), n_out
+        self.channels, self.hidden, self.norm = tuple(channels), tuple(hidden), norm
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape(x.shape[0], *self.input_shape)
+        return self.head(self.conv(x).flatten(1))
+
+    @property
+    def architecture(self) -> dict:
+        """Everything needed to rebuild this module (weights aside)."""
+        return {
+            "name": "conv",
+            "n_in": self.n_in,
+            "n_out": self.n_out,
+            "input_shape": list(self.input_shape),
+            "channels": list(self.channels),
+            "hidden": list(self.hidden),
+            "norm": bool(self.norm),
+        }
+
+
+#: Encoder classes registered with :func:`register_encoder`, by name.
+_REGISTRY: dict[str, type[nn.Module]] = {}
+#: Names that :func:`register_encoder` refuses: the built-in ones, and the stored name of an
+#: unregistered module.
+RESERVED = frozenset({"default", "custom", *ENCODERS, *CONV_ENCODERS, *ALIASES})
+
+
+def register_encoder(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Register an encoder class under ``name`` for ``GlassBoxUMAP(encoder=name)``.
+
+    As in the reference package: a class decorator, and ``fit`` builds the encoder as
+    ``cls(input_dims=input_dims, n_components=n_components, **encoder_kwargs)``, where
+    ``input_dims`` is the shape of one sample as the encoder reads it: ``(n_features,)``,
+    ``(pca_components,)`` with PCA, ``(H, W)`` or ``(C, H, W)`` for images. Its ``forward``
+    receives ``(batch, *input_dims)`` and returns ``(batch, n_components)``. ``fit`` checks that
+    its contributions reconstruct its output (bias-free and piecewise linear through the
+    origin, or with data-dependent factors in modules that have a ``frozen_scale`` flag) and
+    refuses it otherwise. A saved model stores the name, ``input_dims`` and ``encoder_kwargs``
+    (numbers, strings, booleans, ``None`` and lists of them; lists come back as lists), so the
+    class must be registered again, under the same name, before the model is loaded.
+
+    Parameters
+    ----------
+    name
+        The encoder's name. Built-in names (``"default"``, ``"mlp"``, ``"conv"``...) are
+        refused, and so is a name registered to another class. Registering a class of the same
+        module and qualified name again (a notebook cell run twice) replaces it.
+
+    Returns
+    -------
+    The decorator, which registers the class and returns it unchanged.
+
+    Examples
+    --------
+    >>> import math
+    >>> import scglassbox as gb
+    >>> from torch import nn
+    >>> @gb.register_encoder("tiny")
+    ... class Tiny(nn.Module):
+    ...     def __init__(self, input_dims, n_components, width=16):
+    ...         super().__init__()
+    ...         self.net = nn.Sequential(
+    ...             nn.Flatten(),
+    ...             nn.Linear(math.prod(input_dims), width, bias=False),
+    ...             nn.PReLU(),
+    ...             nn.Linear(width, n_components, bias=False),
+    ...         )
+    ...
+    ...     def forward(self, x):
+    ...         return self.net(x)
+    >>> est = gb.GlassBoxUMAP(encoder="tiny", encoder_kwargs={"width": 32})
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"an encoder name must be a non-empty string, got {name!r}.")
+    if name in RESERVED:
+        raise ValueError(f"{name!r} is the name of a built-in encoder; choose another name.")
+
+    def decorator(cls: type[nn.Module]) -> type[nn.Module]:
+        if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+            raise TypeError(f"register_encoder decorates torch.nn.Module classes, got {cls!r}.")
+        old = _REGISTRY.get(name)
+        if old is not None and _qualname(old) != _qualname(cls):
+            raise ValueError(f"Encoder {name!r} is already registered (to {_qualname(old)}).")
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorator
+
+
+def _qualname(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def registered_encoders() -> dict[str, type[nn.Module]]:
+    """A copy of the registry of :func:`register_encoder`: ``{name: class}``."""
+    return dict(_REGISTRY)
+
+
+class RegisteredEncoder(nn.Module):
+    """A registered encoder class, built by name and fed rows reshaped to ``input_dims``.
+
+    Parameters
+    ----------
+    name
+        The name given to :func:`register_encoder`.
+    input_dims
+        Shape of one sample as the encoder reads it.
+    n_out
+        Number of embedding dimensions.
+    kwargs
+        More keyword arguments of the class's constructor (``encoder_kwargs``).
+    """
+
+    def __init__(
+        self, name: str, input_dims: Sequence[int], n_out: int, kwargs: dict[str, Any]
+    ) -> None:
+        super().__init__()
+        cls = _REGISTRY.get(name)
+        if cls is None:
+            raise ValueError(
+                f"no encoder is registered as {name!r}; registered: {sorted(_REGISTRY)}."
+            )
+        self.name, self.input_dims = name, tuple(int(d) for d in input_dims)
+        self.n_in, self.n_out, self.kwargs = math.prod(self.input_dims), int(n_out), dict(kwargs)
+        try:
+            self.inner = cls(input_dims=self.input_dims, n_components=self.n_out, **self.kwargs)
+        except TypeError as e:
+            raise TypeError(
+                f"failed to build the encoder registered as {name!r}: its class must accept "
+                f"input_dims and n_components (and the encoder_kwargs given). {e}"
+            ) from e
+        # Trains in bfloat16 under precision='auto' only if the class says it was measured so.
+        self.bf16_training = bool(getattr(self.inner, "bf16_training", False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x.reshape(x.shape[0], *self.input_dims))
+
+    @property
+    def architecture(self) -> dict:
+        """Everything needed to rebuild this module (weights aside)."""
+        return {
+            "name": self.name,
+            "n_in": self.n_in,
+            "n_out": self.n_out,
+            "input_shape": list(self.input_dims),
+            "kwargs": dict(self.kwargs),
+        }
+
+
+def canonical_name(encoder: object) -> object:
+    """The canonical name of a built-in encoder's alias (``"default_conv"`` -> ``"conv"``)."""
+    return ALIASES.get(encoder, encoder) if isinstance(encoder, str) else encoder
+
+
+def encoder_names() -> tuple[str, ...]:
+    """Every name ``encoder=`` accepts now: built-in, aliases and registered ones."""
+    return ("default", *ENCODERS, *CONV_ENCODERS, *ALIASES, *sorted(_REGISTRY))
+
+
 def training_forward(
     encoder: nn.Module, x: torch.Tensor, compute_dtype: torch.dtype | None, rows: int | None
 ) -> torch.Tensor:
@@ -283,26 +532,72 @@ def training_forward(
         return encoder(x)[:rows].float()
 
 
-def build_encoder(name: str, n_in: int, n_out: int, **kwargs) -> GlassBoxMLP:
-    """Build a built-in encoder by name (``"default"`` or one of :data:`ENCODERS`)."""
+def build_encoder(
+    name: str,
+    n_in: int,
+    n_out: int,
+    input_shape: Sequence[int] | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """Build an encoder by name: ``"default"``, built-in, alias or registered.
+
+    ``input_shape``: the shape of one sample as the encoder reads it (``(H, W)`` or
+    ``(C, H, W)`` for images; ``None`` means ``(n_in,)``). Convolutional and registered encoders
+    need it; the MLPs read flat rows whatever it is.
+    """
+    name = canonical_name(name)
     if name == "default":
         name = DEFAULT_ENCODER
-    if name not in ENCODERS:
+    shape = (n_in,) if input_shape is None else tuple(int(d) for d in input_shape)
+    if math.prod(shape) != n_in:
+        raise ValueError(f"input_shape {shape} does not hold {n_in} inputs.")
+    if name in _REGISTRY:
+        return RegisteredEncoder(name, shape, n_out, kwargs)
+    if name not in ENCODERS and name not in CONV_ENCODERS:
         raise ValueError(
-            f"encoder must be one of {('default', *ENCODERS)} or a torch.nn.Module, got {name!r}."
+            f"encoder must be one of {encoder_names()} or a torch.nn.Module, got {name!r}."
         )
-    allowed = {"hidden"}
+    conv = name in CONV_ENCODERS
+    allowed = {"hidden", "channels", "norm"} if conv else {"hidden"}
     unknown = set(kwargs) - allowed
     if unknown:
         raise ValueError(
-            f"encoder_kwargs has unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}."
+            f"encoder_kwargs has unknown keys {sorted(unknown)}; allowed for {name!r}: "
+            f"{sorted(allowed)}."
         )
-    hidden = tuple(int(h) for h in kwargs.get("hidden", DEFAULT_HIDDEN))
-    if any(h < 1 for h in hidden):
-        raise ValueError(f"encoder_kwargs['hidden'] must hold positive widths, got {hidden}.")
-    return GlassBoxMLP(
-        n_in, n_out, hidden=hidden, norm=name in ("mlp_norm", "mlp_gate"), gate=name == "mlp_gate"
-    )
+    hidden = _widths(kwargs, "hidden", DEFAULT_CONV_HIDDEN if conv else DEFAULT_HIDDEN)
+    if not conv:
+        return GlassBoxMLP(
+            n_in,
+            n_out,
+            hidden=hidden,
+            norm=name in ("mlp_norm", "mlp_gate"),
+            gate=name == "mlp_gate",
+        )
+    if len(shape) == 1:
+        raise ValueError(
+            f"encoder {name!r} needs images: fit it on an array (n, H, W) or (n, C, H, W), "
+            f"not on rows of {n_in} features."
+        )
+    norm = kwargs.get("norm", False)
+    if not isinstance(norm, bool):
+        raise ValueError(f"encoder_kwargs['norm'] must be True or False, got {norm!r}.")
+    channels = _widths(kwargs, "channels", DEFAULT_CHANNELS)
+    return GlassBoxConv(shape, n_out, channels=channels, hidden=hidden, norm=norm)
+
+
+def _widths(kwargs: dict[str, Any], key: str, default: Sequence[int]) -> tuple[int, ...]:
+    """``kwargs[key]`` as a tuple of positive ints (layer widths or channels)."""
+    value = kwargs.get(key, default)
+    try:
+        widths = tuple(int(h) for h in value)
+    except (TypeError, ValueError) as e:
+        raise ValueError(
+            f"encoder_kwargs[{key!r}] must be a list of positive integers, got {value!r}."
+        ) from e
+    if any(h < 1 for h in widths):
+        raise ValueError(f"encoder_kwargs[{key!r}] must hold positive widths, got {widths}.")
+    return widths
 
 
 @contextlib.contextmanager

@@ -25,6 +25,7 @@ from . import _logging
 from ._callbacks import RestoreBestWeights, lightning_callback
 from ._checks import check_encoder, check_X
 from ._contributions import InputMap, Reduction, check_reduction, jacobian, stream_contributions
+from ._equality import estimators_equal
 from ._fit import training_module
 from ._params import (
     DEFAULT_LR,
@@ -71,6 +72,20 @@ class GlassBoxUMAP(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     refused at ``fit`` with the reason (the table is in the documentation's compatibility
     page). ``transform`` returns float32 whatever the input dtype.
 
+    ``X`` may be rows ``(n, n_features)`` or images ``(n, H, W)`` / ``(n, C, H, W)`` (numpy
+    arrays or torch tensors), e.g. for ``encoder="conv"``. Images are centred per pixel (the
+    mean image is the baseline) and their contributions come back in the input's shape:
+    ``(n, n_components, H, W)`` or ``(n, n_components, C, H, W)``.
+
+    ``==`` compares the model, as in the reference package: two estimators are equal when
+    their parameters (synonyms resolved; ``quiet``, ``verbose``, ``tqdm_kwds``,
+    ``num_workers``, ``checkpoint_dir`` and ``extra_callbacks`` ignored) and, once fitted,
+    their stored models (the parameters the fit used, architecture, weights bit for bit,
+    centring mean, PCA loadings) are equal; this survives ``save``/``load``. A fitted and an
+    unfitted estimator are never equal. Estimators are mutable and compare by value, so they
+    are not hashable (as in the reference package, and as Python requires of such objects):
+    key dictionaries by ``id(est)`` if needed.
+
     Parameters
     ----------
     n_neighbors
@@ -94,16 +109,26 @@ class GlassBoxUMAP(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         centred input; contributions are projected back to the input features and still sum
         exactly to the embedding.
     encoder
-        ``"default"`` (currently ``"mlp_norm"``), ``"mlp"``, ``"mlp_norm"``, or a
-        :class:`torch.nn.Module` mapping ``(n, n_inputs)`` to ``(n, n_components)``. A custom
-        module must be bias-free and piecewise linear through the origin; ``fit`` checks that
-        its contributions reconstruct its output and refuses it otherwise.
+        ``"default"`` (currently ``"mlp_norm"``), ``"mlp"``, ``"mlp_norm"``, ``"mlp_gate"``,
+        ``"conv"`` (alias ``"default_conv"``; images only: bias-free stride-2 3x3
+        convolutions with per-channel PReLU, then a bias-free PReLU MLP head; contributions
+        are gradient x input per pixel), a name registered with
+        :func:`scglassbox.register_encoder`, or a :class:`torch.nn.Module` mapping
+        ``(n, n_inputs)`` to ``(n, n_components)`` (images reach it flattened, ``n_inputs =
+        C * H * W``). A custom or registered module must be bias-free and piecewise linear
+        through the origin; ``fit`` checks that its contributions reconstruct its output and
+        refuses it otherwise.
     encoder_kwargs
-        For built-in encoders: ``hidden``, the hidden layer widths. Without it, ``(128, 128)``
+        For the MLPs: ``hidden``, the hidden layer widths. Without it, ``(128, 128)``
         on a CPU (or MPS) and ``(512, 512, 512, 512)`` when the fit trains on a CUDA GPU on
         1,000 cells or more, where the wider network costs little and keeps more local
         structure (measured in docs/performance.md). The widths used are stored with the
-        model, so a model trained on a GPU loads and maps new cells anywhere.
+        model, so a model trained on a GPU loads and maps new cells anywhere. For ``"conv"``:
+        ``channels`` (default ``(16, 32)``, one stride-2 convolution each), ``hidden`` (the
+        head's widths, default ``(128,)``) and ``norm`` (default ``False``; ``True`` puts
+        a scale normalisation after each hidden layer of the head, frozen for attribution as
+        in ``"mlp_norm"``, so the contributions are then an exact split but not a gradient).
+        For a registered encoder: its constructor's keyword arguments.
     lr
         Adam learning rate on the network's weights (constant over training). The
         canonical name; umap-learn's ``learning_rate`` is the same setting.
@@ -130,7 +155,9 @@ class GlassBoxUMAP(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Seed for the graph, the initial weights and the sampling. The same seed gives the same
         result on the same machine.
     quiet
-        Hide progress bars and Lightning's messages.
+        Hide progress bars and Lightning's messages. Progress goes to stderr (tqdm's and
+        scanpy's convention), so stdout stays clean for a program's own output; the reference
+        package writes its progress bar and a TensorBoard hint to stdout instead.
     accelerator, devices
         Passed to :class:`lightning.pytorch.Trainer` (``"cpu"``, ``"gpu"``, ``"mps"``,
         ``"auto"``). :meth:`to` before ``fit`` sets both.
@@ -166,7 +193,9 @@ dens_lambda, dens_frac, dens_var_shift, output_dens, disconnection_distance, pre
         refused when set.
     encoder_name, num_batches, num_workers, checkpoint_dir, restore_best_weights, \
 extra_callbacks
-        The reference package's parameters. ``encoder_name`` = ``encoder``; ``num_batches``:
+        The reference package's parameters. ``encoder_name`` = ``encoder`` (default
+        ``"default"`` as there; when both are set to other values they must agree);
+        ``num_batches``:
         optimiser steps per epoch (default ``|E| / batch_size``); ``num_workers`` has nothing
         to do (edges are sampled on the training device, there is no data loader to
         parallelise); ``restore_best_weights``: keep the weights of the epoch with the lowest
@@ -187,7 +216,11 @@ extra_callbacks
     components_
         PCA loadings ``(n_features, pca_components)`` or ``None``.
     n_features_in_, feature_names_in_
-        Number of features, and their names when ``X`` was a DataFrame with string columns.
+        Number of features (pixels times channels for images), and their names when ``X`` was
+        a DataFrame with string columns.
+    input_shape_
+        Shape of one sample at fit: ``(n_features,)`` for rows, ``(H, W)`` or ``(C, H, W)``
+        for images.
     loss_history_
         Mean loss per epoch.
     precision_
@@ -253,7 +286,7 @@ extra_callbacks
         disconnection_distance: float | None = None,
         precomputed_knn: tuple = (None, None, None),
         # the reference package's names
-        encoder_name: str | None = None,
+        encoder_name: str | None = "default",
         num_batches: int | None = None,
         num_workers: int = 0,
         checkpoint_dir: str | os.PathLike | None = None,
@@ -329,6 +362,15 @@ extra_callbacks
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "encoder_")
 
+    def __eq__(self, other: object) -> bool:
+        """Equal parameters and, once fitted, an equal model (see the class docstring)."""
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return estimators_equal(self, other)
+
+    # Mutable and compared by value: not hashable (as the reference package; Python's rule).
+    __hash__ = None  # type: ignore[assignment]
+
     # ------------------------------------------------------------------ validation
     def _check_params(self) -> dict[str, Any]:
         """Check every parameter (scikit-learn forbids it in ``__init__``); return settings.
@@ -338,7 +380,10 @@ extra_callbacks
         return check_params(self)
 
     def _validate_X(self, X: object, *, reset: bool) -> np.ndarray | sparse.csr_matrix:
-        """scikit-learn's validation, then what the float32 encoder needs (:func:`check_X`)."""
+        """scikit-learn's validation, then what the float32 encoder needs (:func:`check_X`).
+
+        Images come back flattened to rows of pixels.
+        """
         return check_X(self, X, reset=reset)
 
     # ------------------------------------------------------------------ fitting
@@ -356,7 +401,9 @@ extra_callbacks
         ----------
         X
             ``(n_samples, n_features)``, dense, scipy sparse (never densified as a whole) or
-            a DataFrame (its string column names are kept in ``feature_names_in_``).
+            a DataFrame (its string column names are kept in ``feature_names_in_``); or dense
+            images ``(n_samples, H, W)`` or ``(n_samples, C, H, W)`` (not with
+            ``pca_components``). A torch tensor is read as a numpy array.
         y
             Ignored: there is no supervised UMAP here (for scikit-learn compatibility).
         graph
@@ -473,6 +520,7 @@ extra_callbacks
         ----------
         X
             ``(n, n_features)``, as for :meth:`fit`; a DataFrame is aligned by column name.
+            Images of the shape seen at fit, or their flattened rows.
         batch_size
             Samples per encoder call (default ``self.batch_size``, or 10,000).
 
@@ -524,18 +572,21 @@ extra_callbacks
         """Per-feature contributions to the embedding (gradient x input of the centred input).
 
         ``contributions[n, d, :].sum() == embedding[n, d]`` up to float32 rounding. With
-        ``pca_components`` the contributions are per input feature, not per component.
+        ``pca_components`` the contributions are per input feature, not per component. For
+        images they are per pixel (and channel), in the input's shape: ``(n, n_components,
+        H, W)`` or ``(n, n_components, C, H, W)``, and sum over the pixels to the embedding.
 
         Parameters
         ----------
         X
-            Samples ``(n, n_features)``, as for :meth:`transform`.
+            Samples ``(n, n_features)`` or images, as for :meth:`transform`.
         batch_size
             Cells per batch (default ``self.batch_size``, or 10,000). Memory is streamed batch by
             batch; only the requested output is allocated.
         reduction
             ``None``: ``(n, n_components, n_features)``. ``"l2"``: the L2 norm over embedding
             dimensions, ``(n, n_features)``. ``"normed_l2"``: that, divided per cell by its sum.
+            For images ``n_features`` stands for the image's shape (``(n, H, W)`` reduced).
         dtype
             Output dtype (``np.float16`` halves the memory).
         return_embedding
@@ -547,7 +598,7 @@ extra_callbacks
         """
         check_is_fitted(self)
         check_reduction(reduction)
-        X = self._validate_X(X, reset=False)
+        X, sample = check_X(self, X, reset=False, return_shape=True)
         bs = _batch(batch_size) or self._inference_batch
         n, d, f = X.shape[0], self.n_components, self.n_features_in_
         shape = (n, d, f) if reduction is None else (n, f)
@@ -563,18 +614,20 @@ extra_callbacks
             progress=_logging.progress_enabled(self.quiet) and n > 10 * bs,
         ):
             out[rows], emb[rows] = c, y
+        out = out.reshape(*shape[:-1], *sample)  # a view: images get their own shape back
         return (out, emb) if return_embedding else out
 
     def compute_jacobian(self, X: object, batch_size: int | None = None) -> np.ndarray:
         """Jacobian of the embedding with respect to the input features, per sample.
 
         ``(n, n_components, n_features)`` float32, per raw feature also with
-        ``pca_components`` (``J_input @ components.T``). ``compute_contributions`` is this
+        ``pca_components`` (``J_input @ components.T``); for images ``(n, n_components,
+        H, W)`` or ``(n, n_components, C, H, W)``. ``compute_contributions`` is this
         times ``X - mean_``. For ``encoder="mlp_norm"`` it is the Jacobian with the
         normalisation scales frozen (the attribution Jacobian), not the true gradient.
         """
         check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
+        X, sample = check_X(self, X, reset=False, return_shape=True)
         bs = _batch(batch_size) or self._inference_batch
         out = np.empty((X.shape[0], self.n_components, self.n_features_in_), dtype=np.float32)
         device = next(self.encoder_.parameters()).device
@@ -590,7 +643,7 @@ extra_callbacks
                 out[rows] = jac
         finally:
             self.encoder_.train(was_training)
-        return out
+        return out.reshape(X.shape[0], self.n_components, *sample)
 
     def to(self, device: str | torch.device) -> GlassBoxUMAP:
         """Use ``device`` for training and inference; returns ``self``.

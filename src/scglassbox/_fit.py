@@ -18,7 +18,7 @@ from torch import nn
 from . import _graph
 from ._checks import check_encoder
 from ._contributions import InputMap, column_mean
-from ._encoder import build_encoder
+from ._encoder import DEFAULT_ENCODER, ENCODERS, RegisteredEncoder, build_encoder
 from ._init import init_layout, regress_layout, umap_graph
 from ._params import (
     AUTO_EPOCHS,
@@ -50,7 +50,8 @@ def training_module(
     est
         The estimator whose parameters to use.
     X
-        Validated input ``(n_samples, n_features)``.
+        Validated input ``(n_samples, n_features)`` (images flattened to rows of pixels; their
+        shape is ``est.input_shape_``).
     graph
         A precomputed fuzzy graph, or ``None`` to build the kNN graph here.
     projection
@@ -126,14 +127,20 @@ def training_module(
     device = device_type(settings["accelerator"])
     encoder_kwargs = dict(est.encoder_kwargs or {})
     hidden = auto_hidden(device, n)
-    if hidden is not None and not isinstance(settings["encoder"], nn.Module):
+    # The GPU widths were measured for the MLPs only.
+    if hidden is not None and _is_mlp(settings["encoder"]):
         encoder_kwargs.setdefault("hidden", hidden)
+    # The encoder reads images in their own shape, or the input map's output when it projects.
+    shape = tuple(getattr(est, "input_shape_", None) or (n_features,))
+    if int(np.prod(shape)) != n_features:  # set by an earlier fit: X came another way
+        shape = (n_features,)
     encoder = make_encoder(
         settings["encoder"],
         input_map.n_inputs,
         est.n_components,
         encoder_kwargs,
         est.random_state,
+        input_shape=shape if input_map.components is None else None,
     )
     if inputs is not None and inputs.shape == (n, input_map.n_inputs) and projection is not None:
         features = inputs
@@ -214,19 +221,37 @@ def fit_input_map(
     return InputMap(mean, pca.components_.T)
 
 
+def _is_mlp(encoder: object) -> bool:
+    """Whether ``encoder`` names a built-in MLP (``"default"`` included)."""
+    if isinstance(encoder, str) and encoder == "default":
+        encoder = DEFAULT_ENCODER
+    return isinstance(encoder, str) and encoder in ENCODERS
+
+
 def make_encoder(
     encoder: str | nn.Module,
     n_inputs: int,
     n_components: int,
     encoder_kwargs: dict[str, Any] | None,
     random_state: int | None,
+    input_shape: tuple[int, ...] | None = None,
 ) -> nn.Module:
-    """A built-in encoder seeded by ``random_state``, or the user's module once checked."""
+    """A named encoder seeded by ``random_state``, or the user's module once checked.
+
+    ``input_shape``: one sample's shape as the encoder reads it (images for ``"conv"`` and
+    registered encoders; ``None``: flat rows of ``n_inputs``). A registered encoder is the
+    user's code, so it is checked like a module.
+    """
     if not isinstance(encoder, nn.Module):
         # Forked: the initial weights depend on the seed alone and leave torch's global RNG as
         # the caller had it.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed_of(random_state))
-            return build_encoder(encoder, n_inputs, n_components, **(encoder_kwargs or {}))
+            module = build_encoder(
+                encoder, n_inputs, n_components, input_shape, **(encoder_kwargs or {})
+            )
+        if isinstance(module, RegisteredEncoder):
+            check_encoder(module, n_inputs, n_components)
+        return module
     check_encoder(encoder, n_inputs, n_components)
     return encoder

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._encoder import ENCODERS
+from ._encoder import canonical_name, encoder_names
 from ._training import PRECISIONS
 
 #: With ``epochs=None``: aim for this many optimiser steps, within the epoch bounds below.
@@ -377,11 +377,19 @@ def check_params(est: Any) -> dict[str, Any]:
             UserWarning,
             stacklevel=4,
         )
-    encoder = _same("encoder", est.encoder, "encoder_name", est.encoder_name, "default")
-    if not isinstance(encoder, nn.Module) and encoder not in ("default", *ENCODERS):
-        name = "encoder_name" if est.encoder_name is not None else "encoder"
+    # encoder_name (the reference's name) defaults to "default" as there: it counts when set
+    # to anything else. Aliases ("default_conv") are compared by their canonical name.
+    alias = canonical_name(est.encoder_name)
+    given = alias is not None and not _is_default(alias, "default")
+    encoder = _same(
+        "encoder", canonical_name(est.encoder), "encoder_name", alias if given else None, "default"
+    )
+    names = encoder_names()
+    if not isinstance(encoder, nn.Module) and not (isinstance(encoder, str) and encoder in names):
+        name = "encoder_name" if given else "encoder"
         raise ValueError(
-            f"{name} must be one of {('default', *ENCODERS)} or a torch.nn.Module, got {encoder!r}."
+            f"{name} must be one of {names}, a name registered with gb.register_encoder, or a "
+            f"torch.nn.Module; got {encoder!r}."
         )
     quiet = est.quiet
     if est.verbose is not None:

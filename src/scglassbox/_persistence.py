@@ -31,12 +31,14 @@ from ._storage import (
     FORMAT_VERSION,
     LIBRARY,
     ModelFormatError,
+    _positive_int,
     _scalar,
     build_from_block,
     check_block,
     input_map_arrays,
     load_weights,
     state_dict_to_numpy,
+    uns_safe_kwargs,
 )
 
 
@@ -61,6 +63,8 @@ def to_block(est: Any) -> dict:
     if getattr(est, "precision_", None) is not None:
         params["precision_used"] = est.precision_
     arch = {k: (np.asarray(v) if isinstance(v, list) else v) for k, v in arch.items()}
+    if isinstance(arch.get("kwargs"), dict):  # a registered encoder's constructor arguments
+        arch["kwargs"] = uns_safe_kwargs(arch["kwargs"])
     block = {
         "library": LIBRARY,
         "format_version": FORMAT_VERSION,
@@ -72,6 +76,9 @@ def to_block(est: Any) -> dict:
     }
     if est.input_map_.components is not None:
         block["components"] = est.input_map_.components.copy()
+    shape = tuple(getattr(est, "input_shape_", ()))
+    if len(shape) > 1:  # images: the shape transform and the contributions give back
+        block["input_shape"] = np.asarray(shape, dtype=np.int64)
     return block
 
 
@@ -115,6 +122,7 @@ def from_block(cls: type, block: dict, encoder: nn.Module | None = None) -> Any:
     est.encoder_ = module.cpu().eval()
     est.encoder = block["architecture"].get("name", "custom") if encoder is None else encoder
     est.n_features_in_ = mean.shape[0]
+    est.input_shape_ = _input_shape(block, mean.shape[0])
     est._n_features_out = est.n_components
     est.epochs_ = est.epochs
     if "batch_size_used" in fitted:
@@ -129,6 +137,23 @@ def from_block(cls: type, block: dict, encoder: nn.Module | None = None) -> Any:
         est.feature_names_in_ = _str_array(block["var_names"])
     check_io(est.encoder_, est.input_map_.n_inputs, est.n_components)
     return est
+
+
+def _input_shape(block: dict, n_features: int) -> tuple[int, ...]:
+    """The stored sample shape of images, or ``(n_features,)`` for rows; checked."""
+    if block.get("input_shape") is None:
+        return (n_features,)
+    arr = np.asarray(block["input_shape"])
+    if arr.ndim != 1 or arr.dtype.kind not in "iu" or arr.shape[0] not in (2, 3):
+        raise ModelFormatError(
+            f"model field 'input_shape' must be 2 or 3 integers, got {arr.tolist()!r}."
+        )
+    shape = tuple(_positive_int(v, "'input_shape'") for v in arr)
+    if int(np.prod(shape)) != n_features:
+        raise ModelFormatError(
+            f"model field 'input_shape' {shape} does not hold the {n_features} features of 'mean'."
+        )
+    return shape
 
 
 def _str_array(names: object) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._encoder import ENCODERS, GlassBoxMLP, build_encoder
+from ._encoder import CONV_ENCODERS, ENCODERS, build_encoder, registered_encoders
 
 FORMAT_VERSION = 1
 LIBRARY = "scglassbox"
@@ -65,35 +65,121 @@ def _scalar(v: object) -> object:
 
 
 def architecture(block: dict) -> tuple[str, int, int, tuple[int, ...]]:
-    """``(name, n_in, n_out, hidden)`` of a built-in encoder, each field checked."""
+    """``(name, n_in, n_out, hidden)`` of a built-in MLP encoder, each field checked."""
+    name, n_in, n_out, kwargs, _ = encoder_spec(block)
+    if name not in ENCODERS:
+        raise ModelFormatError(f"architecture {name!r} is not a built-in MLP encoder.")
+    return name, n_in, n_out, kwargs["hidden"]
+
+
+def encoder_spec(block: dict) -> tuple[str, int, int, dict, tuple[int, ...] | None]:
+    """``(name, n_in, n_out, kwargs, input_shape)`` to rebuild a block's encoder, checked.
+
+    Built-in encoders (MLPs, ``"conv"``) and those registered with ``gb.register_encoder``;
+    any other name is refused with what to do.
+    """
     arch = _require(block, "architecture", dict)
     name = _require(arch, "name", str)
-    if name not in ENCODERS:
+    registered = registered_encoders()
+    if name not in ENCODERS and name not in CONV_ENCODERS and name not in registered:
         raise ModelFormatError(
-            f"architecture {name!r} is not a built-in encoder; load it with encoder=<your module>."
+            f"architecture {name!r} is not a built-in encoder nor one registered now: register "
+            f"its class with @gb.register_encoder({name!r}) before loading, or load it with "
+            "encoder=<your module>."
         )
     n_in = _positive_int(arch.get("n_in"), "architecture['n_in']")
     n_out = _positive_int(arch.get("n_out"), "architecture['n_out']")
-    hidden = np.asarray(arch.get("hidden", []))
-    if hidden.ndim > 1 or (hidden.size and hidden.dtype.kind not in "iu"):
+    shape = None
+    if name not in ENCODERS:
+        shape = _int_list(arch, "input_shape")
+        if not shape or int(np.prod(shape)) != n_in:
+            raise ModelFormatError(
+                f"model field architecture['input_shape'] {shape} does not hold "
+                f"architecture['n_in'] = {n_in} inputs."
+            )
+    if name in registered:
+        kwargs = arch.get("kwargs", {})
+        if not isinstance(kwargs, dict):
+            raise ModelFormatError("model field architecture['kwargs'] must be a dict.")
+        return name, n_in, n_out, {k: _plain(v) for k, v in kwargs.items()}, shape
+    kwargs: dict = {"hidden": _int_list(arch, "hidden")}
+    if name in CONV_ENCODERS:
+        kwargs["channels"] = _int_list(arch, "channels")
+        norm = _scalar(arch.get("norm", False))
+        if not isinstance(norm, bool):
+            raise ModelFormatError(
+                f"model field architecture['norm'] must be a bool, got {norm!r}."
+            )
+        kwargs["norm"] = norm
+    return name, n_in, n_out, kwargs, shape
+
+
+def _int_list(arch: dict, key: str) -> tuple[int, ...]:
+    values = np.asarray(arch.get(key, []))
+    if values.ndim > 1 or (values.size and values.dtype.kind not in "iu"):
         raise ModelFormatError(
-            f"model field architecture['hidden'] must be a list of integers, got {hidden!r}."
+            f"model field architecture[{key!r}] must be a list of integers, got {values!r}."
         )
-    widths = tuple(_positive_int(h, "architecture['hidden']") for h in hidden.ravel())
-    return name, n_in, n_out, widths
+    return tuple(_positive_int(h, f"architecture[{key!r}]") for h in values.ravel())
 
 
-def build_from_block(block: dict) -> GlassBoxMLP:
-    """Rebuild a built-in encoder from a model block and load its weights strictly.
+def _plain(v: object) -> object:
+    """A stored ``encoder_kwargs`` value as Python: arrays back to lists, 0-d to scalars."""
+    v = _scalar(v)
+    if isinstance(v, np.ndarray):
+        if v.dtype.kind not in "biufU":
+            raise ModelFormatError(f"model field architecture['kwargs'] holds {v.dtype} values.")
+        return v.tolist()
+    return v
+
+
+def uns_safe_kwargs(kwargs: dict) -> dict:
+    """``encoder_kwargs`` of a registered encoder as uns- and file-safe values.
+
+    Numbers, strings, booleans and ``None`` stay; lists and tuples of them become arrays.
+    Anything else cannot be stored without pickling and is refused.
+    """
+    out = {}
+    for k, v in kwargs.items():
+        if v is None or isinstance(v, bool | str | numbers.Real):
+            out[k] = v
+            continue
+        arr = np.asarray(v) if isinstance(v, list | tuple) else None
+        if arr is None or arr.dtype.kind not in "biufU" or arr.ndim != 1:
+            raise ModelFormatError(
+                f"encoder_kwargs[{k!r}] = {v!r} cannot be stored in a model file: use numbers, "
+                "strings, booleans, None or flat lists of them."
+            )
+        out[k] = arr
+    return out
+
+
+def build_from_block(block: dict) -> nn.Module:
+    """Rebuild a block's encoder and load its weights strictly.
 
     The stored weights are checked against the architecture on PyTorch's ``meta`` device
-    first, so a crafted architecture (``hidden=[200000, 200000]``) allocates nothing.
+    first, so a crafted architecture (``hidden=[200000, 200000]``) allocates nothing. A
+    registered class that cannot be built there is built on the CPU.
     """
-    name, n_in, n_out, hidden = architecture(block)
-    with torch.device("meta"):
-        shapes = build_encoder(name, n_in, n_out, hidden=hidden).state_dict()
+    name, n_in, n_out, kwargs, shape = encoder_spec(block)
+
+    def build(device: str) -> nn.Module:
+        try:
+            with torch.device(device):
+                return build_encoder(name, n_in, n_out, shape, **kwargs)
+        except (TypeError, ValueError) as e:
+            raise ModelFormatError(f"cannot rebuild encoder {name!r} from the model: {e}") from e
+
+    try:
+        shapes = build("meta").state_dict()
+    except ModelFormatError:
+        raise
+    except Exception:  # a registered class whose constructor computes on real tensors
+        if name in ENCODERS or name in CONV_ENCODERS:
+            raise
+        shapes = build("cpu").state_dict()
     check_weights(block, {k: tuple(v.shape) for k, v in shapes.items()})
-    module = build_encoder(name, n_in, n_out, hidden=hidden)
+    module = build("cpu")
     load_weights(module, block)
     return module
 
