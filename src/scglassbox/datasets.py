@@ -202,3 +202,27 @@ def pbmc_gene_sets() -> dict[str, list[str]]:
         "monocyte": ["CST3", "LYZ", "FCN1", "S100A8", "S100A9", "CD14", "FCGR3A"],
         "T cell": ["CD3D", "CD3E", "CD2", "IL7R", "LCK", "CD247"],
     }
+
+
+def digits_images() -> ad.AnnData:
+    """scikit-learn's handwritten digits (1,797 images of 8 x 8 pixels) as an AnnData.
+
+    Bundled with scikit-learn (no download). ``X`` holds the 64 pixels of each image
+    (values 0-16), ``obsm['X_image']`` the same images as ``(n, 1, 8, 8)`` float32 scaled to
+    [0, 1] (one channel), and ``obs['digit']`` the label, for
+    ``gb.tl.glassbox_umap(adata, use_rep='X_image', encoder='conv')``.
+    """
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    labels = d.target.astype(str)
+    adata = ad.AnnData(
+        X=d.data.astype(np.float32),
+        obs=pd.DataFrame(
+            {"digit": pd.Categorical(labels, categories=[str(i) for i in range(10)])},
+            index=[f"digit_{i}" for i in range(len(labels))],
+        ),
+        var=pd.DataFrame(index=[f"pixel_{i}" for i in range(d.data.shape[1])]),
+    )
+    adata.obsm["X_image"] = (d.images[:, None] / 16.0).astype(np.float32)
+    return adata

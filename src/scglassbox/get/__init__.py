@@ -13,6 +13,7 @@ from ._get import (
     group_contributions,
     rank_contributions_df,
 )
+from ._images import image_contributions
 from ._modalities import modality_contributions
 from ._programs import program_contributions, rank_programs_df
 
@@ -23,6 +24,7 @@ __all__ = [
     "contributions_df",
     "gene_importance_df",
     "group_contributions",
+    "image_contributions",
     "iter_contributions",
     "modality_contributions",
     "program_contributions",

@@ -443,7 +443,10 @@ def rep_name(source: str) -> str:
 
 
 def rep_array(adata: AnnData, rep: str) -> np.ndarray:
-    """``adata.obsm[rep]`` as a checked 2-D float array (a DataFrame's values)."""
+    """``adata.obsm[rep]`` as a checked float array (a DataFrame's values).
+
+    2-D (cells x features), or images: 3-D ``(n, H, W)`` or 4-D ``(n, C, H, W)``.
+    """
     if rep not in adata.obsm:
         raise KeyError(f"use_rep={rep!r} is not in adata.obsm (keys: {list(adata.obsm)}).")
     Z = adata.obsm[rep]
@@ -451,8 +454,11 @@ def rep_array(adata: AnnData, rep: str) -> np.ndarray:
     if sparse.issparse(Z):
         Z = Z.toarray()
     Z = np.asarray(Z)
-    if Z.ndim != 2 or Z.shape[1] == 0:
-        raise ValueError(f"adata.obsm[{rep!r}] must be a 2-D array, got shape {Z.shape}.")
+    if Z.ndim not in (2, 3, 4) or 0 in Z.shape[1:]:
+        raise ValueError(
+            f"adata.obsm[{rep!r}] must be cells x features (2-D) or images, (n, H, W) or "
+            f"(n, C, H, W); got shape {Z.shape}."
+        )
     if Z.dtype.kind not in "fiu":
         raise ValueError(f"adata.obsm[{rep!r}] must be numeric, got dtype {Z.dtype}.")
     if not np.isfinite(Z).all():
@@ -470,6 +476,7 @@ def rep_matrix(
     """
     rep = rep_name(source)
     Z = rep_array(adata, rep)
+    Z = Z.reshape(Z.shape[0], -1)  # images: their pixels, in the model's (C order) columns
     width = None if components is None else np.shape(components)[1]
     expected = width if width is not None else np.shape(mean)[0]
     if Z.shape[1] != expected:

@@ -8,6 +8,7 @@ modify the AnnData they are given; :func:`explore` builds an interactive Bokeh v
 from ._bars import contribution_bars, loss, rank_contributions, ranking
 from ._embedding import batch_share, contributions, glassbox_umap, top_feature
 from ._explore import explore, save_html
+from ._images import image_contributions
 from ._markers import compare_markers
 from ._matrix import contribution_dotplot, contribution_matrixplot
 from ._programs import program_contributions, rank_programs
@@ -21,6 +22,7 @@ __all__ = [
     "contributions",
     "explore",
     "glassbox_umap",
+    "image_contributions",
     "loss",
     "program_contributions",
     "rank_contributions",

@@ -75,6 +75,8 @@ def rep_input(
     Z = acc.rep_array(adata, rep)
     if Z.shape[0] != adata.n_obs:  # anndata enforces it; a hand-edited store might not
         raise ValueError(f"adata.obsm[{rep!r}] has {Z.shape[0]} rows for {adata.n_obs} cells.")
+    if Z.ndim > 2:
+        return image_input(Z, rep)
     loadings = loadings_for(adata, Z.shape[1], rep_loadings)
     if loadings is None:
         names = np.asarray([f"{rep}_{i + 1}" for i in range(Z.shape[1])])
@@ -118,3 +120,28 @@ def rep_input(
     )
     source_rows = Reconstruction(Z, mean, components)
     return RepInput(expr.X, (mean, components), inputs, source_rows, expr.var_names, True, how)
+
+
+def pixel_names(rep: str, shape: tuple[int, ...]) -> np.ndarray:
+    """One name per pixel in C order: ``<rep>_c<c>_y<y>_x<x>`` (no ``_c`` for 2-D images)."""
+    idx = np.indices(shape).reshape(len(shape), -1).T
+    tags = ("y", "x") if len(shape) == 2 else ("c", "y", "x")
+    return np.asarray(["_".join([rep, *(f"{t}{i}" for t, i in zip(tags, row, strict=True))])
+                       for row in idx])  # fmt: skip
+
+
+def image_input(Z: np.ndarray, rep: str) -> RepInput:
+    """Images in ``obsm[rep]``: the estimator reads them as images, contributions are per pixel.
+
+    The estimator is given the images themselves (it remembers their shape, so
+    ``encoder='conv'`` sees them as images); contributions are computed from the same pixels,
+    flattened in C order.
+    """
+    X = np.asarray(Z, dtype=np.float32)
+    flat = X.reshape(X.shape[0], -1)
+    how = (
+        f"obsm[{rep!r}] as images of shape {tuple(X.shape[1:])}: contributions are per pixel "
+        "(relative to the mean image); gb.get.image_contributions gives them that shape"
+    )
+    names = pixel_names(rep, tuple(X.shape[1:]))
+    return RepInput(X, None, None, ColumnView(flat, np.arange(flat.shape[1])), names, False, how)
