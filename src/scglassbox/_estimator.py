@@ -107,7 +107,7 @@ class GlassBoxUMAP(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     pca_components
         If set, the encoder reads the first ``pca_components`` principal components of the
         centred input; contributions are projected back to the input features and still sum
-        exactly to the embedding.
+        exactly to the embedding. Rows only: refused for images (as in the reference package).
     encoder
         ``"default"`` (currently ``"mlp_norm"``), ``"mlp"``, ``"mlp_norm"``, ``"mlp_gate"``,
         ``"conv"`` (alias ``"default_conv"``; images only: bias-free stride-2 3x3
