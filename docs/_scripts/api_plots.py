@@ -74,6 +74,9 @@ def main() -> None:
         gb.tl.rank_programs(adata, "bulk_labels", gb.datasets.pbmc_gene_sets()),
         gb.pl.rank_programs(adata, "bulk_labels", show=False),
     )[1]
+    plots["image_contributions.png"] = lambda: gb.pl.image_contributions(
+        _digits(), "digit", show=False
+    )
     chosen = sys.argv[1:] or list(plots)
     for name in chosen:
         save(name, plots[name])
@@ -86,6 +89,14 @@ def _batches():
     sc.pp.pca(adata, n_comps=20)
     sc.pp.neighbors(adata)
     gb.tl.glassbox_umap(adata, batch_key="batch", quiet=True)
+    return adata
+
+
+def _digits():
+    """The data of ``gb.pl.image_contributions``' example: digits fitted as images."""
+    adata = gb.datasets.digits_images()
+    sc.pp.neighbors(adata, n_neighbors=15, use_rep="X")
+    gb.tl.glassbox_umap(adata, use_rep="X_image", encoder="conv", quiet=True)
     return adata
 
 

@@ -49,7 +49,7 @@ def image_contributions(
     --------
     >>> import numpy as np, scanpy as sc, scglassbox as gb
     >>> adata = gb.datasets.digits_images()
-    >>> sc.pp.neighbors(adata, n_neighbors=15)
+    >>> sc.pp.neighbors(adata, n_neighbors=15, use_rep="X")
     >>> gb.tl.glassbox_umap(adata, use_rep="X_image", encoder="conv", epochs=5, quiet=True)
     >>> C = gb.get.image_contributions(adata, obs=[0, 1])
     >>> C.shape

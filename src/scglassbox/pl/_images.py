@@ -74,7 +74,7 @@ def image_contributions(
     --------
     >>> import scanpy as sc, scglassbox as gb
     >>> adata = gb.datasets.digits_images()
-    >>> sc.pp.neighbors(adata, n_neighbors=15)
+    >>> sc.pp.neighbors(adata, n_neighbors=15, use_rep="X")
     >>> gb.tl.glassbox_umap(adata, use_rep="X_image", encoder="conv", quiet=True)
     >>> gb.pl.image_contributions(adata, "digit")
 
