@@ -1,7 +1,12 @@
 #!/usr/bin/env python
 """Images: the convolutional glass box against umap-learn and the MLP glass box on pixels.
 
-scikit-learn's digits (1,797 images of 8x8 pixels, 10 classes), with each method's defaults:
+Two sets (``--dataset``): scikit-learn's digits (1,797 images of 8x8 pixels, 10 classes), and
+real microscopy crops, ``ihc_nuclei``: the nuclei of scikit-image's bundled
+immunohistochemistry image (``skimage.data.immunohistochemistry``, no download), found by an
+Otsu threshold of the haematoxylin channel, cut as 16x16 RGB crops ``(n, 3, 16, 16)``,
+labelled DAB-positive or negative by an Otsu threshold of their mean DAB stain (needs
+scikit-image). Each method with its defaults:
 
 - ``conv``: ``GlassBoxUMAP(encoder="conv")`` on the images ``(n, 8, 8)``;
 - ``conv norm``: the same with ``encoder_kwargs={"norm": True}`` (scale-normalised head);
@@ -16,6 +21,7 @@ per-pixel contributions - embedding| / max |embedding|, float32)::
 
     python benchmarks/images.py                 # seeds 0 1 2
     python benchmarks/images.py --seeds 0 --epochs 50
+    python benchmarks/images.py --dataset ihc_nuclei
 
 Everything runs in one process after a warm-up fit of each method, so numba's compilation is
 not timed. Not a test: it prints a table.
@@ -37,13 +43,36 @@ import run  # noqa: E402  (benchmarks/run.py: the metrics)
 METHODS = ("conv", "conv norm", "mlp (default)", "umap-learn")
 
 
-def load() -> tuple[Any, Any]:
-    """Digits as float32 images ``(n, 8, 8)`` and their labels."""
+def load(dataset: str = "digits") -> tuple[Any, Any]:
+    """Float32 images ``(n, 8, 8)`` (digits) or ``(n, 3, 16, 16)`` (nuclei) and labels."""
     import numpy as np
+
+    if dataset == "ihc_nuclei":
+        return ihc_nuclei()
     from sklearn.datasets import load_digits
 
     digits = load_digits()
     return digits.images.astype(np.float32), digits.target
+
+
+def ihc_nuclei(half: int = 8) -> tuple[Any, Any]:
+    """Nuclei of scikit-image's immunohistochemistry image as RGB crops, DAB+ (1) or not (0)."""
+    import numpy as np
+    from skimage import color, data, filters, measure, morphology
+
+    ihc = data.immunohistochemistry()  # (512, 512, 3) uint8, bundled
+    hed = color.rgb2hed(ihc)
+    nuclei = hed[..., 0] > filters.threshold_otsu(hed[..., 0])
+    nuclei = morphology.remove_small_objects(nuclei, max_size=30)
+    crops, dab = [], []
+    for region in measure.regionprops(measure.label(nuclei), intensity_image=hed[..., 2]):
+        y, x = (round(c) for c in region.centroid)
+        if half <= y < ihc.shape[0] - half and half <= x < ihc.shape[1] - half:
+            crops.append(ihc[y - half : y + half, x - half : x + half])
+            dab.append(region.intensity_mean)
+    images = np.moveaxis(np.asarray(crops, dtype=np.float32) / 255.0, -1, 1)
+    dab = np.asarray(dab)
+    return images, (dab > filters.threshold_otsu(dab)).astype(int)
 
 
 def fit(method: str, images: Any, seed: int, epochs: int | None) -> dict[str, Any]:
@@ -101,9 +130,11 @@ def main(argv: list[str] | None = None) -> None:
         "--epochs", type=int, default=None, help="epochs of every method (default: each its own)"
     )
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--dataset", default="digits", choices=("digits", "ihc_nuclei"))
     args = parser.parse_args(argv)
 
-    images, labels = load()
+    images, labels = load(args.dataset)
+    shape = "(n, " + ", ".join(map(str, images.shape[1:])) + ")"
     input_knn = run._knn(images.reshape(len(images), -1), run.K)
     for method in args.methods:  # warm-up: numba compiles the graph code once
         fit(method, images[:200], 0, 2)
@@ -115,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(
             {
                 "method": method,
-                "input": "(n, 8, 8)" if method.startswith("conv") else "(n, 64)",
+                "input": shape if method.startswith("conv") else f"(n, {images[0].size})",
                 "epochs": str(results[0]["epochs"]),
                 "fit s": _stat([r["fit_s"] for r in results], ".2f"),
                 "ms / epoch": _stat([1e3 * r["fit_s"] / r["epochs"] for r in results], ".1f"),
@@ -135,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     print(
-        f"digits: {images.shape[0]} images 8x8, seeds {args.seeds}, "
+        f"{args.dataset}: {images.shape[0]} images {images.shape[1:]}, seeds {args.seeds}, "
         f"torch threads {torch.get_num_threads()}, numpy {np.__version__}\n"
     )
     header = list(rows[0])
