@@ -125,6 +125,16 @@ class InputMap:
             return centred
         return centred @ self.components
 
+    def inputs_of(self, X: np.ndarray | sparse.spmatrix, batch_size: int) -> np.ndarray:
+        """The encoder's inputs for every row of ``X``, float32, computed chunk by chunk.
+
+        Filled in place: a list of chunks and their concatenation would hold it twice.
+        """
+        out = np.empty((X.shape[0], self.n_inputs), dtype=np.float32)
+        for rows, _, z in self.chunks(X, batch_size):
+            out[rows] = z
+        return out
+
     def chunks(
         self, X: np.ndarray | sparse.spmatrix, batch_size: int
     ) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:

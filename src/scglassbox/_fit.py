@@ -145,10 +145,7 @@ def training_module(
     if inputs is not None and inputs.shape == (n, input_map.n_inputs) and projection is not None:
         features = inputs
     else:
-        # Filled chunk by chunk: a list of chunks and their concatenation would hold it twice.
-        features = np.empty((n, input_map.n_inputs), dtype=np.float32)
-        for rows, _, z in input_map.chunks(X, max(est.batch_size or INFERENCE_BATCH, 4096)):
-            features[rows] = z
+        features = input_map.inputs_of(X, max(est.batch_size or INFERENCE_BATCH, 4096))
     if not np.isfinite(features).all():
         raise ValueError("X's centred values overflow float32: rescale X.")
     if settings["a"] is None:

@@ -177,18 +177,13 @@ def batch_contributions(
     >>> bool(np.allclose(genes + term, adata.obsm["X_glassbox_umap"], atol=1e-4))
     True
     """
-    from ._contributions import iter_contributions
+    from ._contributions import gather
 
     _, cols = batch_columns(adata, key)
     names = acc.gene_names(adata, key)[cols].tolist()
     n_dims = acc.embedding(adata, key).shape[1]
-    positions = acc.obs_positions(adata, obs)
-    out = np.empty((len(positions), n_dims), dtype=np.float32)
-    start = 0
-    for pos, block in iter_contributions(adata, key, obs=positions, genes=names):
-        out[start : start + len(pos)] = block.sum(axis=-1)
-        start += len(pos)
-    return out
+    return gather(adata, key, (n_dims,), lambda block: block.sum(axis=-1), "batch terms",
+                  obs=obs, genes=names)  # fmt: skip
 
 
 def batch_share(contrib: np.ndarray, cols: Sequence[int] | np.ndarray) -> np.ndarray:

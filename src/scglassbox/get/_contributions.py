@@ -8,7 +8,8 @@ chunk of cells at a time.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 from anndata import AnnData
@@ -205,22 +206,45 @@ def contributions(
     (700, 1, 2)
     """
     names, dim_list = _check_selection(adata, key, dims, reduction)
-    n_cells = len(acc.obs_positions(adata, obs))
     n_genes = len(names) if genes is None else len(acc.gene_index(names, genes))
-    shape = (n_cells, n_genes) if reduction is not None else (n_cells, len(dim_list), n_genes)
-    check_fits(
-        int(np.prod(shape)) * np.dtype(dtype).itemsize,
-        f"contributions of shape {shape} ({np.dtype(dtype).name})",
-        "select cells (obs=) or genes (genes=), one dimension (dims=), reduction='l2', "
+    tail = (n_genes,) if reduction is not None else (len(dim_list), n_genes)
+    return gather(
+        adata, key, tail, lambda block: block, "contributions", obs=obs, dtype=dtype,
+        hint="select cells (obs=) or genes (genes=), one dimension (dims=), reduction='l2', "
         "dtype=np.float16, or stream them with gb.get.iter_contributions",
-    )
+        genes=genes, dims=dims, reduction=reduction, chunk_size=chunk_size, device=device,
+    )  # fmt: skip
+
+
+def gather(
+    adata: AnnData,
+    key: str,
+    tail: tuple[int, ...],
+    reduce: Callable[[np.ndarray], np.ndarray],
+    what: str,
+    *,
+    obs: object = None,
+    dtype: np.dtype | type = np.float32,
+    hint: str = "select cells (obs=)",
+    **select: Any,
+) -> np.ndarray:
+    """``reduce`` of every chunk of :func:`iter_contributions`, in one ``(n_cells, *tail)`` array.
+
+    The shared body of the getters that return a summary of each cell's contributions (per
+    gene set, modality, batch term, image): the array is refused first, with ``hint``, when
+    it would not fit in memory. ``select`` goes to :func:`iter_contributions`.
+    """
+    positions = acc.obs_positions(adata, obs)
+    shape = (len(positions), *tail)
+    if np.dtype(dtype) == np.float32:
+        what = f"{what} of shape {shape}"
+    else:
+        what = f"{what} of shape {shape} ({np.dtype(dtype).name})"
+    check_fits(int(np.prod(shape)) * np.dtype(dtype).itemsize, what, hint)
     out = np.empty(shape, dtype=dtype)
     start = 0
-    for pos, block in iter_contributions(
-        adata, key, obs=obs, genes=genes, dims=dims, reduction=reduction,
-        chunk_size=chunk_size, device=device,
-    ):  # fmt: skip
-        out[start : start + len(pos)] = block
+    for pos, block in iter_contributions(adata, key, obs=positions, **select):
+        out[start : start + len(pos)] = reduce(block)
         start += len(pos)
     return out
 

@@ -7,7 +7,6 @@ from anndata import AnnData
 
 from .. import _keys
 from .._docs import doc_params
-from .._memory import check_fits
 from . import _access as acc
 from ._aggregate import aggregate, membership
 
@@ -57,19 +56,13 @@ def image_contributions(
     >>> bool(np.allclose(C.sum(axis=(2, 3, 4)), adata.obsm["X_glassbox_umap"][:2], atol=1e-4))
     True
     """
-    from ._contributions import iter_contributions
+    from ._contributions import gather
 
     shape = image_shape(adata, key)
-    positions = acc.obs_positions(adata, obs)
     n_dims = acc.embedding(adata, key).shape[1]
-    full = (len(positions), n_dims, *shape)
-    check_fits(int(np.prod(full)) * 4, f"image contributions of shape {full}", "obs=")
-    out = np.empty(full, dtype=np.float32)
-    start = 0
-    for pos, block in iter_contributions(adata, key, obs=positions):
-        out[start : start + len(pos)] = block.reshape(len(pos), n_dims, *shape)
-        start += len(pos)
-    return out
+    return gather(adata, key, (n_dims, *shape),
+                  lambda block: block.reshape(len(block), n_dims, *shape),
+                  "image contributions", obs=obs)  # fmt: skip
 
 
 def group_images(

@@ -18,7 +18,6 @@ from scipy import sparse
 
 from .. import _keys
 from .._docs import doc_params
-from .._memory import check_fits
 from . import _access as acc
 
 
@@ -137,7 +136,7 @@ def modality_contributions(
     >>> names  # doctest: +SKIP
     ['rna', 'prot']
     """
-    from ._contributions import iter_contributions
+    from ._contributions import gather
 
     mods = modalities_of(acc.key_info(adata, key))
     if mods is None:
@@ -145,15 +144,12 @@ def modality_contributions(
             f"the fit under {key!r} was not made on a MuData: there are no modalities to "
             "split by. Run gb.tl.glassbox_umap(mdata) on a MuData."
         )
-    positions = acc.obs_positions(adata, obs)
     n_dims = acc.embedding(adata, key).shape[1]
-    shape = (len(positions), n_dims, len(mods.names))
-    check_fits(int(np.prod(shape)) * 4, f"modality contributions of shape {shape}", "obs=")
-    out = np.empty(shape, dtype=np.float32)
     slices = mods.slices()
-    start = 0
-    for pos, block in iter_contributions(adata, key, obs=positions):
-        for j, cols in enumerate(slices):
-            out[start : start + len(pos), :, j] = block[:, :, cols].sum(-1, dtype=np.float64)
-        start += len(pos)
+
+    def per_modality(block: np.ndarray) -> np.ndarray:
+        return np.stack([block[:, :, c].sum(-1, dtype=np.float64) for c in slices], axis=-1)
+
+    out = gather(adata, key, (n_dims, len(slices)), per_modality, "modality contributions",
+                 obs=obs)  # fmt: skip
     return out, list(mods.names)

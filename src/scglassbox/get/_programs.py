@@ -13,7 +13,6 @@ from anndata import AnnData
 from .. import _keys
 from .. import _logging as logg
 from .._docs import doc_params
-from .._memory import check_fits
 from . import _access as acc
 
 GeneSets = Mapping[str, Sequence[str]] | pd.DataFrame | str | os.PathLike
@@ -159,21 +158,13 @@ def program_contributions(
     >>> bool(np.allclose(values.sum(-1), adata.obsm["X_glassbox_umap"], atol=1e-4))
     True
     """
-    from ._contributions import iter_contributions
+    from ._contributions import gather
 
     names = acc.gene_names(adata, key)
     M, set_names = membership(names, as_gene_sets(gene_sets), overlap)
-    positions = acc.obs_positions(adata, obs)
     n_dims = acc.embedding(adata, key).shape[1] if dims is None else np.atleast_1d(dims).size
-    shape = (len(positions), n_dims, len(set_names))
-    check_fits(
-        int(np.prod(shape)) * 4, f"program contributions of shape {shape}", "select cells (obs=)"
-    )
-    out = np.empty(shape, dtype=np.float32)
-    start = 0
-    for pos, block in iter_contributions(adata, key, obs=positions, dims=dims):
-        out[start : start + len(pos)] = block.astype(np.float64) @ M
-        start += len(pos)
+    out = gather(adata, key, (n_dims, len(set_names)), lambda block: block.astype(np.float64) @ M,
+                 "program contributions", obs=obs, dims=dims)  # fmt: skip
     return out, set_names
 
 

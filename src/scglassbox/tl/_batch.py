@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from anndata import AnnData
 from scipy import sparse
+from scipy.linalg import block_diag
 
 from .._contributions import InputMap, column_mean
 from ..get._access import ColumnView
@@ -18,13 +19,11 @@ from ..get._batch import BatchInfo, WithBatch, batch_codes, indicators
 
 
 def _block_diag(components: np.ndarray | None, n_levels: int) -> np.ndarray | None:
+    """The genes' projection, then the identity for the batch columns (``None``: no PCA)."""
     if components is None:
         return None
-    k = components.shape[1]
-    out = np.zeros((components.shape[0] + n_levels, k + n_levels), dtype=np.float32)
-    out[: components.shape[0], :k] = components
-    out[components.shape[0] :, k:] = np.eye(n_levels, dtype=np.float32)
-    return out
+    eye = np.eye(n_levels, dtype=np.float32)
+    return block_diag(components.astype(np.float32, copy=False), eye)
 
 
 def check_batch(adata: AnnData, batch_key: str, var_names: np.ndarray) -> tuple[np.ndarray, list]:
@@ -74,9 +73,7 @@ def augment(
     else:
         imap = InputMap(column_mean(X))
     if inputs is None or inputs.shape != (X.shape[0], imap.n_inputs):
-        inputs = np.empty((X.shape[0], imap.n_inputs), dtype=np.float32)
-        for sl, _, z in imap.chunks(X, 16_384):
-            inputs[sl] = z
+        inputs = imap.inputs_of(X, 16_384)
     scale = float(inputs.std(axis=0, dtype=np.float64).max()) if inputs.size else 1.0
     scale = scale if np.isfinite(scale) and scale > 0 else 1.0
     info = BatchInfo(batch_key, np.asarray(levels, dtype=str), scale)

@@ -54,10 +54,7 @@ def _block(mdata: object, mod: str, params: dict, n_pcs: int, random_state: int 
     else:
         imap = InputMap(column_mean(expr.X))
         how = f"{mod}: its {expr.X.shape[1]} centred features"
-    inputs = np.empty((expr.X.shape[0], imap.n_inputs), dtype=np.float32)
-    for sl, _, z in imap.chunks(expr.X, 16_384):
-        inputs[sl] = z
-    return expr, imap, inputs, how
+    return expr, imap, imap.inputs_of(expr.X, 16_384), how
 
 
 def check_mudata_options(**options: tuple[object, object]) -> None:
