@@ -311,7 +311,7 @@ def test_help_imports_nothing_heavy():
 def test_negative_seed_is_a_usage_error(src, tmp_path, capsys, no_fit):
     code = cli.main(["run", str(src), "-o", str(tmp_path / "o.h5ad"), "--seed", "-1"])
     assert code == cli.EXIT_USAGE
-    _only_error(capsys, "--seed must be in")
+    _only_error(capsys, "--seed must be an int in [0, 2**32 - 1], got -1")
 
 
 def test_output_under_proc_is_refused_first(src, capsys, no_fit):
@@ -392,10 +392,12 @@ def test_corrupt_input_and_bad_columns(src, tmp_path, capsys, monkeypatch):
     assert cli.main(["run", str(bad), "-o", out]) == cli.EXIT_USAGE
     _only_error(capsys, "cannot read")
     for extra, text in [
-        (["--groupby", "nope"], "not an obs column"),
-        (["--layer", "nope"], "not a layer"),
-        (["--use-raw"], "no .raw"),
-        (["--use-rep", "X_harmony"], "not in the input's obsm"),
+        (["--groupby", "nope"], "--groupby: groupby='nope' is not a column of adata.obs"),
+        (["--layer", "nope"], "--layer: layer 'nope' not found"),
+        (["--use-raw"], "--use-raw: the expression is adata.raw, but adata.raw is None"),
+        (["--use-rep", "X_harmony"], "--use-rep: use_rep='X_harmony' is not in adata.obsm"),
+        (["--batch-key", "nope"], "--batch-key: batch_key='nope' is not a column of adata.obs"),
+        (["--use-raw", "--layer", "counts"], "--use-raw: Pass either layer or use_raw=True"),
         (["--epochs", "0"], "--epochs"),
     ]:
         assert cli.main(["run", str(src), "-o", out, *extra]) == cli.EXIT_USAGE, extra

@@ -90,6 +90,14 @@ CORE = sorted(
 
 def test_core_list_is_complete():
     assert len(CORE) >= 19 and "_estimator" in CORE and "_quality" in CORE
+    assert {"_chunks", "_graph", "_initial_layout"} <= set(CORE)
+
+
+def test_chunk_sizes_module_imports_nothing():
+    """Every layer reads its chunk sizes from _chunks, so it must import nothing itself."""
+    tree = ast.parse((SRC / "_chunks.py").read_text())
+    imports = [n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)]
+    assert all(isinstance(n, ast.ImportFrom) and n.module == "__future__" for n in imports)
 
 
 @pytest.mark.parametrize("module", CORE)

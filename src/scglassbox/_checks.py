@@ -9,7 +9,7 @@ input width to ``n_components``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -19,6 +19,9 @@ from torch import nn
 
 from ._contributions import jacobian
 from ._storage import ModelFormatError
+
+if TYPE_CHECKING:
+    from ._estimator import GlassBoxUMAP
 
 #: Largest float32: float64 input beyond it would become inf in the float32 encoder.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -31,7 +34,7 @@ INPUT_RANKS = (2, 3, 4)
 
 
 def check_X(
-    est: Any, X: object, *, reset: bool, return_shape: bool = False
+    est: GlassBoxUMAP, X: object, *, reset: bool, return_shape: bool = False
 ) -> np.ndarray | sparse.csr_matrix | tuple[np.ndarray | sparse.csr_matrix, tuple[int, ...]]:
     """scikit-learn's validation of ``X`` for ``est``, then what the float32 encoder needs.
 
@@ -101,7 +104,9 @@ def _ndim(X: object) -> int | None:
     return None if ndim is None else int(ndim)
 
 
-def _flatten_images(est: Any, X: object, *, reset: bool) -> tuple[np.ndarray, tuple[int, ...]]:
+def _flatten_images(
+    est: GlassBoxUMAP, X: object, *, reset: bool
+) -> tuple[np.ndarray, tuple[int, ...]]:
     """Rows of pixels ``(n, prod(sample))`` of images ``X``, and the sample shape."""
     if sparse.issparse(X) or not isinstance(X, np.ndarray | list | tuple):
         raise ValueError(

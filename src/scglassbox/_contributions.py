@@ -9,70 +9,20 @@ passes (cells are independent, so the gradient of a column sum is every cell's r
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import sparse
+
+from ._chunks import READ_CELLS
+from ._views import Reduction, check_reduction, l2_view
 
 if TYPE_CHECKING:  # torch is imported where it is used: these helpers serve numpy code too
     import torch
     from torch import nn
 
-Reduction = Literal["l2", "normed_l2"] | None
-REDUCTIONS = (None, "l2", "normed_l2")
 
-#: Size of one chunk's float64 ``(cells, dims, features)`` buffer (the back-projection through
-#: the PCA is taken in float64 to stay exact). It bounds a chunk's memory whatever the number
-#: of genes: 4,096 cells x 2 dims x 2,000 genes, 409 cells with 20,000 genes; a few such
-#: buffers (the float32 result, its absolute values, the dense rows) live at once.
-CHUNK_BYTES = 64 * 2**20
-
-
-def chunk_rows(n_dims: int, n_features: int, limit: int | None = None) -> int:
-    """Cells per chunk so that a chunk's float64 contributions fit :data:`CHUNK_BYTES`."""
-    rows = max(1, CHUNK_BYTES // (8 * max(n_dims, 1) * max(n_features, 1)))
-    return int(rows if limit is None else max(1, min(rows, limit)))
-
-
-def check_reduction(reduction: object) -> None:
-    """Raise a clear error for an unknown reduction."""
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}.")
-
-
-def parse_view(view: str, n_components: int) -> int | None:
-    """Return the dimension index of a ``'dimK'`` view, ``None`` for ``'l2'``/``'normed_l2'``."""
-    if view in ("l2", "normed_l2"):
-        return None
-    if isinstance(view, str) and view.startswith("dim") and view[3:].isdigit():
-        d = int(view[3:])
-        if 1 <= d <= n_components:
-            return d - 1
-    dims = ", ".join(f"'dim{i + 1}'" for i in range(n_components))
-    raise ValueError(f"view must be 'l2', 'normed_l2' or one of {dims}, got {view!r}.")
-
-
-def view_of(contrib: np.ndarray, view: str) -> np.ndarray:
-    """Reduce ``(n, n_components, n_genes)`` contributions to ``(n, n_genes)`` for a view."""
-    dim = parse_view(view, contrib.shape[1])
-    if dim is not None:
-        return np.asarray(contrib[:, dim, :], dtype=np.float32)
-    return l2_view(contrib.astype(np.float32, copy=False), normed=view == "normed_l2")
-
-
-def l2_view(contrib: np.ndarray, *, normed: bool) -> np.ndarray:
-    """L2 norm over embedding dimensions, ``(n, n_genes)``; ``normed``: divided by its row sum.
-
-    Computed in the input's dtype (float64 keeps the PCA back-projection's precision).
-    """
-    l2 = np.sqrt(np.einsum("ndg,ndg->ng", contrib, contrib))
-    if not normed:
-        return l2
-    total = l2.sum(axis=1, keepdims=True)
-    return np.divide(l2, total, out=np.zeros_like(l2), where=total > 0)
-
-
-def column_mean(X: object, chunk: int = 65_536) -> np.ndarray:
+def column_mean(X: object, chunk: int = READ_CELLS) -> np.ndarray:
     """Per-feature mean in float64, identical for dense and sparse input.
 
     In-memory matrices are summed at once; anything else that reads rows by slices (a backed

@@ -17,12 +17,15 @@ callbacks, the device). Values are compared exactly (bitwise for weights), with 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from torch import nn
 
 from ._encoder import canonical_name
+
+if TYPE_CHECKING:
+    from ._estimator import GlassBoxUMAP
 
 #: Parameters that ``==`` ignores: run-time settings that do not change the model (as in the
 #: reference package, whose four are the first four; ``verbose`` and ``tqdm_kwds`` are
@@ -49,12 +52,12 @@ def estimators_equal(a: Any, b: Any) -> bool:
     return _same(block_a, block_b)
 
 
-def _names(est: Any) -> object:
+def _names(est: GlassBoxUMAP) -> object:
     names = getattr(est, "feature_names_in_", None)
     return None if names is None else np.asarray(names, dtype=str)
 
 
-def _recipe(est: Any) -> dict[str, Any]:
+def _recipe(est: GlassBoxUMAP) -> dict[str, Any]:
     """Constructor parameters with synonyms resolved, without the ignored ones."""
     params = {k: v for k, v in est.get_params(deep=False).items() if k not in IGNORED_FOR_EQ}
     alias = canonical_name(params.pop("encoder_name"))

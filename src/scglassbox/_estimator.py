@@ -24,12 +24,12 @@ from torch import nn
 from . import _logging
 from ._callbacks import RestoreBestWeights, lightning_callback
 from ._checks import check_encoder, check_X
-from ._contributions import InputMap, Reduction, check_reduction, jacobian, stream_contributions
+from ._chunks import inference_cells
+from ._contributions import InputMap, jacobian, stream_contributions
 from ._equality import estimators_equal
 from ._fit import training_module
 from ._params import (
     DEFAULT_LR,
-    INFERENCE_BATCH,
     _batch,
     auto_batch_size,
     auto_epochs,
@@ -41,6 +41,7 @@ from ._persistence import from_block, to_block
 from ._storage import load_block, save_block
 from ._threads import torch_threads
 from ._training import UMAPModule, train
+from ._views import Reduction, check_reduction
 
 # With the names that tests and docs import from here since before the split into modules.
 __all__ = [
@@ -137,13 +138,17 @@ class GlassBoxUMAP(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         ``None``: about 1,000 optimiser steps (at least 10 and at most 500 epochs). The
         canonical name; umap-learn's ``n_epochs`` is the same setting.
     batch_size
-        Edges per training step, and cells per batch for inference. ``None``:
+        Edges per training step. ``None``:
         ``min(4 n, 30,000 - 2 n)`` edges clipped to [10,000, 20,000] (``n`` cells), so 10,000
         except around 5,000 cells, where a step encodes nearly every cell anyway and more edges
         cost little; on graphs where 10 epochs would be more than 1,000 such steps (from about
         50,000 cells) up to 20,000, as many as make 10 epochs about 1,000 steps (unless
         ``num_batches`` is set). On a CUDA GPU: 160,000 edges (all of them on smaller
-        graphs), as many steps. Inference then uses 10,000 cells per batch.
+        graphs), as many steps. As in the reference package, the same number is also the
+        cells per batch of inference (:meth:`transform`, :meth:`compute_contributions`,
+        :meth:`compute_jacobian`) when their own ``batch_size`` is ``None``; with
+        ``batch_size=None`` inference uses 10,000 cells per batch
+        (:attr:`inference_batch_size` says which).
     init
         Starting layout. ``"random"`` (default): the network's random initial weights, as
         before this option existed. ``"spectral"``, ``"tswspectral"``, ``"pca"`` or an array
@@ -227,6 +232,9 @@ extra_callbacks
         Training arithmetic actually used, ``"32"`` or ``"bf16"``.
     epochs_, batch_size_
         Epochs trained and edges per step actually used.
+    inference_batch_size
+        Cells per batch of inference when a call's ``batch_size`` is ``None``:
+        ``batch_size``, or 10,000 when that is ``None`` (set before ``fit`` too).
     best_epoch_
         With ``restore_best_weights``: the epoch whose weights were kept.
     """
@@ -500,13 +508,19 @@ extra_callbacks
         return self.input_map_.components
 
     @property
-    def _inference_batch(self) -> int:
-        return self.batch_size or INFERENCE_BATCH
+    def inference_batch_size(self) -> int:
+        """Cells per batch of inference when a call's ``batch_size`` is ``None``.
+
+        The estimator's ``batch_size`` (edges per training step; the reference package uses
+        the one number for both), or 10,000 when it is ``None``
+        (:func:`scglassbox._chunks.inference_cells`).
+        """
+        return inference_cells(self.batch_size)
 
     def _encode(self, z: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         out = np.empty((z.shape[0], self.n_components), dtype=np.float32)
         device = next(self.encoder_.parameters()).device
-        bs = batch_size or self._inference_batch
+        bs = batch_size or self.inference_batch_size
         with torch.no_grad():
             for start in range(0, z.shape[0], bs):
                 chunk = torch.from_numpy(np.ascontiguousarray(z[start : start + bs]))
@@ -522,7 +536,8 @@ extra_callbacks
             ``(n, n_features)``, as for :meth:`fit`; a DataFrame is aligned by column name.
             Images of the shape seen at fit, or their flattened rows.
         batch_size
-            Samples per encoder call (default ``self.batch_size``, or 10,000).
+            Samples per encoder call (default :attr:`inference_batch_size`: the estimator's
+            ``batch_size``, or 10,000).
 
         Returns
         -------
@@ -530,7 +545,7 @@ extra_callbacks
         """
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
-        bs = _batch(batch_size) or self._inference_batch
+        bs = _batch(batch_size) or self.inference_batch_size
         z = np.concatenate([z for _, _, z in self.input_map_.chunks(X, bs)])
         return self._encode(z, bs)
 
@@ -581,8 +596,9 @@ extra_callbacks
         X
             Samples ``(n, n_features)`` or images, as for :meth:`transform`.
         batch_size
-            Cells per batch (default ``self.batch_size``, or 10,000). Memory is streamed batch by
-            batch; only the requested output is allocated.
+            Cells per batch (default :attr:`inference_batch_size`: the estimator's
+            ``batch_size``, or 10,000). Memory is streamed batch by batch; only the requested
+            output is allocated.
         reduction
             ``None``: ``(n, n_components, n_features)``. ``"l2"``: the L2 norm over embedding
             dimensions, ``(n, n_features)``. ``"normed_l2"``: that, divided per cell by its sum.
@@ -599,7 +615,7 @@ extra_callbacks
         check_is_fitted(self)
         check_reduction(reduction)
         X, sample = check_X(self, X, reset=False, return_shape=True)
-        bs = _batch(batch_size) or self._inference_batch
+        bs = _batch(batch_size) or self.inference_batch_size
         n, d, f = X.shape[0], self.n_components, self.n_features_in_
         shape = (n, d, f) if reduction is None else (n, f)
         out = np.empty(shape, dtype=dtype)
@@ -625,10 +641,11 @@ extra_callbacks
         H, W)`` or ``(n, n_components, C, H, W)``. ``compute_contributions`` is this
         times ``X - mean_``. For ``encoder="mlp_norm"`` it is the Jacobian with the
         normalisation scales frozen (the attribution Jacobian), not the true gradient.
+        ``batch_size``: samples per batch, as for :meth:`compute_contributions`.
         """
         check_is_fitted(self)
         X, sample = check_X(self, X, reset=False, return_shape=True)
-        bs = _batch(batch_size) or self._inference_batch
+        bs = _batch(batch_size) or self.inference_batch_size
         out = np.empty((X.shape[0], self.n_components, self.n_features_in_), dtype=np.float32)
         device = next(self.encoder_.parameters()).device
         comps = self.input_map_.components

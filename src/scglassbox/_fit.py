@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -17,14 +17,14 @@ from torch import nn
 
 from . import _graph
 from ._checks import check_encoder
+from ._chunks import fit_input_cells
 from ._contributions import InputMap, column_mean
 from ._encoder import DEFAULT_ENCODER, ENCODERS, RegisteredEncoder, build_encoder
-from ._init import init_layout, regress_layout, umap_graph
+from ._initial_layout import init_layout, regress_layout
 from ._params import (
     AUTO_EPOCHS,
     AUTO_STEPS,
     GRAPH_OPTIONS,
-    INFERENCE_BATCH,
     _is_default,
     auto_batch_size,
     auto_epochs,
@@ -34,9 +34,12 @@ from ._params import (
 from ._sampling import alias_table
 from ._training import UMAPModule
 
+if TYPE_CHECKING:
+    from ._estimator import GlassBoxUMAP
+
 
 def training_module(
-    est: Any,
+    est: GlassBoxUMAP,
     X: np.ndarray | sparse.spmatrix,
     graph: object,
     projection: tuple[np.ndarray, np.ndarray | None] | None,
@@ -82,25 +85,16 @@ def training_module(
                 stacklevel=4,
             )
             n_neighbors = n - 1
-        if settings["custom_graph"]:
-            graph = umap_graph(
-                X,
-                n_neighbors,
-                metric=est.metric,
-                metric_kwds=est.metric_kwds,
-                random_state=est.random_state,
-                precomputed_knn=est.precomputed_knn,
-                force_approximation_algorithm=est.force_approximation_algorithm,
-                angular_rp_forest=est.angular_rp_forest,
-                low_memory=est.low_memory,
-                disconnection_distance=est.disconnection_distance,
-                set_op_mix_ratio=est.set_op_mix_ratio,
-                local_connectivity=est.local_connectivity,
-            )
-        else:
-            graph = _graph.fuzzy_graph(
-                X, n_neighbors=n_neighbors, metric=est.metric, random_state=est.random_state
-            )
+        # umap-learn's graph options (low_memory with them) only when one is set: see
+        # _graph.fuzzy_graph.
+        options = (
+            {k: getattr(est, k) for k in (*GRAPH_OPTIONS, "low_memory")}
+            if settings["custom_graph"]
+            else {}
+        )
+        graph = _graph.fuzzy_graph(
+            X, n_neighbors, metric=est.metric, random_state=est.random_state, **options
+        )
     else:
         if settings["custom_graph"]:
             changed = [k for k, v in GRAPH_OPTIONS.items() if not _is_default(getattr(est, k), v)]
@@ -145,7 +139,7 @@ def training_module(
     if inputs is not None and inputs.shape == (n, input_map.n_inputs) and projection is not None:
         features = inputs
     else:
-        features = input_map.inputs_of(X, max(est.batch_size or INFERENCE_BATCH, 4096))
+        features = input_map.inputs_of(X, fit_input_cells(est.batch_size))
     if not np.isfinite(features).all():
         raise ValueError("X's centred values overflow float32: rescale X.")
     if settings["a"] is None:

@@ -1,9 +1,15 @@
-"""The fuzzy kNN graph and the low-dimensional kernel, reusing umap-learn's own functions."""
+"""The fuzzy kNN graph and the low-dimensional kernel, reusing umap-learn's own functions.
+
+:func:`fuzzy_graph` builds the graph ``fit`` trains on (under umap-learn's graph options),
+:func:`check_graph` validates one passed in, and :func:`edge_list` turns either into the
+pruned edges that training samples.
+"""
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -55,39 +61,88 @@ def find_ab_params(spread: float, min_dist: float) -> tuple[float, float]:
 
 def fuzzy_graph(
     X: np.ndarray | sparse.spmatrix,
-    *,
     n_neighbors: int,
+    *,
     metric: str,
     random_state: int | None,
+    metric_kwds: dict[str, Any] | None = None,
+    precomputed_knn: tuple = (None, None, None),
+    force_approximation_algorithm: bool = False,
+    angular_rp_forest: bool = False,
+    low_memory: bool = True,
+    disconnection_distance: float | None = None,
+    set_op_mix_ratio: float = 1.0,
+    local_connectivity: float = 1.0,
 ) -> sparse.csr_matrix:
-    """Build UMAP's fuzzy simplicial set of ``X``.
+    """Build UMAP's fuzzy simplicial set of ``X``: the graph ``fit`` trains on.
 
-    Exact neighbours for small data, pynndescent otherwise; the fuzzy union is
-    umap-learn's ``fuzzy_simplicial_set``.
+    The one graph builder of the estimator. Neighbours are exact (scikit-learn) below
+    :data:`EXACT_KNN_BELOW` cells unless ``force_approximation_algorithm``, else pynndescent
+    through umap-learn's ``nearest_neighbors``, or ``precomputed_knn`` when given; the fuzzy
+    union is umap-learn's ``fuzzy_simplicial_set``. The keyword options are umap-learn's graph
+    options (the estimator's parameters of the same names), with umap-learn's defaults.
+
+    ``fit`` passes the estimator's graph options (:data:`scglassbox._params.GRAPH_OPTIONS`,
+    and ``low_memory`` with them) only when one of them differs from its default; otherwise
+    it leaves every option at its default here.
     """
     from umap.umap_ import fuzzy_simplicial_set, nearest_neighbors
 
     n = X.shape[0]
     rng = np.random.RandomState(random_state)
-    if n < EXACT_KNN_BELOW:
+    kwds = dict(metric_kwds or {})
+    knn_indices, knn_dists, _ = precomputed_knn
+    if knn_indices is not None:
+        knn_indices, knn_dists = np.asarray(knn_indices), np.asarray(knn_dists)
+        if (
+            knn_dists is None
+            or knn_indices.ndim != 2
+            or knn_indices.shape != knn_dists.shape
+            or knn_indices.shape[0] != n
+            or knn_indices.shape[1] < n_neighbors
+        ):
+            raise ValueError(
+                f"precomputed_knn must hold indices and distances of shape ({n}, >= "
+                f"{n_neighbors}), got {knn_indices.shape} and {np.shape(knn_dists)}."
+            )
+        knn_indices = knn_indices[:, :n_neighbors]
+        knn_dists = knn_dists[:, :n_neighbors]
+    elif n < EXACT_KNN_BELOW and not force_approximation_algorithm:
         from sklearn.neighbors import NearestNeighbors
 
-        nn = NearestNeighbors(n_neighbors=n_neighbors, metric=metric).fit(X)
-        knn_dists, knn_indices = nn.kneighbors(X)
-        knn_indices = knn_indices.astype(np.int32)
-        knn_dists = knn_dists.astype(np.float32)
+        nn_kwds = dict(kwds)
+        p = nn_kwds.pop("p") if metric == "minkowski" and "p" in nn_kwds else 2
+        nn_ = NearestNeighbors(
+            n_neighbors=n_neighbors, metric=metric, p=p, metric_params=nn_kwds or None
+        )
+        knn_dists, knn_indices = nn_.fit(X).kneighbors(X)
     else:
         knn_indices, knn_dists, _ = nearest_neighbors(
             X,
             n_neighbors,
             metric,
-            {},
-            False,
+            kwds,
+            angular_rp_forest,
             rng,
+            low_memory=low_memory,
             n_jobs=1 if random_state is not None else -1,
         )
+    knn_indices = np.array(knn_indices, dtype=np.int32)
+    knn_dists = np.array(knn_dists, dtype=np.float32)
+    if disconnection_distance is not None:
+        cut = knn_dists >= disconnection_distance
+        knn_indices[cut], knn_dists[cut] = -1, np.inf
     graph, _, _ = fuzzy_simplicial_set(
-        X, n_neighbors, rng, metric, knn_indices=knn_indices, knn_dists=knn_dists
+        X,
+        n_neighbors,
+        rng,
+        metric,
+        kwds,
+        knn_indices,
+        knn_dists,
+        angular_rp_forest,
+        set_op_mix_ratio,
+        local_connectivity,
     )
     return sparse.csr_matrix(graph)
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import inspect
 import numbers
 import warnings
-from typing import Any
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -19,6 +21,19 @@ from torch import nn
 
 from ._encoder import canonical_name, encoder_names
 from ._training import PRECISIONS
+from ._validation import (
+    InvalidParameterError,
+    check_dict,
+    check_flag,
+    check_int,
+    check_option,
+    check_real,
+    check_seed,
+    is_integer,
+)
+
+if TYPE_CHECKING:
+    from ._estimator import GlassBoxUMAP
 
 #: With ``epochs=None``: aim for this many optimiser steps, within the epoch bounds below.
 AUTO_STEPS = 1000
@@ -35,8 +50,7 @@ GPU_BATCH = 160_000
 #: On a CUDA GPU, with the built-in encoders and no ``encoder_kwargs['hidden']``: the hidden
 #: widths (16x the CPU default's weights; cheap on a GPU, measured in docs/performance.md).
 GPU_HIDDEN = (512, 512, 512, 512)
-#: Cells per chunk of ``transform`` and ``compute_contributions`` with ``batch_size=None``.
-INFERENCE_BATCH = 10_000
+# Cells per chunk outside training (``batch_size`` is edges per step): see _chunks.py.
 
 #: The default of ``lr``: Adam's step size on the network's weights.
 DEFAULT_LR = 3e-3
@@ -253,111 +267,140 @@ def auto_epochs(n_edges: int, batch_size: int) -> int:
     return int(min(hi, max(lo, round(AUTO_STEPS / steps_per_epoch))))
 
 
-def check_params(est: Any) -> dict[str, Any]:
+def _init(value: object, name: str) -> None:
+    ok = value in INITS if isinstance(value, str) else np.ndim(value) == 2
+    if not ok:
+        raise InvalidParameterError(
+            f"{name} must be one of {INITS} or an array (n_samples, n_components), got {value!r}."
+        )
+
+
+def _n_jobs(value: object, name: str) -> None:
+    # joblib's convention: -1 is every core; 0 and other negatives mean nothing here.
+    if value is not None and not (is_integer(value) and (value == -1 or value >= 1)):
+        raise InvalidParameterError(f"{name} must be an integer >= 1, -1 or None, got {value!r}.")
+
+
+def _metric(value: object, name: str) -> None:
+    if not isinstance(value, str):
+        raise InvalidParameterError(f"{name} must be a string, got {value!r}.")
+
+
+def _knn(value: object, name: str) -> None:
+    if not (isinstance(value, tuple | list) and len(value) == 3):
+        raise InvalidParameterError(
+            f"{name} must be (knn_indices, knn_dists, knn_search_index), got {value!r}."
+        )
+
+
+def _callbacks(value: object, name: str) -> None:
+    if value is not None and not isinstance(value, list | tuple):
+        raise InvalidParameterError(f"{name} must be a list of Lightning callbacks or None.")
+
+
+_count = partial(check_int, min=1)
+_count_or_none = partial(check_int, min=1, optional=True)
+_positive = partial(check_real, min=0, include_min=False)
+_positive_or_none = partial(check_real, min=0, include_min=False, optional=True)
+_non_negative = partial(check_real, min=0)
+
+#: The rules on one parameter each, ``name: check(value, name)``, as scikit-learn's
+#: ``_parameter_constraints`` (whose ranges accept ``True`` as 1); the rules that relate
+#: parameters are in :func:`check_params`.
+PARAM_CHECKS: dict[str, Callable[[object, str], object]] = {
+    "n_neighbors": partial(check_int, min=2),
+    "n_components": _count,
+    "negative_sample_rate": _count,
+    "pca_components": _count_or_none,
+    "epochs": _count_or_none,
+    "n_epochs": _count_or_none,
+    "batch_size": _count_or_none,
+    "num_batches": _count_or_none,
+    "num_workers": partial(check_int, min=0),
+    "n_jobs": _n_jobs,
+    "min_dist": _non_negative,
+    "spread": _positive,
+    "repulsion_strength": _non_negative,
+    "lr": _positive,
+    "learning_rate": _positive_or_none,
+    "a": _positive_or_none,
+    "b": _positive_or_none,
+    "set_op_mix_ratio": partial(check_real, min=0, max=1),
+    "local_connectivity": _positive,
+    "transform_queue_size": _positive,
+    "disconnection_distance": _positive_or_none,
+    "dens_lambda": _non_negative,
+    "dens_frac": _non_negative,
+    "dens_var_shift": _non_negative,
+    "low_memory": check_flag,
+    "angular_rp_forest": check_flag,
+    "force_approximation_algorithm": check_flag,
+    "unique": check_flag,
+    "densmap": check_flag,
+    "output_dens": check_flag,
+    "quiet": check_flag,
+    "restore_best_weights": check_flag,
+    "verbose": partial(check_flag, optional=True),
+    "encoder_kwargs": check_dict,
+    "trainer_kwargs": check_dict,
+    "metric_kwds": check_dict,
+    "tqdm_kwds": check_dict,
+    "random_state": check_seed,
+    "transform_seed": check_seed,
+    "precision": partial(check_option, options=PRECISIONS),
+    "metric": _metric,
+    "init": _init,
+    "precomputed_knn": _knn,
+    "extra_callbacks": _callbacks,
+}
+
+
+def check_params(est: GlassBoxUMAP) -> dict[str, Any]:
     """Check every parameter of ``est`` (a ``GlassBoxUMAP``); return the settings of a fit.
 
     Each error names the parameter the user passed. The returned dict holds the values
     a fit uses once synonyms are resolved: ``epochs``, ``lr``, ``encoder``, ``quiet``,
     ``a``, ``b``, ``accelerator``, ``devices``, ``threads`` and ``custom_graph``.
+
+    Each parameter is checked by its rule in :data:`PARAM_CHECKS` (with the helpers of
+    :mod:`scglassbox._validation`, not scikit-learn's ``_parameter_constraints``, whose
+    ``Interval`` takes ``True`` for 1 and whose ``"random_state"`` takes a ``RandomState``),
+    then how the parameters fit together.
     """
+    for name, check in PARAM_CHECKS.items():
+        check(getattr(est, name), name)
+    _check_combinations(est)
+    settings = {
+        "epochs": _same("epochs", est.epochs, "n_epochs", est.n_epochs, None),
+        "lr": _lr(est),
+        "encoder": _encoder(est),
+        "quiet": _quiet(est),
+        "a": None if est.a is None else float(est.a),
+        "b": None if est.b is None else float(est.b),
+    }
+    accelerator, devices = _device(est)
+    check_device(accelerator)
+    custom_graph = any(not _is_default(getattr(est, k), v) for k, v in GRAPH_OPTIONS.items())
+    n_jobs = est.n_jobs
+    return {
+        **settings,
+        "accelerator": accelerator,
+        "devices": devices,
+        "threads": None if n_jobs is None or n_jobs == -1 else int(n_jobs),
+        "custom_graph": custom_graph or bool(est.metric_kwds),
+    }
 
-    def integer(name: str, minimum: int = 1, optional: bool = False) -> None:
-        v = getattr(est, name)
-        if optional and v is None:
-            return
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < minimum:
-            raise ValueError(f"{name} must be an integer >= {minimum}, got {v!r}.")
 
-    def real(name: str, allow_zero: bool = False, optional: bool = False) -> None:
-        v = getattr(est, name)
-        if optional and v is None:
-            return
-        ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v)
-        if not ok or v < 0 or (v == 0 and not allow_zero):
-            bound = ">= 0" if allow_zero else "> 0"
-            raise ValueError(f"{name} must be a finite number {bound}, got {v!r}.")
-
-    def flag(name: str, optional: bool = False) -> None:
-        v = getattr(est, name)
-        if not (isinstance(v, (bool, np.bool_)) or (optional and v is None)):
-            raise ValueError(f"{name} must be True or False, got {v!r}.")
-
-    def mapping(name: str) -> None:
-        v = getattr(est, name)
-        if v is not None and not isinstance(v, dict):
-            raise ValueError(f"{name} must be a dict or None, got {type(v).__name__}.")
-
-    integer("n_neighbors", 2)
-    integer("n_components", 1)
-    integer("negative_sample_rate", 1)
-    integer("pca_components", 1, optional=True)
-    integer("epochs", 1, optional=True)
-    integer("n_epochs", 1, optional=True)
-    integer("batch_size", 1, optional=True)
-    integer("num_batches", 1, optional=True)
-    integer("num_workers", 0)
-    real("min_dist", allow_zero=True)
-    real("spread")
-    real("repulsion_strength", allow_zero=True)
-    real("lr")
-    real("learning_rate", optional=True)
-    real("a", optional=True)
-    real("b", optional=True)
-    real("set_op_mix_ratio", allow_zero=True)
-    real("local_connectivity")
-    real("transform_queue_size")
-    real("disconnection_distance", optional=True)
-    real("dens_lambda", allow_zero=True)
-    real("dens_frac", allow_zero=True)
-    real("dens_var_shift", allow_zero=True)
-    for name in ("low_memory", "angular_rp_forest", "force_approximation_algorithm"):
-        flag(name)
-    for name in ("unique", "densmap", "output_dens", "quiet", "restore_best_weights"):
-        flag(name)
-    flag("verbose", optional=True)
-    for name in ("encoder_kwargs", "trainer_kwargs", "metric_kwds", "tqdm_kwds"):
-        mapping(name)
-    if est.set_op_mix_ratio > 1:
-        raise ValueError(f"set_op_mix_ratio must be in [0, 1], got {est.set_op_mix_ratio}.")
+def _check_combinations(est: GlassBoxUMAP) -> None:
+    """The rules that relate parameters, and umap-learn's options left unimplemented."""
     if est.min_dist > est.spread:
         raise ValueError(f"min_dist ({est.min_dist}) must not exceed spread ({est.spread}).")
     if (est.a is None) != (est.b is None):
         raise ValueError("a and b set the curve q = 1 / (1 + a d^(2b)) together: pass both.")
-    for name in ("random_state", "transform_seed"):
-        v = getattr(est, name)
-        # numpy and scikit-learn take seeds in [0, 2**32); one rule on every path.
-        if v is not None and (
-            isinstance(v, bool) or not isinstance(v, numbers.Integral) or not 0 <= v < 2**32
-        ):
-            raise ValueError(f"{name} must be None or an int in [0, 2**32 - 1], got {v!r}.")
     for name, (default, why) in UNSUPPORTED.items():
         v = getattr(est, name)
         if not (v is default or (isinstance(v, (str, numbers.Number)) and v == default)):
             raise ValueError(f"{name}={v!r} is not supported: {why}.")
-    if est.precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {est.precision!r}.")
-    if not isinstance(est.metric, str):
-        raise ValueError(f"metric must be a string, got {est.metric!r}.")
-    if not isinstance(est.init, str) and np.ndim(est.init) != 2:
-        raise ValueError(
-            f"init must be one of {INITS} or an array (n_samples, n_components), got {est.init!r}."
-        )
-    if isinstance(est.init, str) and est.init not in INITS:
-        raise ValueError(f"init must be one of {INITS} or an array, got {est.init!r}.")
-    if est.n_jobs is not None and (
-        isinstance(est.n_jobs, bool)
-        or not isinstance(est.n_jobs, numbers.Integral)
-        or est.n_jobs == 0
-        or est.n_jobs < -1
-    ):
-        raise ValueError(f"n_jobs must be a positive int, -1 or None, got {est.n_jobs!r}.")
-    knn = est.precomputed_knn
-    if not (isinstance(knn, tuple | list) and len(knn) == 3):
-        raise ValueError(
-            f"precomputed_knn must be (knn_indices, knn_dists, knn_search_index), got {knn!r}."
-        )
-    if est.extra_callbacks is not None and not isinstance(est.extra_callbacks, list | tuple):
-        raise ValueError("extra_callbacks must be a list of Lightning callbacks or None.")
     owned = sorted(set(est.trainer_kwargs or {}) & set(OWNED_TRAINER_KWARGS))
     if owned:
         use = sorted({OWNED_TRAINER_KWARGS[k] for k in owned})
@@ -366,7 +409,9 @@ def check_params(est: Any) -> dict[str, Any]:
             f"records what it used; use its parameter(s) {use} instead."
         )
 
-    epochs = _same("epochs", est.epochs, "n_epochs", est.n_epochs, None)
+
+def _lr(est: GlassBoxUMAP) -> float:
+    """``lr`` or its synonym ``learning_rate``; warn at umap-learn's SGD step sizes."""
     lr = _same("lr", est.lr, "learning_rate", est.learning_rate, DEFAULT_LR)
     if lr > LR_WARN_ABOVE:
         name = "learning_rate" if est.learning_rate is not None else "lr"
@@ -375,8 +420,13 @@ def check_params(est: Any) -> dict[str, Any]:
             f"{DEFAULT_LR}), not umap-learn's SGD step size on coordinates (1.0); "
             f"values above {LR_WARN_ABOVE} usually make training diverge.",
             UserWarning,
-            stacklevel=4,
+            stacklevel=5,  # the caller of fit: _lr, check_params, _check_params, fit
         )
+    return float(lr)
+
+
+def _encoder(est: GlassBoxUMAP) -> str | nn.Module:
+    """``encoder`` or its synonym ``encoder_name``: a registered name or a module."""
     # encoder_name (the reference's name) defaults to "default" as there: it counts when set
     # to anything else. Aliases ("default_conv") are compared by their canonical name.
     alias = canonical_name(est.encoder_name)
@@ -391,6 +441,11 @@ def check_params(est: Any) -> dict[str, Any]:
             f"{name} must be one of {names}, a name registered with gb.register_encoder, or a "
             f"torch.nn.Module; got {encoder!r}."
         )
+    return encoder
+
+
+def _quiet(est: GlassBoxUMAP) -> bool:
+    """``quiet``, or ``not verbose`` (umap-learn's name) when given; ``tqdm_kwds`` may disable."""
     quiet = est.quiet
     if est.verbose is not None:
         if est.verbose and est.quiet:
@@ -398,28 +453,16 @@ def check_params(est: Any) -> dict[str, Any]:
         quiet = not est.verbose
     if (est.tqdm_kwds or {}).get("disable") is True:
         quiet = True
-    accelerator, devices = est.accelerator, est.devices
+    return bool(quiet)
+
+
+def _device(est: GlassBoxUMAP) -> tuple[object, object]:
+    """``accelerator`` and ``devices``, or the device of ``.to(device)`` before fit."""
     device = getattr(est, "_device", None)
-    if device is not None:  # .to(device) before fit, as in the reference package
-        accelerator = {"cuda": "gpu"}.get(device.type, device.type)
-        devices = [device.index] if device.index is not None else 1
-    check_device(accelerator)
-    custom_graph = any(
-        not _is_default(getattr(est, k), v) for k, v in GRAPH_OPTIONS.items()
-    ) or bool(est.metric_kwds)
-    n_jobs = est.n_jobs
-    return {
-        "epochs": epochs,
-        "lr": float(lr),
-        "encoder": encoder,
-        "quiet": bool(quiet),
-        "a": None if est.a is None else float(est.a),
-        "b": None if est.b is None else float(est.b),
-        "accelerator": accelerator,
-        "devices": devices,
-        "threads": None if n_jobs is None or n_jobs == -1 else int(n_jobs),
-        "custom_graph": custom_graph,
-    }
+    if device is None:
+        return est.accelerator, est.devices
+    accelerator = {"cuda": "gpu"}.get(device.type, device.type)  # as the reference package
+    return accelerator, [device.index] if device.index is not None else 1
 
 
 def _defaults(cls: type) -> dict[str, Any]:
@@ -454,18 +497,10 @@ def _same(name: str, value: object, alias: str, alias_value: object, default: ob
 
 
 def _batch(batch_size: object) -> int | None:
-    if batch_size is None:
-        return None
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, numbers.Integral)
-        or batch_size < 1
-    ):
-        raise ValueError(f"batch_size must be an integer >= 1 or None, got {batch_size!r}.")
-    return int(batch_size)
+    """``batch_size`` of ``transform`` and the like: ``None`` or an integer >= 1."""
+    return check_int(batch_size, "batch_size", min=1, optional=True)
 
 
 def _positive_float(v: object, name: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v) or v <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {v!r}.")
-    return float(v)
+    """A stored ``a`` or ``b``: a finite number > 0."""
+    return check_real(v, name, min=0, include_min=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from torch import nn
@@ -41,8 +41,11 @@ from ._storage import (
     uns_safe_kwargs,
 )
 
+if TYPE_CHECKING:
+    from ._estimator import GlassBoxUMAP
 
-def to_block(est: Any) -> dict:
+
+def to_block(est: GlassBoxUMAP) -> dict:
     """The model block of a fitted ``GlassBoxUMAP`` (see its ``to_dict``)."""
     arch = getattr(est.encoder_, "architecture", None)
     if arch is None:

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ._encoder import CONV_ENCODERS, ENCODERS, build_encoder, registered_encoders
+from ._validation import check_int
 
 FORMAT_VERSION = 1
 LIBRARY = "scglassbox"
@@ -47,12 +48,7 @@ def state_dict_to_numpy(module: nn.Module) -> dict[str, np.ndarray]:
 
 
 def _positive_int(value: object, field: str, minimum: int = 1) -> int:
-    value = _scalar(value)
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ModelFormatError(
-            f"model field {field} must be an integer >= {minimum}, got {value!r}."
-        )
-    return int(value)
+    return check_int(_scalar(value), f"model field {field}", min=minimum, error=ModelFormatError)
 
 
 def _scalar(v: object) -> object:
@@ -234,9 +230,8 @@ def check_block(block: object) -> dict:
         raise ModelFormatError(f"not a scglassbox model (library={lib!r}).")
     if "format_version" not in block:
         raise ModelFormatError("model is missing 'format_version'.")
-    version = _scalar(block["format_version"])
-    if isinstance(version, bool) or not isinstance(version, numbers.Integral):
-        raise ModelFormatError(f"model field 'format_version' must be an integer, got {version!r}.")
+    name = "model field 'format_version'"
+    version = check_int(_scalar(block["format_version"]), name, error=ModelFormatError)
     if version != FORMAT_VERSION:
         raise ModelFormatError(
             f"model format version {version} is not supported (this scglassbox reads "

@@ -201,25 +201,26 @@ def check_input(
     use_rep: str | None = None,
     batch_key: str | None = None,
 ) -> None:
-    """Options that refer to the data: checked before the fit."""
-    if batch_key is not None and batch_key not in adata.obs.columns:
-        raise CLIError(f"--batch-key {batch_key!r} is not an obs column of the input.", EXIT_USAGE)
-    if use_rep not in (None, "X") and use_rep not in adata.obsm:
-        raise CLIError(
-            f"--use-rep {use_rep!r} is not in the input's obsm (keys: {list(adata.obsm)}).",
-            EXIT_USAGE,
-        )
-    if groupby is not None and groupby not in adata.obs.columns:
-        raise CLIError(f"--groupby {groupby!r} is not an obs column of the input.", EXIT_USAGE)
-    if layer is not None and layer not in adata.layers:
-        raise CLIError(
-            f"--layer {layer!r} is not a layer of the input (layers: {list(adata.layers)}).",
-            EXIT_USAGE,
-        )
-    if use_raw and adata.raw is None:
-        raise CLIError("--use-raw: the input has no .raw.", EXIT_USAGE)
-    if use_raw and layer is not None:
-        raise CLIError("--use-raw and --layer exclude each other.", EXIT_USAGE)
+    """Options that refer to the data: checked before the fit, by the checks the fit runs."""
+    from .get import _access as acc
+    from .get._batch import batch_codes
+
+    def refuse_unless(flag: str, check: Callable[[], object]) -> None:
+        try:
+            check()
+        except (KeyError, ValueError) as e:
+            reason = e.args[0] if e.args else e  # a KeyError's str() is the repr of its text
+            raise CLIError(f"{flag}: {reason}", EXIT_USAGE) from e
+
+    if batch_key is not None:
+        refuse_unless("--batch-key", lambda: batch_codes(adata, batch_key))
+    if use_rep not in (None, "X"):
+        refuse_unless("--use-rep", lambda: acc.rep_array(adata, use_rep))
+    if groupby is not None:
+        refuse_unless("--groupby", lambda: acc.categorical(adata, groupby))
+    if layer is not None or use_raw:  # not X, the default: with --use-rep it may go unread
+        flag = "--use-raw" if use_raw else "--layer"
+        refuse_unless(flag, lambda: acc.source_matrix(adata, acc.source_name(layer, use_raw)))
 
 
 def run(
@@ -412,16 +413,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     from . import _keys
+    from ._validation import check_int, check_seed
 
     # Everything that can be checked without the data, before reading it.
     try:
         key = _keys.check_key_added(args.key_added, name="--key-added")
+        if args.epochs is not None:
+            check_int(args.epochs, "--epochs", min=1)
+        check_seed(args.seed, "--seed", optional=False)
     except ValueError as e:
         raise CLIError(str(e), EXIT_USAGE) from e
-    if args.epochs is not None and args.epochs < 1:
-        raise CLIError(f"--epochs must be >= 1, got {args.epochs}.", EXIT_USAGE)
-    if not 0 <= args.seed < 2**32:
-        raise CLIError(f"--seed must be in [0, 2**32 - 1], got {args.seed}.", EXIT_USAGE)
     if args.command == "demo":
         out = args.outdir / "pbmc68k_glassbox.h5ad"
         groupby = args.groupby or "bulk_labels"

@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from ._validation import check_int
+
 
 def synthetic_scrna(
     n_obs: int = 5000,
@@ -59,8 +61,7 @@ def synthetic_scrna(
     """
     if n_vars < n_types * n_markers:
         raise ValueError(f"n_vars ({n_vars}) must be >= n_types * n_markers.")
-    if isinstance(n_batches, bool) or not isinstance(n_batches, int) or n_batches < 1:
-        raise ValueError(f"n_batches must be an integer >= 1, got {n_batches!r}.")
+    n_batches = check_int(n_batches, "n_batches", min=1)
     if not 0.0 <= batch_share <= 1.0 or not batch_effect >= 0.0:
         raise ValueError("batch_share must lie in [0, 1] and batch_effect must be >= 0.")
     rng = np.random.default_rng(seed)

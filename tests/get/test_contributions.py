@@ -70,12 +70,35 @@ def test_subsets_in_the_order_asked(fits):
         gb.get.contributions(a, obs=names), full[[31, 4]], rtol=1e-6, atol=1e-7
     )
     mask = np.arange(a.n_obs) % 5 == 0
-    l2 = gb.get.contributions(a, obs=mask, reduction="l2")
+    l2 = gb.get.contributions(a, obs=mask, view="l2")
     np.testing.assert_allclose(l2, np.sqrt((full[mask] ** 2).sum(1)), rtol=1e-5, atol=1e-7)
-    normed = gb.get.contributions(a, genes=genes, reduction="normed_l2")
+    normed = gb.get.contributions(a, genes=genes, view="normed_l2")
     ref = np.sqrt((full**2).sum(1))
     ref = ref / ref.sum(1, keepdims=True)
     np.testing.assert_allclose(normed, ref[:, [9, 2, 40]], rtol=1e-5, atol=1e-7)
+    # The L2 views reduce over the selected dims only; 'dimK' is one dimension, signed.
+    one = gb.get.contributions(a, obs=mask, dims=[1], view="l2")
+    np.testing.assert_allclose(one, np.abs(full[mask][:, 1]), rtol=1e-5, atol=1e-7)
+    signed = gb.get.contributions(a, genes=genes, view="dim2")
+    np.testing.assert_allclose(signed, full[:, 1][:, [9, 2, 40]], rtol=1e-6, atol=1e-7)
+    blocks = [b for _, b in gb.get.iter_contributions(a, view="dim1", chunk_size=300)]
+    # Chunks of another size round differently in float32's last bits.
+    tol = 2e-6 * np.abs(full).max()
+    np.testing.assert_allclose(np.concatenate(blocks), full[:, 0], atol=tol)
+
+
+def test_reduction_is_the_old_name_of_view(fits):
+    a = fits["full"]
+    with pytest.warns(FutureWarning, match="reduction= is deprecated.*view="):
+        old = gb.get.contributions(a, reduction="normed_l2")
+    np.testing.assert_array_equal(old, gb.get.contributions(a, view="normed_l2"))
+    with pytest.warns(FutureWarning, match="reduction= is deprecated"):
+        blocks = list(gb.get.iter_contributions(a, reduction="l2"))
+    np.testing.assert_array_equal(
+        np.concatenate([b for _, b in blocks]), gb.get.contributions(a, view="l2")
+    )
+    with pytest.raises(ValueError, match="pass only view="):
+        gb.get.contributions(a, reduction="l2", view="l2")
 
 
 @pytest.mark.parametrize(
@@ -83,7 +106,9 @@ def test_subsets_in_the_order_asked(fits):
     [
         ({"genes": ["NOT_A_GENE"]}, KeyError, "not among"),
         ({"dims": 2}, ValueError, "dims must be"),
-        ({"reduction": "l1"}, ValueError, "reduction must be"),
+        ({"view": "l1"}, ValueError, "view must be"),
+        ({"view": "dim3"}, ValueError, "view must be 'l2', 'normed_l2' or one of 'dim1', 'dim2'"),
+        ({"view": "dim1", "dims": 0}, ValueError, "names one dimension already"),
         ({"obs": ["nope"]}, KeyError, "not in adata.obs_names"),
         ({"obs": np.ones(3, bool)}, ValueError, "length n_obs"),
         ({"key": "other"}, KeyError, "key_added='other'"),
@@ -99,7 +124,7 @@ def test_refuses_what_cannot_fit_and_changes_nothing(fits, monkeypatch):
     a = fits["none"].copy()
     before = sorted(a.obsm), sorted(a.uns), a.obsm[f"X_{KEY}"].copy()
     monkeypatch.setattr(_memory, "available_bytes", lambda: 10_000)
-    with pytest.raises(MemoryError, match="reduction='l2'"):
+    with pytest.raises(MemoryError, match="view='l2'"):
         gb.get.contributions(a)
     with pytest.raises(MemoryError, match="contributions='none'"):
         gb.tl.glassbox_umap(a, epochs=2, contributions="full", quiet=True)

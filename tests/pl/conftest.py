@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scglassbox.tl._results import write_results
+
 BASELINE_DIR = Path(__file__).parent / "baseline"
 #: RMS difference (0-255 scale) accepted by the image comparisons: text rendering and
 #: anti-aliasing vary a little between machines; a changed plot differs by far more.
@@ -54,17 +56,15 @@ def make_linear_gb(key: str = "glassbox_umap"):
     W = np.linalg.solve(Xc.T @ Xc + 200.0 * np.eye(Xc.shape[1]), Xc.T @ Y)  # (genes, 2)
     contrib = (Xc[:, None, :] * W.T[None, :, :]).astype(np.float32)  # (n, 2, genes)
     emb = contrib.sum(axis=2, dtype=np.float64).astype(np.float32)
-    varm = np.zeros((adata.n_vars, 2), dtype=np.float32)
-    varm[hvg] = np.abs(contrib).mean(axis=0).T
-    adata.obsm[f"X_{key}"] = emb
-    adata.obsm[f"{key}_contributions"] = contrib
-    adata.varm[f"{key}_contributions"] = varm
     epochs = np.arange(30)
-    adata.uns[key] = {
+    uns = {
         "params": {"n_components": 2, "epochs": 30, "random_state": 0, "source": "X"},
         "var_names": np.asarray(adata.var_names[hvg]).astype(str),
         "loss_history": 1.5 + 3.0 * np.exp(-epochs / 4.0) + 0.05 * np.cos(epochs),
     }
+    # The package's own writer places everything, so the layout cannot drift from a fit's.
+    summary = np.abs(contrib).mean(axis=0).T
+    write_results(adata, key, emb=emb, contrib=contrib, summary=summary, uns=uns)
     return adata
 
 

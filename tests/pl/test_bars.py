@@ -5,7 +5,7 @@ from matplotlib.patches import Rectangle
 import scglassbox as gb
 from scglassbox import pl
 from scglassbox.get import gene_importance_df
-from scglassbox.pl import _views as v
+from scglassbox.pl import _read as v
 
 
 def bars_of(ax):
@@ -93,10 +93,21 @@ def test_ranking(pbmc_gb):
     names = list(v.gene_names(pbmc_gb, "glassbox_umap"))
     g = bars_of(axs[0])[0][0]
     assert bars_of(axs[0])[1][0] == pytest.approx(np.abs(c[:, 0, names.index(g)]).mean(), 1e-4)
-    ax = pl.ranking(pbmc_gb, dimensions=2, n_genes=3, show=False)
+    ax = pl.ranking(pbmc_gb, dims=1, n_genes=3, show=False)
     assert ax.get_title() == "dim 2"
-    with pytest.raises(ValueError, match="out of range"):
+    with pytest.raises(ValueError, match=r"dims must be integers in \[0, 2\)"):
+        pl.ranking(pbmc_gb, dims=[2], show=False)
+
+
+def test_ranking_old_dimensions_name(pbmc_gb):
+    """``dimensions=`` (1-based) still works for one release, with a FutureWarning."""
+    with pytest.warns(FutureWarning, match="dimensions= is deprecated.*dims="):
+        ax = pl.ranking(pbmc_gb, dimensions=2, n_genes=3, show=False)
+    assert ax.get_title() == "dim 2"
+    with pytest.warns(FutureWarning), pytest.raises(ValueError, match="dimensions - 1"):
         pl.ranking(pbmc_gb, dimensions=[3], show=False)
+    with pytest.raises(ValueError, match="pass only dims="):
+        pl.ranking(pbmc_gb, dimensions=1, dims=0, show=False)
 
 
 def test_loss(pbmc_gb):

@@ -4,7 +4,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from scglassbox import pl
-from scglassbox.pl import _views as v
+from scglassbox.pl import _read as v
 from scglassbox.pl._embedding import top_feature_labels
 
 

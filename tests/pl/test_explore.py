@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from scglassbox import pl
-from scglassbox.pl import _views as v
+from scglassbox.pl import _read as v
 
 bokeh = pytest.importorskip(
     "bokeh", reason="bokeh is not installed: pip install 'scglassbox[interactive]'"

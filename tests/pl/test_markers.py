@@ -5,7 +5,7 @@ from matplotlib.patches import Rectangle
 
 import scglassbox as gb
 from scglassbox import pl
-from scglassbox.pl import _views as v
+from scglassbox.pl import _read as v
 from scglassbox.pl._markers import marker_overlap
 
 

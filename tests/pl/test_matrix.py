@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from scglassbox import pl
-from scglassbox.pl import _views as v
+from scglassbox.pl import _read as v
 
 
 def group_means(adata, view, groupby="bulk_labels"):

@@ -274,8 +274,9 @@ def test_explorer_reads_genes_and_batch_features(bbknn_fit):
         values[:, 0], np.ravel(gene.toarray() if hasattr(gene, "toarray") else gene)
     )
     np.testing.assert_array_equal(values[:, 1], (adata.obs["batch"].iloc[cells] == "batch_1"))
-    lay = gb.pl.explore(adata, groupby="cell_type", genes=[str(names[cols[0]])])
-    assert lay is not None
+    lay = gb.pl.explore(adata, groupby="cell_type", genes=[str(names[cols[0]])], show=False)
+    feature = next(m for m in lay.references() if m.name == "feature")
+    assert str(names[cols[0]]) in feature.completions  # the batch term asked for is sent
 
 
 def test_ensemble_ranks_the_batch_features(bbknn_fit):

@@ -15,6 +15,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from .. import _keys
+from .._chunks import READ_CELLS
 
 MASK_DEFAULT = _keys.Default("'highly_variable' when that var column exists, else all genes")
 
@@ -324,7 +325,7 @@ class ColumnView:
     def __getitem__(self, index: slice) -> np.ndarray | sparse.csr_matrix:
         return self.rows(index)
 
-    def materialise(self, chunk: int = 65_536) -> np.ndarray | sparse.csr_matrix:
+    def materialise(self, chunk: int = READ_CELLS) -> np.ndarray | sparse.csr_matrix:
         """The whole view in memory (CSR for sparse input), read ``chunk`` rows at a time."""
         if self.present.all() and (isinstance(self.X, np.ndarray) or sparse.issparse(self.X)):
             # In memory: one indexing keeps the input's memory order (and so results bitwise).
@@ -432,7 +433,7 @@ class Reconstruction:
     def __getitem__(self, index: slice) -> np.ndarray:
         return self.rows(index)
 
-    def materialise(self, chunk: int = 65_536) -> np.ndarray:
+    def materialise(self, chunk: int = READ_CELLS) -> np.ndarray:
         """All rows in memory (dense: ``n_obs x n_genes`` float32)."""
         return self.rows(slice(None))
 

@@ -9,20 +9,26 @@ chunk of cells at a time.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from anndata import AnnData
 
 from .. import _keys
-from .._contributions import REDUCTIONS, Reduction, chunk_rows, l2_view, parse_view
+from .._chunks import ACCESS_CELLS, cells_per_chunk
 from .._docs import doc_params
 from .._memory import check_fits
+from .._validation import check_int
+from .._views import View, check_dims, parse_view, renamed
 from . import _access as acc
 
-#: Most cells per chunk when contributions are read or recomputed; fewer when a chunk's
-#: float64 buffer would exceed :data:`~scglassbox._contributions.CHUNK_BYTES` (many genes).
-CHUNK_CELLS = 8_192
+if TYPE_CHECKING:
+    from .._estimator import GlassBoxUMAP
+
+#: Most cells per chunk when contributions are read or recomputed (fewer for many genes): the
+#: access layer's cap :data:`scglassbox._chunks.ACCESS_CELLS`, under the name that code here
+#: and in ``pl`` reads at call time (so a test can lower it).
+CHUNK_CELLS = ACCESS_CELLS
 
 
 def stored(adata: AnnData, key: str) -> object | None:
@@ -31,20 +37,16 @@ def stored(adata: AnnData, key: str) -> object | None:
 
 
 def _check_selection(
-    adata: AnnData, key: str, dims: object, reduction: object
-) -> tuple[np.ndarray, list[int]]:
+    adata: AnnData, key: str, dims: object, view: object
+) -> tuple[np.ndarray, list[int], View | None]:
+    """Gene names, 0-based dimensions and the parsed view (``None``: unreduced)."""
     acc.key_info(adata, key)
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}.")
     n_dims = acc.embedding(adata, key).shape[1]
-    if dims is None:
-        dim_list = list(range(n_dims))
-    else:
-        dim_list = [dims] if np.ndim(dims) == 0 else list(np.asarray(dims).ravel())
-        for d in dim_list:
-            if isinstance(d, bool) or not isinstance(d, int | np.integer) or not 0 <= d < n_dims:
-                raise ValueError(f"dims must be integers in [0, {n_dims}), got {dims!r}.")
-    return acc.gene_names(adata, key), [int(d) for d in dim_list]
+    parsed = None if view is None else parse_view(view, n_dims)
+    if parsed is not None and parsed.signed and dims is not None:
+        raise ValueError(f"view={view!r} names one dimension already: pass view= or dims=.")
+    dim_list = [parsed.dim] if parsed is not None and parsed.signed else check_dims(dims, n_dims)
+    return acc.gene_names(adata, key), dim_list, parsed
 
 
 def _model_source(adata: AnnData, key: str):
@@ -74,9 +76,10 @@ def iter_contributions(
     obs: object = None,
     genes: str | Sequence[str] | None = None,
     dims: int | Sequence[int] | None = None,
-    reduction: Reduction = None,
+    view: str | None = None,
     chunk_size: int | None = None,
     device: str | None = None,
+    reduction: str | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Per-cell contributions chunk by chunk of cells: memory holds one chunk at a time.
 
@@ -84,16 +87,17 @@ def iter_contributions(
     ----------
     {adata}
     {key}
-    obs, genes, dims, reduction, chunk_size, device
+    obs, genes, dims, view, chunk_size, device, reduction
         As for :func:`contributions`.
 
     Returns
     -------
     An iterator of ``(positions, block)`` over the selected cells, in the order asked for.
     ``block`` is float32 (float64 when recomputed with a PCA input map):
-    ``(b, n_dims, n_genes)`` without a reduction, ``(b, n_genes)`` with one. Reductions run
+    ``(b, n_dims, n_genes)`` without a view, ``(b, n_genes)`` with one. The L2 views run
     over the selected ``dims``; ``'normed_l2'`` is normalised by the sum over *all* genes.
-    A cache is read as stored; the model recomputes on ``device``.
+    A cache is read as stored; the model recomputes on ``device``. The selection is checked
+    when this is called, before the first chunk.
 
     Examples
     --------
@@ -101,26 +105,38 @@ def iter_contributions(
     >>> adata = sc.datasets.pbmc68k_reduced()
     >>> gb.tl.glassbox_umap(adata, contributions="none")
     >>> for positions, block in gb.get.iter_contributions(
-    ...     adata, genes=["CST3", "NKG7"], reduction="l2", chunk_size=300
+    ...     adata, genes=["CST3", "NKG7"], view="l2", chunk_size=300
     ... ):
     ...     print(positions[0], block.shape)
     0 (300, 2)
     300 (300, 2)
     600 (100, 2)
     """
-    names, dim_list = _check_selection(adata, key, dims, reduction)
+    view = renamed("reduction", "view", reduction, view)
+    names, dim_list, parsed = _check_selection(adata, key, dims, view)
     cols = None if genes is None else acc.gene_index(names, genes)
     positions = acc.obs_positions(adata, obs)
     # A recomputed chunk holds every dimension and gene in float64 before the selection.
     n_dims = acc.embedding(adata, key).shape[1]
-    chunk = chunk_rows(n_dims, len(names), CHUNK_CELLS) if chunk_size is None else int(chunk_size)
-    if chunk < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size!r}.")
+    chunk = check_int(chunk_size, "chunk_size", min=1, optional=True)
+    if chunk is None:
+        chunk = cells_per_chunk(n_dims, len(names), CHUNK_CELLS)
     cache = stored(adata, key)
-    if cache is None:
-        est, X = _model_source(adata, key)
-        if device is not None:
-            est.to(device)
+    source = _model_source(adata, key) if cache is None else None
+    if source is not None and device is not None:
+        source[0].to(device)
+    return _iter_blocks(positions, chunk, cache, source, dim_list, parsed, cols)
+
+
+def _iter_blocks(
+    positions: np.ndarray,
+    chunk: int,
+    cache: object | None,
+    source: tuple | None,
+    dim_list: list[int],
+    view: View | None,
+    cols: np.ndarray | None,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     for pos in _chunks_of(positions, chunk):
         if cache is not None:
             block = cache[pos] if len(pos) else cache[:0]
@@ -129,17 +145,21 @@ def iter_contributions(
                 block = block.astype(np.float32)
         else:
             # Read rows in increasing order (backed files need it), then restore the order.
+            est, X = source
             order = np.argsort(pos, kind="stable")
             block = _recompute(est, X.rows(pos[order]))[np.argsort(order, kind="stable")]
-        block = block[:, dim_list]
-        if reduction is not None:
-            block = l2_view(block, normed=reduction == "normed_l2")
+        if view is not None and view.signed:
+            block = block[:, view.dim]
+        else:
+            block = block[:, dim_list]
+            if view is not None:
+                block = view.reduce(block)
         if cols is not None:
             block = block[..., cols]
         yield pos, block
 
 
-def _recompute(est: object, X_rows: object) -> np.ndarray:
+def _recompute(est: GlassBoxUMAP, X_rows: object) -> np.ndarray:
     from .._contributions import stream_contributions
 
     n = X_rows.shape[0]
@@ -156,11 +176,12 @@ def contributions(
     genes: str | Sequence[str] | None = None,
     *,
     dims: int | Sequence[int] | None = None,
-    reduction: Reduction = None,
+    view: str | None = None,
     dtype: np.dtype | type = np.float32,
     key: str = _keys.DEFAULT_KEY,
     chunk_size: int | None = None,
     device: str | None = None,
+    reduction: str | None = None,
 ) -> np.ndarray:
     """Per-cell contributions, from the stored cache or recomputed from the model.
 
@@ -178,10 +199,11 @@ def contributions(
         Genes of the model (default: all, in ``uns[key]['var_names']`` order).
     dims
         Embedding dimensions, 0-based (default: all).
-    reduction
+    view
         ``None``: ``(n_cells, n_dims, n_genes)``. ``'l2'``: the L2 norm over the selected
         dimensions, ``(n_cells, n_genes)``; ``'normed_l2'``: that, divided per cell by its sum
-        over all genes of the model.
+        over all genes of the model; ``'dim1'``, ``'dim2'``, ...: the signed contribution to
+        that dimension, ``(n_cells, n_genes)`` (instead of ``dims``).
     dtype
         Output dtype.
     {key}
@@ -190,6 +212,8 @@ def contributions(
         stays near 64 MiB); memory holds one chunk besides the output.
     device
         Where the model recomputes them (``'cuda'`` on a GPU); the default is the CPU.
+    reduction
+        Deprecated name of ``view`` (``'l2'``, ``'normed_l2'``), kept for one release.
 
     Returns
     -------
@@ -205,14 +229,15 @@ def contributions(
     >>> c.shape
     (700, 1, 2)
     """
-    names, dim_list = _check_selection(adata, key, dims, reduction)
+    view = renamed("reduction", "view", reduction, view)
+    names, dim_list, _ = _check_selection(adata, key, dims, view)
     n_genes = len(names) if genes is None else len(acc.gene_index(names, genes))
-    tail = (n_genes,) if reduction is not None else (len(dim_list), n_genes)
+    tail = (n_genes,) if view is not None else (len(dim_list), n_genes)
     return gather(
         adata, key, tail, lambda block: block, "contributions", obs=obs, dtype=dtype,
-        hint="select cells (obs=) or genes (genes=), one dimension (dims=), reduction='l2', "
+        hint="select cells (obs=) or genes (genes=), one dimension (dims=), view='l2', "
         "dtype=np.float16, or stream them with gb.get.iter_contributions",
-        genes=genes, dims=dims, reduction=reduction, chunk_size=chunk_size, device=device,
+        genes=genes, dims=dims, view=view, chunk_size=chunk_size, device=device,
     )  # fmt: skip
 
 
@@ -285,11 +310,8 @@ def contribution_view(
     ((700, 2), ['CST3', 'NKG7'])
     """
     names = acc.gene_names(adata, key)
-    dim = parse_view(view, acc.embedding(adata, key).shape[1])
-    if dim is None:
-        values = contributions(adata, cells, genes, reduction=view, key=key)
-    else:
-        values = contributions(adata, cells, genes, dims=dim, key=key)[:, 0, :]
+    parse_view(view, acc.embedding(adata, key).shape[1])  # None is not a view here
+    values = contributions(adata, cells, genes, view=view, key=key)
     return values, names if genes is None else names[acc.gene_index(names, genes)]
 
 
@@ -305,7 +327,6 @@ def iter_views(
 
     One pass of :func:`iter_contributions` (one model, when recomputed) for the whole call.
     """
-    dim = parse_view(view, acc.embedding(adata, key).shape[1])
-    select = {"reduction": view} if dim is None else {"dims": dim}
-    for pos, block in iter_contributions(adata, key, obs=obs, genes=genes, **select):
-        yield pos, np.asarray(block if dim is None else block[:, 0, :], dtype=np.float32)
+    parse_view(view, acc.embedding(adata, key).shape[1])  # None is not a view here
+    for pos, block in iter_contributions(adata, key, obs=obs, genes=genes, view=view):
+        yield pos, np.asarray(block, dtype=np.float32)

@@ -17,6 +17,7 @@ import numpy as np
 from scipy import sparse
 
 from .. import _keys
+from .._chunks import READ_CELLS
 from .._docs import doc_params
 from . import _access as acc
 
@@ -77,7 +78,7 @@ class Stacked:
     def __getitem__(self, index: slice) -> np.ndarray | sparse.csr_matrix:
         return self.rows(index)
 
-    def materialise(self, chunk: int = 65_536) -> np.ndarray | sparse.csr_matrix:
+    def materialise(self, chunk: int = READ_CELLS) -> np.ndarray | sparse.csr_matrix:
         return self.rows(slice(None))
 
 

@@ -14,7 +14,8 @@ from matplotlib.patches import Patch
 
 from .. import _keys
 from .._docs import doc_params
-from . import _views as v
+from .._views import check_dims, dims_from_dimensions, renamed
+from . import _read as v
 from ._utils import finish, panels
 
 #: Bar colours: unsigned views; positive / negative signed contributions (ends of RdBu).
@@ -161,12 +162,12 @@ def contribution_bars(
 
     .. image:: /_static/plots/contribution_bars_groups_dim1.png
     """
-    v.check_view(adata, view, key)
+    checked = v.check_view(adata, view, key)
     if n_genes < 1:
         raise ValueError(f"n_genes must be >= 1, got {n_genes}.")
     sels = _selections(adata, groupby, groups, mask)
     mean, sem, counts, names = v.selection_stats(adata, view, key, [m for _, m in sels])
-    signed = v.is_signed(view)
+    signed = checked.signed
     fig, axs = panels(len(sels), ax=ax, ncols=ncols, panel_size=_bar_panel_size(n_genes))
     for i, ((title, _), a) in enumerate(zip(sels, axs, strict=True)):
         score = np.abs(mean[i]) if signed else mean[i]
@@ -177,7 +178,7 @@ def contribution_bars(
             mean[i, top],
             sem[i, top],
             signed=signed,
-            xlabel=f"mean {v.view_label(view)}",
+            xlabel=f"mean {checked.label}",
             title=f"{title} (n={counts[i]:,})",
         )
     return finish(fig, axs, "gb_contribution_bars", show=show, return_fig=return_fig, save=save)
@@ -188,13 +189,14 @@ def ranking(
     adata: AnnData,
     *,
     n_genes: int = 20,
-    dimensions: int | Sequence[int] | None = None,
+    dims: int | Sequence[int] | None = None,
     key: str = _keys.DEFAULT_KEY,
     ncols: int = 4,
     show: bool | None = None,
     ax: Axes | None = None,
     return_fig: bool = False,
     save: str | os.PathLike | bool | None = None,
+    dimensions: int | Sequence[int] | None = None,
 ) -> Figure | Axes | list[Axes] | None:
     """Global gene importance: mean absolute contribution per embedding dimension.
 
@@ -206,8 +208,9 @@ def ranking(
     {adata}
     n_genes
         Genes per panel.
-    dimensions
-        1-based dimensions to show (default: all).
+    dims
+        Dimensions to show, 0-based as everywhere in the package (default: all); panel
+        ``dim 1`` is ``dims=0``.
     {key}
     ncols
         Panels per row.
@@ -216,6 +219,8 @@ def ranking(
         Draw into this axes (single panel only).
     {return_fig}
     {save}
+    dimensions
+        Deprecated: 1-based dimensions (``dimensions=1`` is ``dims=0``), kept for one release.
 
     Returns
     -------
@@ -235,19 +240,12 @@ def ranking(
     v.key_info(adata, key)
     df = gene_importance_df(adata, key=key)
     n_dims = df.shape[1] - 1  # dim1, dim2, ..., total
-    dims = (
-        list(range(1, n_dims + 1))
-        if dimensions is None
-        else [dimensions]
-        if isinstance(dimensions, int)
-        else list(dimensions)
-    )
-    bad = [d for d in dims if not 1 <= d <= n_dims]
-    if bad:
-        raise ValueError(f"dimensions {bad} out of range 1..{n_dims}.")
-    fig, axs = panels(len(dims), ax=ax, ncols=ncols, panel_size=_bar_panel_size(n_genes))
-    for d, a in zip(dims, axs, strict=True):
-        col = df[f"dim{d}"].sort_values(ascending=False, kind="stable").iloc[:n_genes]
+    if dimensions is not None:
+        dims = renamed("dimensions", "dims", dims_from_dimensions(dimensions), dims)
+    chosen = check_dims(dims, n_dims, "dims" if dimensions is None else "dimensions - 1")
+    fig, axs = panels(len(chosen), ax=ax, ncols=ncols, panel_size=_bar_panel_size(n_genes))
+    for d, a in zip(chosen, axs, strict=True):
+        col = df[f"dim{d + 1}"].sort_values(ascending=False, kind="stable").iloc[:n_genes]
         _barh(
             a,
             col.index.to_numpy(),
@@ -255,7 +253,7 @@ def ranking(
             None,
             signed=False,
             xlabel="mean |contribution|",
-            title=f"dim {d}",
+            title=f"dim {d + 1}",
         )
     return finish(fig, axs, "gb_ranking", show=show, return_fig=return_fig, save=save)
 
@@ -405,8 +403,8 @@ def rank_contributions(
             # Absolute, not shares: over all genes they sum to the distance in the title.
             xlabel = f"contribution to the distance (all genes: {col.sum():.2f})"
         else:
-            view = str(np.asarray(res["params"]["view"]))
-            title, xlabel = f"{groupby}: {g} (n={n_cells})", f"mean {v.view_label(view)}"
+            label = v.check_view(adata, str(np.asarray(res["params"]["view"])), key).label
+            title, xlabel = f"{groupby}: {g} (n={n_cells})", f"mean {label}"
         pull = None if toward is None else toward.loc[top, g].to_numpy()
         _barh(a, top.to_numpy(), col[top].to_numpy(), sem.loc[top, g].to_numpy(),
               signed=differential, xlabel=xlabel, title=title, pull=pull)  # fmt: skip

@@ -14,7 +14,8 @@ from matplotlib.figure import Figure
 
 from .. import _keys
 from .._docs import doc_params
-from . import _views as v
+from .._views import View
+from . import _read as v
 from ._utils import OTHER_COLOR, finish, palette, panels
 
 #: Size of one embedding panel in inches (as scanpy's default ``figure.figsize`` of 4 x 4
@@ -115,13 +116,13 @@ def _panel(
         bar.set_label(cbar_label)
 
 
-def colorbar_label(view: str, key: str) -> str:
+def colorbar_label(view: View, key: str) -> str:
     """What a contribution view means, in words, for a colour bar."""
-    if view == "l2":
-        return "contribution to the cell's position (L2)"
-    if view == "normed_l2":
+    if view.signed:
+        return f"push along {key}{view.dim + 1} (red +, blue -)"
+    if view.normed:
         return "share of the cell's position (normed L2)"
-    return f"push along {key}{view[3:]} (red +, blue -)"
+    return "contribution to the cell's position (L2)"
 
 
 @doc_params
@@ -187,9 +188,10 @@ def contributions(
         raise ValueError("genes is empty.")
     values, names = v.contribution_view(adata, view, key, genes=genes)
     emb = v.embedding(adata, key)
-    signed = v.is_signed(view)
+    checked = v.check_view(adata, view, key)
+    signed = checked.signed
     fig, axs = panels(len(genes), ax=ax, ncols=ncols, panel_size=PANEL_SIZE)
-    label = colorbar_label(view, key)
+    label = colorbar_label(checked, key)
     for i, (gene, a) in enumerate(zip(names, axs, strict=True)):
         _panel(
             values[:, i],

@@ -236,170 +236,22 @@ def _layout(
     legend_width: int,
     output_backend: str,
 ) -> LayoutDOM:
-    """The Bokeh widgets for prepared data ``d``."""
+    """The Bokeh widgets for prepared data ``d``: the embedding, its legend, the bar chart.
+
+    Everything the browser computes runs in the JavaScript of ``js/`` over the columns and
+    ``meta`` built here; the widgets are built in the order the page lays them out.
+    """
     from bokeh.layouts import column, row
-    from bokeh.models import (
-        AutocompleteInput,
-        BoxSelectTool,
-        ColorBar,
-        ColumnDataSource,
-        CustomJS,
-        CustomJSHover,
-        Div,
-        FactorRange,
-        HoverTool,
-        LassoSelectTool,
-        LinearColorMapper,
-        RadioButtonGroup,
-    )
-    from bokeh.palettes import Viridis256
-    from bokeh.plotting import figure
+    from bokeh.models import AutocompleteInput, CustomJS, Div, RadioButtonGroup
 
-    n, K, D = d.n, d.K, d.D
-    # Initial state: group colours, first gene picked, bars over all cells (L2).
-    first = 0
-    l2 = d.l2()
-    fval = (
-        (d.vq[:, first] * d.vscale[first] + d.voffset[first]).astype(np.float32)
-        if d.has_values
-        else np.full(n, np.nan, np.float32)
-    )
-    src = ColumnDataSource(
-        {
-            "x": d.x,
-            "y": d.y,
-            "cell": d.cell_names,
-            "grp": d.grp,
-            "top": d.top,
-            "total": d.total,
-            "c": (d.grp + 0.5).astype(np.float32),
-            "fval": fval,
-            "fcon": l2[:, first].astype(np.float32),
-        }
-    )
-    src_c = ColumnDataSource(d.cdata)
-    src_v = ColumnDataSource({"v": d.vq.ravel()})
-
-    view_labels = ["L2 contribution", "normed L2 contribution"] + [
-        f"contribution to dim {k + 1}" for k in range(D)
-    ]
-    value_label = "value" if d.has_values else "value (n/a)"
-    base_tooltips = [
-        ("cell", "@cell"),
-        (d.group_label, "@grp{custom}"),
-        ("top feature", "@top{custom}"),
-    ]
-    meta = {
-        "K": K,
-        "D": D,
-        "genes": d.genes,
-        "scale": np.concatenate(d.scales).astype(float).tolist(),
-        "has_values": d.has_values,
-        "vscale": d.vscale.astype(float).tolist(),
-        "voffset": d.voffset.astype(float).tolist(),
-        "n_bars": int(min(n_bars, K)),
-        "group_colors": d.group_colors,
-        "top_colors": d.top_colors,
-        # The legends, built and escaped once here; the JS only switches between them.
-        "group_legend": data.legend_html(d.group_label, d.groups, d.group_colors),
-        "top_legend": data.legend_html("top feature", d.tops, d.top_colors),
-        "gradient": list(Viridis256),
-        "view_labels": view_labels,
-        "value_label": value_label,
-        "bar_color": BAR_COLOR,
-        "pos_color": POS_COLOR,
-        "neg_color": NEG_COLOR,
-        "current": [first],
-        "all_genes": d.all_genes,
-        "base_tooltips": [list(t) for t in base_tooltips],
-    }
-
-    # Scatter.
-    size = point_size or float(np.clip(300 / np.sqrt(max(n, 1)), 2, 7))
-    mapper = LinearColorMapper(palette=d.group_colors, low=0, high=len(d.group_colors))
-    shown = f"{n:,} of {d.n_total:,} cells" if n < d.n_total else f"{n:,} cells"
-    scatter = figure(
-        width=width,
-        height=height,
-        tools="pan,wheel_zoom,reset,save",
-        output_backend=output_backend,
-        title=f"{title} ({shown})",  # canvas text: no HTML
-        match_aspect=True,
-        name="embedding",
-    )
-    lasso_kw = {"continuous": False} if "continuous" in LassoSelectTool.properties() else {}
-    scatter.add_tools(BoxSelectTool(), LassoSelectTool(**lasso_kw))
-    scatter.scatter(
-        "x",
-        "y",
-        source=src,
-        size=size,
-        fill_color={"field": "c", "transform": mapper},
-        line_color=None,
-        fill_alpha=0.8,
-        nonselection_fill_alpha=0.08,
-        nonselection_fill_color="#bbbbbb",
-        selection_fill_alpha=0.9,
-    )
-    scatter.xaxis.axis_label = f"{title}1"
-    scatter.yaxis.axis_label = f"{title}2"
-    scatter.grid.visible = False
-    # The colour bar lives in a plot of its own below the legend, so that showing it neither
-    # resizes nor redraws the scatter.
-    cbar = ColorBar(
-        color_mapper=mapper, width=12, height=int(height * 0.6), visible=False, name="colorbar"
-    )
-    cbar_fig = figure(
-        width=legend_width,
-        height=int(height * 0.75),
-        toolbar_location=None,
-        outline_line_color=None,
-        min_border=0,
-        name="colorbar_plot",
-    )
-    cbar_fig.scatter([], [])  # a renderer, so that bokeh does not warn about an empty plot
-    cbar_fig.axis.visible = False
-    cbar_fig.grid.visible = False
-    cbar_fig.add_layout(cbar, "left")
-    hover = HoverTool(
-        tooltips=[
-            *base_tooltips,
-            (f"{d.genes[first]} {value_label}", "@fval{0.00}"),
-            (f"{d.genes[first]} L2 contribution", "@fcon{0.0000}"),
-        ],
-        formatters={
-            "@grp": CustomJSHover(code=_js("hover_name"), args={"names": d.groups}),
-            "@top": CustomJSHover(code=_js("hover_name"), args={"names": d.tops}),
-        },
-    )
+    first = 0  # initial state: group colours, first gene picked, bars over all cells (L2)
+    src, src_c, src_v = _sources(d, first)
+    meta = _meta(d, n_bars, first)
+    scatter, mapper = _scatter(d, src, title, point_size, width, height, output_backend)
+    cbar, cbar_fig = _colorbar(mapper, legend_width, height)
+    hover = _hover(d, meta, first)
     scatter.add_tools(hover)
-
-    # Bars (initial: L2 over all shown cells, the numbers the JS computes).
-    genes0, mean0, sem0 = d.initial_bars(meta["n_bars"])
-    bars = ColumnDataSource(
-        {
-            "gene": genes0,
-            "mean": mean0.tolist(),
-            "lo": (mean0 - sem0).tolist(),
-            "hi": (mean0 + sem0).tolist(),
-            "color": [BAR_COLOR] * len(genes0),
-        }
-    )
-    yrange = FactorRange(factors=genes0)
-    bar_fig = figure(
-        width=width,
-        height=height,
-        y_range=yrange,
-        tools="save",
-        toolbar_location=None,
-        title=f"Mean {view_labels[0]} (\u00b1 SEM): all {n:,} cells",
-        name="bars",
-    )
-    bar_fig.hbar(y="gene", left=0, right="mean", height=0.7, fill_color="color", line_color=None,
-                 source=bars)  # fmt: skip
-    bar_fig.segment(x0="lo", x1="hi", y0="gene", y1="gene", line_color="#333333", source=bars)
-    bar_fig.xaxis.axis_label = "mean contribution"
-    bar_fig.ygrid.visible = False
+    bar_fig, bars, yrange = _bar_chart(d, meta, width, height)
 
     # Widgets.
     color_rb = RadioButtonGroup(labels=["Group", "Feature", "Top feature"], active=0,
@@ -415,7 +267,7 @@ def _layout(
         width=220,
     )
     view_rb = RadioButtonGroup(
-        labels=["L2", "normed L2"] + [f"Dim {k + 1}" for k in range(D)],
+        labels=["L2", "normed L2"] + [f"Dim {k + 1}" for k in range(d.D)],
         active=0,
         name="view",
     )
@@ -445,6 +297,189 @@ def _layout(
     middle = column(Div(text="", height=95), legend, cbar_fig)
     right = column(row(Div(text="<b>View</b>"), view_rb), Div(text="", height=45), bar_fig)
     return row(left, middle, right, name="scglassbox_explorer")
+
+
+def _sources(d: data.ExplorerData, first: int) -> tuple:
+    """The per-cell columns, the contribution columns and the quantised feature values."""
+    from bokeh.models import ColumnDataSource
+
+    fval = (
+        (d.vq[:, first] * d.vscale[first] + d.voffset[first]).astype(np.float32)
+        if d.has_values
+        else np.full(d.n, np.nan, np.float32)
+    )
+    src = ColumnDataSource(
+        {
+            "x": d.x,
+            "y": d.y,
+            "cell": d.cell_names,
+            "grp": d.grp,
+            "top": d.top,
+            "total": d.total,
+            "c": (d.grp + 0.5).astype(np.float32),
+            "fval": fval,
+            "fcon": d.l2()[:, first].astype(np.float32),
+        }
+    )
+    return src, ColumnDataSource(d.cdata), ColumnDataSource({"v": d.vq.ravel()})
+
+
+def _meta(d: data.ExplorerData, n_bars: int, first: int) -> dict:
+    """What the JavaScript reads besides the columns: sizes, scales, colours, labels."""
+    from bokeh.palettes import Viridis256
+
+    return {
+        "K": d.K,
+        "D": d.D,
+        "genes": d.genes,
+        "scale": np.concatenate(d.scales).astype(float).tolist(),
+        "has_values": d.has_values,
+        "vscale": d.vscale.astype(float).tolist(),
+        "voffset": d.voffset.astype(float).tolist(),
+        "n_bars": int(min(n_bars, d.K)),
+        "group_colors": d.group_colors,
+        "top_colors": d.top_colors,
+        # The legends, built and escaped once here; the JS only switches between them.
+        "group_legend": data.legend_html(d.group_label, d.groups, d.group_colors),
+        "top_legend": data.legend_html("top feature", d.tops, d.top_colors),
+        "gradient": list(Viridis256),
+        "view_labels": ["L2 contribution", "normed L2 contribution"]
+        + [f"contribution to dim {k + 1}" for k in range(d.D)],
+        "value_label": "value" if d.has_values else "value (n/a)",
+        "bar_color": BAR_COLOR,
+        "pos_color": POS_COLOR,
+        "neg_color": NEG_COLOR,
+        "current": [first],
+        "all_genes": d.all_genes,
+        "base_tooltips": [
+            ["cell", "@cell"],
+            [d.group_label, "@grp{custom}"],
+            ["top feature", "@top{custom}"],
+        ],
+    }
+
+
+def _scatter(
+    d: data.ExplorerData,
+    src: object,
+    title: str,
+    point_size: float | None,
+    width: int,
+    height: int,
+    output_backend: str,
+) -> tuple:
+    """The embedding, coloured through a mapper the JavaScript switches; and that mapper."""
+    from bokeh.models import BoxSelectTool, LassoSelectTool, LinearColorMapper
+    from bokeh.plotting import figure
+
+    n = d.n
+    size = point_size or float(np.clip(300 / np.sqrt(max(n, 1)), 2, 7))
+    mapper = LinearColorMapper(palette=d.group_colors, low=0, high=len(d.group_colors))
+    shown = f"{n:,} of {d.n_total:,} cells" if n < d.n_total else f"{n:,} cells"
+    scatter = figure(
+        width=width,
+        height=height,
+        tools="pan,wheel_zoom,reset,save",
+        output_backend=output_backend,
+        title=f"{title} ({shown})",  # canvas text: no HTML
+        match_aspect=True,
+        name="embedding",
+    )
+    lasso_kw = {"continuous": False} if "continuous" in LassoSelectTool.properties() else {}
+    scatter.add_tools(BoxSelectTool(), LassoSelectTool(**lasso_kw))
+    scatter.scatter(
+        "x",
+        "y",
+        source=src,
+        size=size,
+        fill_color={"field": "c", "transform": mapper},
+        line_color=None,
+        fill_alpha=0.8,
+        nonselection_fill_alpha=0.08,
+        nonselection_fill_color="#bbbbbb",
+        selection_fill_alpha=0.9,
+    )
+    scatter.xaxis.axis_label = f"{title}1"
+    scatter.yaxis.axis_label = f"{title}2"
+    scatter.grid.visible = False
+    return scatter, mapper
+
+
+def _colorbar(mapper: object, legend_width: int, height: int) -> tuple:
+    """The colour bar, in a plot of its own below the legend.
+
+    So that showing it neither resizes nor redraws the scatter.
+    """
+    from bokeh.models import ColorBar
+    from bokeh.plotting import figure
+
+    cbar = ColorBar(
+        color_mapper=mapper, width=12, height=int(height * 0.6), visible=False, name="colorbar"
+    )
+    cbar_fig = figure(
+        width=legend_width,
+        height=int(height * 0.75),
+        toolbar_location=None,
+        outline_line_color=None,
+        min_border=0,
+        name="colorbar_plot",
+    )
+    cbar_fig.scatter([], [])  # a renderer, so that bokeh does not warn about an empty plot
+    cbar_fig.axis.visible = False
+    cbar_fig.grid.visible = False
+    cbar_fig.add_layout(cbar, "left")
+    return cbar, cbar_fig
+
+
+def _hover(d: data.ExplorerData, meta: dict, first: int) -> object:
+    """Tooltips: cell, group, top feature, and the picked feature's value and contribution."""
+    from bokeh.models import CustomJSHover, HoverTool
+
+    label = meta["value_label"]
+    return HoverTool(
+        tooltips=[
+            *(tuple(t) for t in meta["base_tooltips"]),
+            (f"{d.genes[first]} {label}", "@fval{0.00}"),
+            (f"{d.genes[first]} L2 contribution", "@fcon{0.0000}"),
+        ],
+        formatters={
+            "@grp": CustomJSHover(code=_js("hover_name"), args={"names": d.groups}),
+            "@top": CustomJSHover(code=_js("hover_name"), args={"names": d.tops}),
+        },
+    )
+
+
+def _bar_chart(d: data.ExplorerData, meta: dict, width: int, height: int) -> tuple:
+    """The bar chart, first drawn as the JavaScript would: L2 over all shown cells."""
+    from bokeh.models import ColumnDataSource, FactorRange
+    from bokeh.plotting import figure
+
+    genes0, mean0, sem0 = d.initial_bars(meta["n_bars"])
+    bars = ColumnDataSource(
+        {
+            "gene": genes0,
+            "mean": mean0.tolist(),
+            "lo": (mean0 - sem0).tolist(),
+            "hi": (mean0 + sem0).tolist(),
+            "color": [BAR_COLOR] * len(genes0),
+        }
+    )
+    yrange = FactorRange(factors=genes0)
+    bar_fig = figure(
+        width=width,
+        height=height,
+        y_range=yrange,
+        tools="save",
+        toolbar_location=None,
+        title=f"Mean {meta['view_labels'][0]} (\u00b1 SEM): all {d.n:,} cells",
+        name="bars",
+    )
+    bar_fig.hbar(y="gene", left=0, right="mean", height=0.7, fill_color="color", line_color=None,
+                 source=bars)  # fmt: skip
+    bar_fig.segment(x0="lo", x1="hi", y0="gene", y1="gene", line_color="#333333", source=bars)
+    bar_fig.xaxis.axis_label = "mean contribution"
+    bar_fig.ygrid.visible = False
+    return bar_fig, bars, yrange
 
 
 def save_html(

@@ -25,9 +25,11 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
-from .._contributions import l2_view
+from .._chunks import ACCESS_CELLS
+from .._validation import check_int
+from .._views import l2_view
 from ..get._contributions import iter_contributions
-from . import _views as v
+from . import _read as v
 from ._bars import BAR_COLOR
 from ._utils import OTHER_COLOR, palette
 
@@ -99,8 +101,8 @@ class ArraySource:
         self, cells: np.ndarray, genes: np.ndarray | None = None
     ) -> Iterator[tuple[slice, np.ndarray]]:
         """See :class:`ContributionSource`."""
-        for start in range(0, len(cells), v.CHUNK_CELLS):
-            rows = slice(start, min(start + v.CHUNK_CELLS, len(cells)))
+        for start in range(0, len(cells), ACCESS_CELLS):
+            rows = slice(start, min(start + ACCESS_CELLS, len(cells)))
             block = self.c[cells[rows]]
             block = block if genes is None else block[:, :, genes]
             yield rows, block.astype(np.float32, copy=False)
@@ -259,7 +261,7 @@ def _groups(
     return groups, colors, grp
 
 
-def prepare(
+def explorer_data(
     source: ContributionSource,
     emb: np.ndarray,
     *,
@@ -280,9 +282,7 @@ def prepare(
     ``values(genes, cells)`` returns the ``(len(cells), len(genes))`` expression values of
     the sent genes for the hover text, or ``None`` when they are not available.
     """
-    if n_genes is not None and (isinstance(n_genes, bool) or not isinstance(n_genes, int)
-                                or n_genes < 1):  # fmt: skip
-        raise ValueError(f"n_genes must be None or an integer >= 1, got {n_genes!r}.")
+    check_int(n_genes, "n_genes", min=1, optional=True)
     if n_top < 1:
         raise ValueError(f"n_top must be >= 1, got {n_top}.")
     names = source.names
@@ -363,8 +363,8 @@ def _expression(adata: AnnData, key: str, genes: np.ndarray, cells: np.ndarray):
         level = pd.Index(batch.names).get_indexer(genes[cols < 0])
         out[:, cols < 0] = codes[:, None] == level[None, :]
     found = np.flatnonzero(cols >= 0)
-    for start in range(0, len(cells), v.CHUNK_CELLS):  # row blocks: backed or sparse X
-        part = cells[start : start + v.CHUNK_CELLS]
+    for start in range(0, len(cells), ACCESS_CELLS):  # row blocks: backed or sparse X
+        part = cells[start : start + ACCESS_CELLS]
         block = X[part][:, cols[found]]
         block = block.toarray() if sparse.issparse(block) else block
         out[start : start + len(part), found] = block
@@ -372,14 +372,14 @@ def _expression(adata: AnnData, key: str, genes: np.ndarray, cells: np.ndarray):
 
 
 def from_adata(adata: AnnData, *, key: str, groupby: str | None, **options: object) -> ExplorerData:
-    """:func:`prepare` for the results of :func:`~scglassbox.tl.glassbox_umap`."""
+    """:func:`explorer_data` for the results of :func:`~scglassbox.tl.glassbox_umap`."""
     source = AnnDataSource(adata, key)
     labels = colors = None
     if groupby is not None:
         labels = v.categorical(adata, groupby)
         colors = palette(adata, groupby, list(labels.categories))
     names = source.names
-    return prepare(
+    return explorer_data(
         source,
         v.embedding(adata, key),
         cell_names=np.asarray(adata.obs_names).astype(str),
@@ -416,7 +416,7 @@ def from_arrays(
     cell_names: Sequence[str] | None = None,
     **options: object,
 ) -> ExplorerData:
-    """:func:`prepare` for plain arrays, as :class:`~scglassbox.GlassBoxUMAP` returns them."""
+    """:func:`explorer_data` for plain arrays, as :class:`~scglassbox.GlassBoxUMAP` returns them."""
     if embedding is None or contributions is None:
         raise ValueError("without adata, pass embedding= and contributions=.")
     emb = np.asarray(embedding)
@@ -440,7 +440,7 @@ def from_arrays(
             )
     if cell_names is None:
         cell_names = [str(i) for i in range(source.n_obs)]
-    return prepare(
+    return explorer_data(
         source,
         emb,
         cell_names=cell_names,

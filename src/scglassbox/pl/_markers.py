@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from .. import _keys
 from .._docs import doc_params
 from ..get._markers import de_markers, overlap_rows
-from . import _views as v
+from . import _read as v
 from ._bars import BAR_COLOR
 from ._matrix import top_genes_per_group
 from ._utils import finish

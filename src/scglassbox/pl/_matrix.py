@@ -14,7 +14,8 @@ from matplotlib.figure import Figure
 
 from .. import _keys
 from .._docs import doc_params
-from . import _views as v
+from .._views import View
+from . import _read as v
 from ._utils import save_figure
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ def top_genes_per_group(
     col = np.asarray(cat)
     mean, _, _, names = v.selection_stats(adata, view, key, [col == g for g in cats])
     means = pd.DataFrame(mean, index=pd.Index(cats, name=groupby), columns=names)
-    score = means.abs() if v.is_signed(view) else means
+    score = means.abs() if v.check_view(adata, view, key).signed else means
     owner = score.idxmax(axis=0) if unique else None  # gene -> the group it scores highest in
     top = {}
     for g in cats:
@@ -83,11 +84,11 @@ def _temp_adata(
     return tmp
 
 
-def _colorbar_title(view: str) -> str:
+def _colorbar_title(view: View) -> str:
     """Short two-line title (scanpy's colour bar legend is narrow)."""
-    if view in ("l2", "normed_l2"):
-        return f"mean {'normed ' if view == 'normed_l2' else ''}L2\ncontribution in group"
-    return f"mean contribution\nto dim {view[3:]} in group"
+    if view.signed:
+        return f"mean contribution\nto dim {view.dim + 1} in group"
+    return f"mean {'normed ' if view.normed else ''}L2\ncontribution in group"
 
 
 def _unique(genes: dict[str, list[str]]) -> list[str]:
@@ -238,10 +239,11 @@ def contribution_matrixplot(
     genes = _unique(top)
     X, _ = v.contribution_view(adata, view, key, genes=genes)
     tmp = _temp_adata(adata, groupby, genes, X, list(means.index))
-    if v.is_signed(view):
+    checked = v.check_view(adata, view, key)
+    if checked.signed:
         kwargs.setdefault("cmap", "RdBu_r")
         kwargs.setdefault("vcenter", 0.0)
-    kwargs.setdefault("colorbar_title", _colorbar_title(view))
+    kwargs.setdefault("colorbar_title", _colorbar_title(checked))
     plot = sc.pl.matrixplot(tmp, top, groupby, ax=ax, return_fig=True, use_raw=False, **kwargs)
     return _finish(
         plot, ax=ax, show=show, return_fig=return_fig, save=save, name="gb_contribution_matrixplot"
@@ -326,10 +328,11 @@ def contribution_dotplot(
     color_df.columns = flat
     color_df.index = color_df.index.astype(str)
     color_df.index.name = groupby
-    if v.is_signed(view):
+    checked = v.check_view(adata, view, key)
+    if checked.signed:
         kwargs.setdefault("cmap", "RdBu_r")
         kwargs.setdefault("vcenter", 0.0)
-    kwargs.setdefault("colorbar_title", _colorbar_title(view))
+    kwargs.setdefault("colorbar_title", _colorbar_title(checked))
     kwargs.setdefault("size_title", f"% of cells with gene\nin their top {top_k}")
     plot = sc.pl.dotplot(
         tmp,

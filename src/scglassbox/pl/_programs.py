@@ -12,10 +12,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from .. import _keys
-from .._contributions import l2_view, parse_view
 from .._docs import doc_params
 from ..get import _programs as gp
-from . import _views as v
+from . import _read as v
 from ._embedding import PANEL_SIZE, _panel, colorbar_label
 from ._utils import finish, panels
 
@@ -78,7 +77,7 @@ def program_contributions(
 
     .. image:: /_static/plots/program_contributions.png
     """
-    dim = parse_view(view, v.n_components(adata, key))
+    checked = v.check_view(adata, view, key)
     values, names = gp.program_contributions(adata, gene_sets, overlap=overlap, key=key)
     chosen = (
         names[:-1]
@@ -88,17 +87,14 @@ def program_contributions(
     unknown = [p for p in chosen if p not in names]
     if unknown or not chosen:
         raise ValueError(f"programs {unknown or chosen} are not among the gene sets {names}.")
-    if dim is None:
-        values = l2_view(values.astype(np.float64), normed=view == "normed_l2")
-    else:
-        values = values[:, dim, :]
+    values = checked.reduce(values if checked.signed else values.astype(np.float64))
     emb = v.embedding(adata, key)
     fig, axs = panels(len(chosen), ax=ax, ncols=ncols, panel_size=PANEL_SIZE)
-    label = colorbar_label(view, key).replace("position (", "position, program (")
+    label = colorbar_label(checked, key).replace("position (", "position, program (")
     for name, a in zip(chosen, axs, strict=True):
         col = values[:, names.index(name)].astype(np.float32)
         _panel(col, emb, adata.obs_names, key=key, title=name, ax=a,
-               signed=v.is_signed(view), kwargs=kwargs, cbar_label=label)  # fmt: skip
+               signed=checked.signed, kwargs=kwargs, cbar_label=label)  # fmt: skip
     return finish(fig, axs, "gb_program_contributions", show=show, return_fig=return_fig,
                   save=save)  # fmt: skip
 
@@ -167,8 +163,8 @@ def rank_programs(
     order = [p for p in np.asarray(res["programs"]).astype(str) if p in set(df["program"])]
     table = df.pivot(index="group", columns="program", values="mean")
     table = table.loc[list(dict.fromkeys(df["group"])), order]
-    view = str(res["params"]["view"])
-    signed = v.is_signed(view)
+    checked = v.check_view(adata, str(res["params"]["view"]), key)
+    signed = checked.signed
     if ax is None:  # room for the row labels, then ~0.6 inch per program
         label = 0.075 * max(len(str(g)) for g in table.index)
         w = label + 1.8 + 0.6 * table.shape[1]
@@ -188,5 +184,5 @@ def rank_programs(
                     color="white" if dark else "black")  # fmt: skip
     ax.set_xlabel("program")
     ax.set_ylabel(groupby)
-    fig.colorbar(im, ax=ax, label=f"mean {v.view_label(view)}")
+    fig.colorbar(im, ax=ax, label=f"mean {checked.label}")
     return finish(fig, ax, "gb_rank_programs", show=show, return_fig=return_fig, save=save)

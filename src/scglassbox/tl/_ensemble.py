@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -12,18 +12,27 @@ from scipy.stats import spearmanr
 
 from .. import _keys
 from .. import _logging as logg
-from .._contributions import stream_contributions, view_of
+from .._chunks import ENSEMBLE_CELLS
+from .._contributions import stream_contributions
 from .._docs import doc_params
+from .._views import View, parse_view
 from ..get._access import MASK_DEFAULT, categorical
 from ..get._aggregate import aggregate, membership
 from ._glassbox_umap import prepare
 
+if TYPE_CHECKING:
+    from .._estimator import GlassBoxUMAP
 
-def _group_means(est, X, codes: np.ndarray, n_groups: int, view: str) -> np.ndarray:
+
+def _group_means(
+    est: GlassBoxUMAP, X: object, codes: np.ndarray, n_groups: int, view: View
+) -> np.ndarray:
     """Per-group mean of a contribution view, streamed: ``(n_genes, n_groups)``."""
     chunks = (
-        (membership(codes[rows], n_groups), view_of(c, view))
-        for rows, _, c in stream_contributions(est.encoder_, X, est.input_map_, batch_size=4096)
+        (membership(codes[rows], n_groups), view.reduce(c.astype(np.float32, copy=False)))
+        for rows, _, c in stream_contributions(
+            est.encoder_, X, est.input_map_, batch_size=ENSEMBLE_CELLS
+        )
     )
     return aggregate(chunks, n_groups).mean.T
 
@@ -118,13 +127,13 @@ def glassbox_ensemble(
         batch_key=batch_key, min_dist=min_dist, quiet=quiet, **kwargs,
     )  # fmt: skip
     est = plan.est
-    view_of(np.zeros((1, est.n_components, 1), np.float32), view)  # validate the view early
+    checked = parse_view(view, est.n_components)  # before the first fit
     per_seed = []
     for i, seed in enumerate(seeds):
         logg.info(f"glassbox_ensemble: fit {i + 1}/{len(seeds)} (seed {seed})")
         est.random_state = seed
         est._fit(plan.X, graph=plan.graph, projection=plan.projection, inputs=plan.inputs)
-        per_seed.append(_group_means(est, plan.rows, codes, n_groups, view))
+        per_seed.append(_group_means(est, plan.rows, codes, n_groups, checked))
     stack = np.stack(per_seed)
     groups = np.asarray(cats.categories.astype(str))
     result = {

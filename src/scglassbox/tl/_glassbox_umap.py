@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from anndata import AnnData
@@ -14,6 +13,7 @@ from scipy import sparse
 from .. import _keys
 from .. import _logging as logg
 from .._docs import doc_params
+from .._validation import check_int
 from ..get import _access as acc
 from ..get._access import MASK_DEFAULT
 from ..get._batch import BatchInfo, batch_codes, share_key
@@ -32,12 +32,15 @@ from ._results import (
     write_results,
 )
 
+if TYPE_CHECKING:
+    from .._estimator import GlassBoxUMAP
+
 
 @dataclass
 class Plan:
     """What a fit on ``adata`` trains on and attributes to (from :func:`prepare`)."""
 
-    est: Any
+    est: GlassBoxUMAP
     graph: sparse.csr_matrix
     X: object  # what the estimator validates: the expression (or the latent representation)
     rows: object  # row blocks contributions are computed from (``X``, or rebuilt expression)
@@ -122,8 +125,7 @@ def _plan_mudata(
     """:func:`prepare` for a MuData: every modality's features side by side."""
     from .._estimator import GlassBoxUMAP
 
-    if isinstance(n_pcs, bool) or not isinstance(n_pcs, numbers.Integral) or n_pcs < 1:
-        raise ValueError(f"n_pcs must be an integer >= 1, got {n_pcs!r}.")
+    check_int(n_pcs, "n_pcs", min=1)
 
     est = GlassBoxUMAP(**est_kwargs)
     est._check_params()
@@ -151,8 +153,7 @@ def _plan(
     """:func:`prepare` without the batch."""
     from .._estimator import GlassBoxUMAP
 
-    if isinstance(n_pcs, bool) or not isinstance(n_pcs, numbers.Integral) or n_pcs < 1:
-        raise ValueError(f"n_pcs must be an integer >= 1, got {n_pcs!r}.")
+    check_int(n_pcs, "n_pcs", min=1)
     if use_pca not in (None, True, False):
         raise ValueError(f"use_pca must be None, True or False, got {use_pca!r}.")
     est = GlassBoxUMAP(**est_kwargs)

@@ -11,6 +11,7 @@ is part of the input map, so the split stays exact.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,9 @@ from ..get import _access as acc
 from ..get._access import MASK_DEFAULT
 from ..get._modalities import Modalities, Stacked
 from ._pca import scanpy_projection
+
+if TYPE_CHECKING:
+    from .._estimator import GlassBoxUMAP
 
 
 def _graph_params(params: dict, mod: str) -> dict:
@@ -72,7 +76,7 @@ def mudata_plan(
     mdata: object,
     *,
     params: dict,
-    est: object,
+    est: GlassBoxUMAP,
     n_pcs: int,
     modalities: Sequence[str] | None,
 ) -> tuple:

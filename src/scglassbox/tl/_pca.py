@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from anndata import AnnData
 
+from .._chunks import INFERENCE_CELLS
 from .._contributions import InputMap, column_mean
-from .._params import INFERENCE_BATCH
 from ..get._access import Expression
 
 #: |(x - mean) @ PCs - X_pca| / max|X_pca| above this means scanpy's PCA cannot be reused.
@@ -63,7 +63,7 @@ def scanpy_projection(
     err, top = 0.0, np.abs(scores).max()
     # The projection is the encoder's input: kept, so the fit does not compute it again.
     inputs = np.empty((expr.X.shape[0], k), dtype=np.float32)
-    for rows, _, z in imap.chunks(expr.X, INFERENCE_BATCH):
+    for rows, _, z in imap.chunks(expr.X, INFERENCE_CELLS):
         err = max(err, float(np.abs(z - scores[rows]).max()))
         inputs[rows] = z
     if not err <= PCA_MATCH_RTOL * top:  # also catches NaN

@@ -9,8 +9,8 @@ import pandas as pd
 from anndata import AnnData
 
 from .. import _keys
-from .._contributions import parse_view
 from .._docs import doc_params
+from .._views import parse_view
 from ..get import _access as acc
 from ..get._programs import GeneSets, as_gene_sets, membership
 from ._rank import chosen_groups, view_stats_and_toward, warn_missing

@@ -10,8 +10,8 @@ from anndata import AnnData
 
 from .. import _keys
 from .. import _logging as logg
-from .._contributions import l2_view, parse_view
 from .._docs import doc_params
+from .._views import parse_view
 from ..get import _access as acc
 from ..get._aggregate import GroupStats, aggregate, membership
 from ..get._contributions import iter_contributions
@@ -43,7 +43,7 @@ def view_stats_and_toward(
     summing to 1) each chunk's contributions are first summed into programs, and everything is
     per program.
     """
-    dim = parse_view(view, acc.embedding(adata, key).shape[1])
+    checked = parse_view(view, acc.embedding(adata, key).shape[1])
     signed: list[np.ndarray] = []  # the running per-group sum of signed contributions
 
     def chunks():
@@ -53,7 +53,7 @@ def view_stats_and_toward(
                 c = c @ combine
             s = (member @ c.reshape(c.shape[0], -1)).reshape(n_groups, *c.shape[1:])
             signed[:] = [s + signed[0]] if signed else [s]
-            yield member, (c[:, dim] if dim is not None else l2_view(c, normed=view == "normed_l2"))
+            yield member, checked.reduce(c)
 
     stats = aggregate(chunks(), n_groups)
     with np.errstate(invalid="ignore", divide="ignore"):

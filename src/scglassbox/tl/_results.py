@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from anndata import AnnData
 
 from .. import _keys
 from .. import _logging as logg
-from .._contributions import chunk_rows, exactness, stream_contributions
+from .._chunks import cells_per_chunk
+from .._contributions import exactness, stream_contributions
 from .._memory import check_fits
 from ..get._access import ColumnView
 from ..get._batch import batch_share, share_key
+
+if TYPE_CHECKING:
+    from .._estimator import GlassBoxUMAP
 
 ContributionStorage = Literal["auto", "full", "float16", "lazy", "none"]
 STORAGES = _keys.STORAGES
@@ -58,7 +62,7 @@ def resolve_storage(storage: str, n_obs: int, n_dims: int, n_genes: int) -> str:
 
 
 def contributions_and_summary(
-    est: object,
+    est: GlassBoxUMAP,
     X: object,
     *,
     storage: str,
@@ -71,6 +75,8 @@ def contributions_and_summary(
     One streamed pass. ``exactness`` is that of the float32 contributions;
     ``exactness_stored`` that of what is stored (differs for ``'float16'``). With
     ``share_cols`` (the batch features), each cell's batch share is written to ``share_out``.
+    Chunks hold ``batch_size`` cells, by default the estimator's ``inference_batch_size``
+    lowered to fit :data:`~scglassbox._chunks.CHUNK_BYTES` (many genes).
     """
     n, d, g = X.shape[0], est.n_components, est.n_features_in_
     emb = np.empty((n, d), dtype=np.float32)
@@ -83,7 +89,7 @@ def contributions_and_summary(
         est.encoder_,
         X,
         est.input_map_,
-        batch_size=batch_size or chunk_rows(d, g, est._inference_batch),
+        batch_size=batch_size or cells_per_chunk(d, g, est.inference_batch_size),
         progress=logg.progress_enabled(est.quiet) and n > 50_000,
     ):
         emb[rows] = y
@@ -106,7 +112,7 @@ def contributions_and_summary(
 class _LazyContributions:
     """Array-like that computes rows of contributions from the model when dask asks."""
 
-    def __init__(self, est: object, X: ColumnView) -> None:
+    def __init__(self, est: GlassBoxUMAP, X: ColumnView) -> None:
         self.est, self.X = est, X
         self.shape = (X.shape[0], est.n_components, est.n_features_in_)
         self.dtype = np.dtype(np.float32)
@@ -124,15 +130,16 @@ class _LazyContributions:
         return c.astype(np.float32, copy=False)[(slice(None), *rest)]
 
 
-def lazy_contributions(est: object, X: ColumnView, chunk: int | None = None) -> object:
+def lazy_contributions(est: GlassBoxUMAP, X: ColumnView, chunk: int | None = None) -> object:
     """A dask array of the contributions: computed, and written, one chunk at a time.
 
-    Chunks hold :func:`~scglassbox._contributions.chunk_rows` cells unless ``chunk`` says.
+    Chunks hold as many cells as fit :data:`~scglassbox._chunks.CHUNK_BYTES`
+    (:func:`~scglassbox._chunks.cells_per_chunk`, uncapped) unless ``chunk`` says.
     """
     import dask.array as da
 
     source = _LazyContributions(est, X)
-    chunk = chunk or chunk_rows(*source.shape[1:])
+    chunk = chunk or cells_per_chunk(*source.shape[1:])
     # A fixed name: dask would otherwise hash the model and the matrix to name the array.
     return da.from_array(
         source, chunks=(chunk, *source.shape[1:]), name=f"glassbox-{uuid.uuid4().hex}"

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
+from scglassbox.get import _contributions as get_contributions
 from scglassbox.get import contribution_view as get_view
-from scglassbox.pl import _views as v
+from scglassbox.pl import _read as v
 
 
 @pytest.mark.parametrize("view", ["l2", "normed_l2", "dim1", "dim2"])
@@ -24,7 +25,7 @@ def test_contribution_view_definitions(linear_gb):
 
 
 def test_chunked_subsets(linear_gb, monkeypatch):
-    monkeypatch.setattr(v, "CHUNK_CELLS", 64)
+    monkeypatch.setattr(get_contributions, "CHUNK_CELLS", 64)
     full, names = v.contribution_view(linear_gb, "normed_l2")
     genes = [names[5], names[0], names[17]]
     cells = np.arange(linear_gb.n_obs) % 3 == 0
@@ -57,7 +58,7 @@ def test_errors(linear_gb):
 
 
 def test_selection_stats(linear_gb, monkeypatch):
-    monkeypatch.setattr(v, "CHUNK_CELLS", 100)
+    monkeypatch.setattr(get_contributions, "CHUNK_CELLS", 100)
     values, _ = v.contribution_view(linear_gb, "dim1")
     rng = np.random.default_rng(0)
     masks = [rng.random(linear_gb.n_obs) < 0.3, np.arange(linear_gb.n_obs) == 7]
@@ -77,3 +78,16 @@ def test_in_top_k(linear_gb):
     rank = (-np.abs(values)).argsort(axis=1)[:, :5]
     ref = np.array([[g in set(r) for g in range(40)] for r in rank])
     np.testing.assert_array_equal(hits, ref)
+
+
+def test_linear_fixture_has_a_fits_layout(linear_gb, pbmc_gb):
+    """The training-free glass box of the baselines sits where, and as, a real fit does."""
+    key = "glassbox_umap"
+    for attr in ("obsm", "varm"):
+        ours, fits = getattr(linear_gb, attr), getattr(pbmc_gb, attr)
+        assert {k for k in ours if key in k} == {k for k in fits if key in k}
+        for k in (k for k in ours if key in k):
+            assert (ours[k].dtype, ours[k].ndim) == (fits[k].dtype, fits[k].ndim), k
+            assert ours[k].shape[:2] == fits[k].shape[:2], k
+    assert set(linear_gb.uns[key]) <= set(pbmc_gb.uns[key])
+    assert set(linear_gb.uns[key]["params"]) <= set(pbmc_gb.uns[key]["params"])

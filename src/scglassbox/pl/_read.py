@@ -1,7 +1,8 @@
 """What the plots read, all through the access layer :mod:`scglassbox.get`.
 
-Per-cell contributions come from :func:`scglassbox.get.contribution_view` (stored cache or the
-model, chunk by chunk); this module adds only what is specific to drawing.
+Per-cell contributions come from :func:`scglassbox.get.contribution_view` and
+:func:`~scglassbox.get._contributions.iter_views` (stored cache or the model, chunk by chunk);
+views are :mod:`scglassbox._views`. This module adds only what is specific to drawing.
 """
 
 from __future__ import annotations
@@ -11,9 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 from anndata import AnnData
 
-from .._contributions import parse_view
+from .._views import View, parse_view
 from ..get import _access, _aggregate
-from ..get._contributions import CHUNK_CELLS as CHUNK_CELLS
 from ..get._contributions import contribution_view as contribution_view
 from ..get._contributions import iter_views as iter_views
 
@@ -31,23 +31,9 @@ def n_components(adata: AnnData, key: str) -> int:
     return embedding(adata, key).shape[1]
 
 
-def check_view(adata: AnnData, view: str, key: str) -> int | None:
-    """Validate ``view``; return its dimension index (``None`` for the L2 views)."""
+def check_view(adata: AnnData, view: str, key: str) -> View:
+    """``view`` checked against the embedding stored under ``key``."""
     return parse_view(view, n_components(adata, key))
-
-
-def is_signed(view: str) -> bool:
-    """Whether a view holds signed values (the ``'dimK'`` views)."""
-    return view not in ("l2", "normed_l2")
-
-
-def view_label(view: str) -> str:
-    """Human-readable name of a view, for axis labels and titles."""
-    if view == "l2":
-        return "L2 contribution"
-    if view == "normed_l2":
-        return "normed L2 contribution"
-    return f"contribution to dim {view[3:]} (red: +, blue: -)"
 
 
 def selection_stats(
