@@ -29,3 +29,32 @@ def test_access_layer_cap_comes_from_the_one_module():
     from scglassbox.get._contributions import CHUNK_CELLS
 
     assert CHUNK_CELLS == _chunks.ACCESS_CELLS
+
+
+def test_contributions_default_batch_stays_within_the_budget(monkeypatch):
+    """Many features: compute_contributions / compute_jacobian take fewer cells at once."""
+    import numpy as np
+
+    from scglassbox import _estimator
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 40)).astype(np.float32)
+    est = gb.GlassBoxUMAP(epochs=1, random_state=0, quiet=True).fit(X)
+    whole = est.compute_contributions(X)
+    seen = []
+    real = _estimator.stream_contributions
+
+    def spy(*args, batch_size, **kwargs):
+        seen.append(batch_size)
+        return real(*args, batch_size=batch_size, **kwargs)
+
+    monkeypatch.setattr(_estimator, "stream_contributions", spy)
+    monkeypatch.setattr(_chunks, "CHUNK_BYTES", 8 * 2 * 40 * 25)  # 25 cells of 40 features
+    part = est.compute_contributions(X)
+    assert seen == [25]
+    np.testing.assert_allclose(part, whole, atol=2e-6 * np.abs(whole).max())
+    est.compute_contributions(X, batch_size=60)  # the caller's size is taken as given
+    assert seen == [25, 60]
+    jac = est.compute_jacobian(X)
+    np.testing.assert_allclose((jac * (X - est.mean_)[:, None]).sum(-1), est.transform(X),
+                               rtol=1e-4, atol=1e-5)  # fmt: skip

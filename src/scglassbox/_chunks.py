@@ -37,7 +37,8 @@ CHUNK_BYTES = 64 * 2**20
 
 #: The default cap: cells per chunk of the estimator's inference (``transform``,
 #: ``compute_contributions``, ``compute_jacobian``, the embedding of the training data) when
-#: neither the call's ``batch_size`` nor the estimator's is set.
+#: neither the call's ``batch_size`` nor the estimator's is set. ``compute_contributions`` and
+#: ``compute_jacobian`` also keep a default batch within :data:`CHUNK_BYTES`.
 INFERENCE_CELLS = 10_000
 
 #: Cap for the access layer (``gb.get``, and ``gb.pl`` through it): cells per chunk when an
@@ -49,8 +50,8 @@ ACCESS_CELLS = 8_192
 #: per training step, so a small one would otherwise cut that pass into tiny chunks.
 FIT_INPUT_MIN_CELLS = 4_096
 
-#: Cells per chunk of ``gb.tl.glassbox_ensemble``'s per-seed contributions (a fixed size, not
-#: bounded by :data:`CHUNK_BYTES`: the group means it feeds are float64 sums over chunks).
+#: Cap for ``gb.tl.glassbox_ensemble``'s per-seed contributions (lowered by
+#: :func:`cells_per_chunk` for many genes, as everywhere).
 ENSEMBLE_CELLS = 4_096
 
 #: Rows read at once from a matrix that is not in memory (a backed ``.h5ad``, a column view):

@@ -24,7 +24,7 @@ from torch import nn
 from . import _logging
 from ._callbacks import RestoreBestWeights, lightning_callback
 from ._checks import check_encoder, check_X
-from ._chunks import inference_cells
+from ._chunks import cells_per_chunk, inference_cells
 from ._contributions import InputMap, jacobian, stream_contributions
 from ._equality import estimators_equal
 from ._fit import training_module
@@ -597,7 +597,8 @@ extra_callbacks
             Samples ``(n, n_features)`` or images, as for :meth:`transform`.
         batch_size
             Cells per batch (default :attr:`inference_batch_size`: the estimator's
-            ``batch_size``, or 10,000). Memory is streamed batch by batch; only the requested
+            ``batch_size``, or 10,000, fewer with many features so that a batch's float64
+            buffer stays near 64 MiB). Memory is streamed batch by batch; only the requested
             output is allocated.
         reduction
             ``None``: ``(n, n_components, n_features)``. ``"l2"``: the L2 norm over embedding
@@ -615,8 +616,9 @@ extra_callbacks
         check_is_fitted(self)
         check_reduction(reduction)
         X, sample = check_X(self, X, reset=False, return_shape=True)
-        bs = _batch(batch_size) or self.inference_batch_size
         n, d, f = X.shape[0], self.n_components, self.n_features_in_
+        # By default a batch also stays within the chunk budget (many genes: fewer cells).
+        bs = _batch(batch_size) or cells_per_chunk(d, f, self.inference_batch_size)
         shape = (n, d, f) if reduction is None else (n, f)
         out = np.empty(shape, dtype=dtype)
         emb = np.empty((n, d), dtype=np.float32)
@@ -645,8 +647,9 @@ extra_callbacks
         """
         check_is_fitted(self)
         X, sample = check_X(self, X, reset=False, return_shape=True)
-        bs = _batch(batch_size) or self.inference_batch_size
-        out = np.empty((X.shape[0], self.n_components, self.n_features_in_), dtype=np.float32)
+        d, f = self.n_components, self.n_features_in_
+        bs = _batch(batch_size) or cells_per_chunk(d, f, self.inference_batch_size)
+        out = np.empty((X.shape[0], d, f), dtype=np.float32)
         device = next(self.encoder_.parameters()).device
         comps = self.input_map_.components
         was_training = self.encoder_.training

@@ -12,7 +12,7 @@ from scipy.stats import spearmanr
 
 from .. import _keys
 from .. import _logging as logg
-from .._chunks import ENSEMBLE_CELLS
+from .._chunks import ENSEMBLE_CELLS, cells_per_chunk
 from .._contributions import stream_contributions
 from .._docs import doc_params
 from .._views import View, parse_view
@@ -31,7 +31,10 @@ def _group_means(
     chunks = (
         (membership(codes[rows], n_groups), view.reduce(c.astype(np.float32, copy=False)))
         for rows, _, c in stream_contributions(
-            est.encoder_, X, est.input_map_, batch_size=ENSEMBLE_CELLS
+            est.encoder_,
+            X,
+            est.input_map_,
+            batch_size=cells_per_chunk(est.n_components, est.n_features_in_, ENSEMBLE_CELLS),
         )
     )
     return aggregate(chunks, n_groups).mean.T
