@@ -26,6 +26,8 @@ _PARAMS = {
     Write the figure, as scanpy's ``save=``: ``True`` writes
     ``{settings.figdir}/<plot name>.<settings.file_format_figs>``, a string is appended to
     that name (``'_tcells.pdf'``), a :class:`~pathlib.Path` is the exact file.""",
+    "ax": """ax
+    Draw into this axes (a plot of one panel only).""",
     "plot_returns": """The axes (a list for several panels) when ``show=False``, the figure when
 ``return_fig=True``, else ``None``.""",
     "ranked": """groupby
@@ -38,6 +40,11 @@ group
     ``'dim2'``, ... (the signed contribution to that dimension).""",
 }
 
+
+# The parameters every matplotlib plot shares, in scanpy's order (as its doc_show_save_ax).
+_PARAMS["show_ax"] = "\n".join(_PARAMS[k] for k in ("show", "ax", "return_fig", "save"))
+_PARAMS["show_save"] = "\n".join(_PARAMS[k] for k in ("show", "return_fig", "save"))
+_PARAMS["panels"] = "ncols\n    Panels per row.\n" + _PARAMS["show_ax"]
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 

@@ -32,11 +32,11 @@ from ._storage import (
     LIBRARY,
     ModelFormatError,
     _positive_int,
-    _scalar,
     build_from_block,
     check_block,
     input_map_arrays,
     load_weights,
+    scalar,
     state_dict_to_numpy,
     uns_safe_kwargs,
 )
@@ -54,7 +54,7 @@ def to_block(est: GlassBoxUMAP) -> dict:
     defaults = _defaults(type(est))
     params: dict[str, Any] = {}
     for k, v in est.get_params(deep=False).items():
-        v = _scalar(v)
+        v = scalar(v)
         if k in RUNTIME_PARAMS or v is None or not isinstance(v, str | numbers.Real):
             continue  # arrays, modules and dicts do not describe the stored model
         if k not in CORE_PARAMS and _is_default(v, defaults[k]):
@@ -101,7 +101,7 @@ def from_block(cls: type, block: dict, encoder: nn.Module | None = None) -> Any:
         raise ModelFormatError(
             f"model field 'params' has entries that do not describe a model: {unknown}."
         )
-    values = {k: _scalar(v) for k, v in params.items()}
+    values = {k: scalar(v) for k, v in params.items()}
     for k in ("epochs", "a", "b"):
         if k not in values:
             raise ModelFormatError(f"model field params[{k!r}] is missing.")

@@ -48,11 +48,11 @@ def state_dict_to_numpy(module: nn.Module) -> dict[str, np.ndarray]:
 
 
 def _positive_int(value: object, field: str, minimum: int = 1) -> int:
-    return check_int(_scalar(value), f"model field {field}", min=minimum, error=ModelFormatError)
+    return check_int(scalar(value), f"model field {field}", min=minimum, error=ModelFormatError)
 
 
-def _scalar(v: object) -> object:
-    """Undo the 0-d arrays and numpy scalars that h5ad/zarr may hand back."""
+def scalar(v: object) -> object:
+    """Undo the 0-d arrays and numpy scalars that h5ad/zarr may hand back for plain values."""
     if isinstance(v, np.ndarray) and v.ndim == 0:
         v = v.item()
     if isinstance(v, np.generic):
@@ -101,7 +101,7 @@ def encoder_spec(block: dict) -> tuple[str, int, int, dict, tuple[int, ...] | No
     kwargs: dict = {"hidden": _int_list(arch, "hidden")}
     if name in CONV_ENCODERS:
         kwargs["channels"] = _int_list(arch, "channels")
-        norm = _scalar(arch.get("norm", False))
+        norm = scalar(arch.get("norm", False))
         if not isinstance(norm, bool):
             raise ModelFormatError(
                 f"model field architecture['norm'] must be a bool, got {norm!r}."
@@ -121,7 +121,7 @@ def _int_list(arch: dict, key: str) -> tuple[int, ...]:
 
 def _plain(v: object) -> object:
     """A stored ``encoder_kwargs`` value as Python: arrays back to lists, 0-d to scalars."""
-    v = _scalar(v)
+    v = scalar(v)
     if isinstance(v, np.ndarray):
         if v.dtype.kind not in "biufU":
             raise ModelFormatError(f"model field architecture['kwargs'] holds {v.dtype} values.")
@@ -231,7 +231,7 @@ def check_block(block: object) -> dict:
     if "format_version" not in block:
         raise ModelFormatError("model is missing 'format_version'.")
     name = "model field 'format_version'"
-    version = check_int(_scalar(block["format_version"]), name, error=ModelFormatError)
+    version = check_int(scalar(block["format_version"]), name, error=ModelFormatError)
     if version != FORMAT_VERSION:
         raise ModelFormatError(
             f"model format version {version} is not supported (this scglassbox reads "

@@ -16,6 +16,7 @@ from scipy import sparse
 
 from .. import _keys
 from .._chunks import READ_CELLS
+from .._storage import scalar as scalar  # re-exported: the access layer reads uns with it
 
 MASK_DEFAULT = _keys.Default("'highly_variable' when that var column exists, else all genes")
 
@@ -23,15 +24,6 @@ MASK_DEFAULT = _keys.Default("'highly_variable' when that var column exists, els
 def str_array(values: object) -> np.ndarray:
     """Names as a plain ``<U`` array (zarr may hand back numpy's variable-width StringDType)."""
     return np.asarray(values, dtype=object).astype(str)
-
-
-def scalar(value: object) -> object:
-    """Undo the 0-d arrays and numpy scalars that h5ad/zarr hand back for plain values."""
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value.item()
-    if isinstance(value, np.generic):
-        value = value.item()
-    return value
 
 
 # ---------------------------------------------------------------------------- results

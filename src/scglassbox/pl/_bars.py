@@ -132,13 +132,7 @@ def contribution_bars(
     n_genes
         Genes per panel.
     {key}
-    ncols
-        Panels per row.
-    {show}
-    ax
-        Draw into this axes (single panel only).
-    {return_fig}
-    {save}
+    {panels}
 
     Returns
     -------
@@ -212,13 +206,7 @@ def ranking(
         Dimensions to show, 0-based as everywhere in the package (default: all); panel
         ``dim 1`` is ``dims=0``.
     {key}
-    ncols
-        Panels per row.
-    {show}
-    ax
-        Draw into this axes (single panel only).
-    {return_fig}
-    {save}
+    {panels}
     dimensions
         Deprecated: 1-based dimensions (``dimensions=1`` is ``dims=0``), kept for one release.
 
@@ -277,11 +265,7 @@ def loss(
     {key}
     log
         Logarithmic y axis.
-    {show}
-    ax
-        Draw into this axes.
-    {return_fig}
-    {save}
+    {show_ax}
 
     Returns
     -------
@@ -356,13 +340,7 @@ def rank_contributions(
         Read this ``uns`` entry instead of ``key + '_rank_' + groupby``.
     reference
         Show the comparison with this ``reference`` (stored under a key of its own).
-    ncols
-        Panels per row.
-    {show}
-    ax
-        Draw into this axes (single panel only).
-    {return_fig}
-    {save}
+    {panels}
 
     Returns
     -------

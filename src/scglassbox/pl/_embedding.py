@@ -48,11 +48,7 @@ def glassbox_umap(
     color
         Keys of ``obs`` or genes to colour by.
     {key}
-    {show}
-    ax
-        Draw into this axes (single panel only).
-    {return_fig}
-    {save}
+    {show_ax}
     **kwargs
         Passed on to :func:`scanpy.pl.embedding`.
 
@@ -151,13 +147,7 @@ def contributions(
         One gene or several (each must be among ``adata.uns[key]['var_names']``).
     {view}
     {key}
-    ncols
-        Panels per row.
-    {show}
-    ax
-        Draw into this axes (one gene only).
-    {return_fig}
-    {save}
+    {panels}
     **kwargs
         Passed on to :func:`scanpy.pl.embedding` (``size``, ``cmap``, ``vmax``, ``frameon``,
         ...). With a signed view, ``vmax`` sets the symmetric limit.
@@ -249,11 +239,7 @@ def top_feature(
         Show the ``n_top`` genes that are most often a cell's top gene; the other cells are
         labelled ``'other'`` (light grey, drawn underneath).
     {key}
-    {show}
-    ax
-        Draw into this axes.
-    {return_fig}
-    {save}
+    {show_ax}
     **kwargs
         Passed on to :func:`scanpy.pl.embedding` (``size``, ``legend_loc``, ...).
 
@@ -315,9 +301,7 @@ def batch_share(
     ----------
     {adata}
     {key}
-    {show}
-    {return_fig}
-    {save}
+    {show_save}
     **kwargs
         Passed on to :func:`scanpy.pl.embedding` (``size``, ``legend_loc``, ...).
 

@@ -62,9 +62,7 @@ def image_contributions(
     {key}
     cmap
         Diverging colour map of the contributions.
-    {show}
-    {return_fig}
-    {save}
+    {show_save}
 
     Returns
     -------

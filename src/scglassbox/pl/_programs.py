@@ -53,13 +53,7 @@ def program_contributions(
     overlap
         As for :func:`~scglassbox.get.program_contributions`.
     {key}
-    ncols
-        Panels per row.
-    {show}
-    ax
-        Draw into this axes (one program only).
-    {return_fig}
-    {save}
+    {panels}
     **kwargs
         Passed on to :func:`scanpy.pl.embedding` (``size``, ``cmap``, ``vmax``...).
 
@@ -134,11 +128,7 @@ def rank_programs(
         Read this ``uns`` entry instead of ``key + '_programs_' + groupby``.
     cmap
         Colour map (a signed ``view`` uses ``'RdBu_r'`` centred on 0).
-    {show}
-    ax
-        Draw into this axes.
-    {return_fig}
-    {save}
+    {show_ax}
 
     Returns
     -------
