@@ -14,6 +14,8 @@ _PARAMS = {
     "key": """key
     The ``key_added`` used by :func:`~scglassbox.tl.glassbox_umap` (default
     ``'glassbox_umap'``).""",
+    "obs": """obs
+    Cells: ``None`` (all), a boolean mask, integer positions or ``obs_names``.""",
     "copy": """copy
     Return a modified copy instead of writing into ``adata``.""",
     "quiet": """quiet

@@ -16,6 +16,7 @@ declare scikit-learn's ``_parameter_constraints``: see :func:`scglassbox._params
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
@@ -26,68 +27,31 @@ __all__ = [
     "check_dict",
     "check_flag",
     "check_int",
+    "check_number",
     "check_option",
     "check_real",
     "check_seed",
     "is_integer",
 ]
 
-#: Seeds as numpy and scikit-learn take them: one rule on every path.
-SEEDS = Interval(Integral, 0, 2**32 - 1, closed="both")
 
-
-def check_int(
+def check_number(
     value: object,
     name: str,
     *,
-    min: int | None = None,
-    max: int | None = None,
-    optional: bool = False,
-    error: type[Exception] = InvalidParameterError,
-) -> int | None:
-    """``value`` as an ``int`` in ``[min, max]`` (numpy integers too, never a bool).
-
-    Parameters
-    ----------
-    value
-        The value to check.
-    name
-        The name in the message, as the user passed it.
-    min, max
-        Inclusive bounds; ``None`` for none.
-    optional
-        Whether ``None`` is accepted (and returned).
-    error
-        The exception class raised (a subclass of ValueError).
-
-    Returns
-    -------
-    ``int(value)``, or ``None``.
-    """
-    if optional and value is None:
-        return None
-    closed = {(True, True): "both", (True, False): "left", (False, True): "right"}
-    interval = Interval(
-        Integral, min, max, closed=closed.get((min is not None, max is not None), "neither")
-    )
-    if not _is_number(value, Integral) or value not in interval:
-        what = f"an integer {_range(min, max, True, True)}".rstrip()
-        raise error(_message(name, what, value, optional))
-    return int(value)
-
-
-def check_real(
-    value: object,
-    name: str,
-    *,
+    integer: bool = False,
     min: float | None = None,
     max: float | None = None,
     include_min: bool = True,
     include_max: bool = True,
     optional: bool = False,
     error: type[Exception] = InvalidParameterError,
-) -> float | None:
-    """``value`` as a finite ``float`` between ``min`` and ``max`` (never a bool).
+    what: str | None = None,
+) -> int | float | None:
+    """``value`` as a finite number between ``min`` and ``max`` (never a bool).
+
+    Use it as :func:`check_int` (``integer=True``: an ``int``, numpy integers too) or
+    :func:`check_real` (a ``float``).
 
     Parameters
     ----------
@@ -95,6 +59,8 @@ def check_real(
         The value to check.
     name
         The name in the message, as the user passed it.
+    integer
+        Whether only integers are accepted (and an ``int`` returned).
     min, max
         Bounds; ``None`` for none. NaN and infinity are refused whatever the bounds.
     include_min, include_max
@@ -103,21 +69,35 @@ def check_real(
         Whether ``None`` is accepted (and returned).
     error
         The exception class raised (a subclass of ValueError).
+    what
+        What the message says is expected, when the range in numbers would read worse
+        (seeds: ``'an int in [0, 2**32 - 1]'``; ``None or`` comes first then).
 
     Returns
     -------
-    ``float(value)``, or ``None``.
+    ``int(value)`` or ``float(value)``, or ``None``.
     """
     if optional and value is None:
         return None
+    kind = Integral if integer else Real
     closed = {(True, True): "both", (True, False): "left", (False, True): "right"}
     lo, hi = min is not None and include_min, max is not None and include_max
-    interval = Interval(Real, min, max, closed=closed.get((lo, hi), "neither"))
-    if not _is_number(value, Real) or value not in interval:
-        bounds = _range(min, max, include_min, include_max)
-        what = f"a number {bounds}" if max is not None else f"a finite number {bounds}".rstrip()
-        raise error(_message(name, what, value, optional))
-    return float(value)
+    if not _is_number(value, kind) or value not in Interval(
+        kind, min, max, closed=closed.get((lo, hi), "neither")
+    ):
+        said = what
+        if said is None:
+            bounds = _range(min, max, include_min, include_max)
+            said = "an integer" if integer else "a number" if max is not None else "a finite number"
+            said = f"{said} {bounds}".rstrip()
+        raise error(_message(name, said, value, optional, none_first=what is not None))
+    return int(value) if integer else float(value)
+
+
+#: ``check_int(value, name, *, min=, max=, optional=, error=)``: an ``int`` in ``[min, max]``.
+check_int = partial(check_number, integer=True)
+#: ``check_real(value, name, *, min=, max=, include_min=, include_max=, optional=, error=)``.
+check_real = partial(check_number, integer=False)
 
 
 def check_flag(
@@ -136,19 +116,11 @@ def check_flag(
     return bool(value)
 
 
-def check_seed(
-    value: object,
-    name: str,
-    *,
-    optional: bool = True,
-    error: type[Exception] = InvalidParameterError,
-) -> int | None:
-    """``value`` as a seed: an ``int`` in ``[0, 2**32 - 1]``, or ``None`` if optional."""
-    if optional and value is None:
-        return None
-    if not _is_number(value, Integral) or value not in SEEDS:
-        raise error(_message(name, "an int in [0, 2**32 - 1]", value, optional, none_first=True))
-    return int(value)
+#: ``check_seed(value, name)``: a seed as numpy and scikit-learn take them, one rule on every
+#: path: an ``int`` in ``[0, 2**32 - 1]``, or ``None`` (unless ``optional=False``).
+check_seed = partial(
+    check_int, min=0, max=2**32 - 1, optional=True, what="an int in [0, 2**32 - 1]"
+)
 
 
 def check_option(

@@ -158,8 +158,7 @@ def batch_contributions(
     ----------
     {adata}
     {key}
-    obs
-        Cells: ``None`` (all), a boolean mask, integer positions or ``obs_names``.
+    {obs}
 
     Returns
     -------

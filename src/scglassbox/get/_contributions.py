@@ -193,8 +193,7 @@ def contributions(
     Parameters
     ----------
     {adata}
-    obs
-        Cells: ``None`` (all), a boolean mask, integer positions or ``obs_names``.
+    {obs}
     genes
         Genes of the model (default: all, in ``uns[key]['var_names']`` order).
     dims

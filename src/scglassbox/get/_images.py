@@ -36,8 +36,7 @@ def image_contributions(
     ----------
     {adata}
     {key}
-    obs
-        Cells: ``None`` (all), a boolean mask, integer positions or ``obs_names``.
+    {obs}
 
     Returns
     -------

@@ -120,8 +120,7 @@ def modality_contributions(
         The :class:`mudata.MuData` the model was fitted on, or one a model was mapped into
         (:func:`~scglassbox.tl.glassbox_transform`).
     {key}
-    obs
-        Cells: ``None`` (all), a boolean mask, integer positions or ``obs_names``.
+    {obs}
 
     Returns
     -------

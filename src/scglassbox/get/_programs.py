@@ -132,8 +132,7 @@ def program_contributions(
         ``target`` (gene) columns, decoupler's network layout (a ``weight`` column is
         ignored, with a note: a weighted sum is not a split). Genes the model does not use
         are skipped.
-    obs
-        Cells: ``None`` (all), a boolean mask, integer positions or ``obs_names``.
+    {obs}
     dims
         Embedding dimensions, 0-based (default: all).
     overlap

@@ -84,6 +84,30 @@ def _temp_adata(
     return tmp
 
 
+def _top(
+    adata: AnnData,
+    groupby: str,
+    n_genes: int,
+    view: str,
+    key: str,
+    groups: Sequence[str] | None,
+    unique: bool,
+) -> tuple[dict[str, list[str]], pd.DataFrame, list[str]]:
+    """:func:`top_genes_per_group`, and the genes of all groups in order, once each."""
+    top, means = top_genes_per_group(
+        adata, groupby, n_genes=n_genes, view=view, key=key, groups=groups, unique=unique
+    )
+    return top, means, _unique(top)
+
+
+def _view_colours(kwargs: dict[str, Any], view: View) -> None:
+    """Default colours of a view: diverging and centred on 0 when signed; the bar's title."""
+    if view.signed:
+        kwargs.setdefault("cmap", "RdBu_r")
+        kwargs.setdefault("vcenter", 0.0)
+    kwargs.setdefault("colorbar_title", _colorbar_title(view))
+
+
 def _colorbar_title(view: View) -> str:
     """Short two-line title (scanpy's colour bar legend is narrow)."""
     if view.signed:
@@ -233,17 +257,10 @@ def contribution_matrixplot(
     """
     import scanpy as sc
 
-    top, means = top_genes_per_group(
-        adata, groupby, n_genes=n_genes, view=view, key=key, groups=groups, unique=unique
-    )
-    genes = _unique(top)
+    top, means, genes = _top(adata, groupby, n_genes, view, key, groups, unique)
     X, _ = v.contribution_view(adata, view, key, genes=genes)
     tmp = _temp_adata(adata, groupby, genes, X, list(means.index))
-    checked = v.check_view(adata, view, key)
-    if checked.signed:
-        kwargs.setdefault("cmap", "RdBu_r")
-        kwargs.setdefault("vcenter", 0.0)
-    kwargs.setdefault("colorbar_title", _colorbar_title(checked))
+    _view_colours(kwargs, v.check_view(adata, view, key))
     plot = sc.pl.matrixplot(tmp, top, groupby, ax=ax, return_fig=True, use_raw=False, **kwargs)
     return _finish(
         plot, ax=ax, show=show, return_fig=return_fig, save=save, name="gb_contribution_matrixplot"
@@ -317,10 +334,7 @@ def contribution_dotplot(
     """
     import scanpy as sc
 
-    top, means = top_genes_per_group(
-        adata, groupby, n_genes=n_genes, view=view, key=key, groups=groups, unique=unique
-    )
-    genes = _unique(top)
+    top, means, genes = _top(adata, groupby, n_genes, view, key, groups, unique)
     hits = v.in_top_k(adata, view, key, genes, top_k)
     tmp = _temp_adata(adata, groupby, genes, hits.astype(np.float32), list(means.index))
     flat = [g for gs in top.values() for g in gs]
@@ -328,11 +342,7 @@ def contribution_dotplot(
     color_df.columns = flat
     color_df.index = color_df.index.astype(str)
     color_df.index.name = groupby
-    checked = v.check_view(adata, view, key)
-    if checked.signed:
-        kwargs.setdefault("cmap", "RdBu_r")
-        kwargs.setdefault("vcenter", 0.0)
-    kwargs.setdefault("colorbar_title", _colorbar_title(checked))
+    _view_colours(kwargs, v.check_view(adata, view, key))
     kwargs.setdefault("size_title", f"% of cells with gene\nin their top {top_k}")
     plot = sc.pl.dotplot(
         tmp,
