@@ -130,6 +130,19 @@ def group_contributions(
     >>> mean, sem = gb.get.group_contributions(adata, "bulk_labels")
     >>> mean["CD19+ B"].nlargest(3)  # doctest: +SKIP
     """
+    res = ranking_result(adata, groupby, key=key, uns_key=uns_key, reference=reference)
+    return genes_by_groups(res, "mean"), genes_by_groups(res, "sem")
+
+
+def ranking_result(
+    adata: AnnData,
+    groupby: str | None,
+    *,
+    key: str,
+    uns_key: str | None,
+    reference: str | None,
+) -> dict:
+    """The ``uns`` entry of a ranking, or a :class:`KeyError` that says how to make it."""
     ukey = uns_key or _keys.rank_key(key, groupby, reference)
     if ukey not in adata.uns:
         ref = "" if reference is None else f", reference={reference!r}"
@@ -137,11 +150,13 @@ def group_contributions(
             f"adata.uns[{ukey!r}] not found: "
             f"run gb.tl.rank_contributions(adata, {groupby!r}{ref}) first."
         )
-    res = adata.uns[ukey]
+    return adata.uns[ukey]
+
+
+def genes_by_groups(res: dict, field: str) -> pd.DataFrame:
+    """A ``(groups, genes)`` array of a ranking result as a genes x groups DataFrame."""
     genes, groups = str_array(res["genes"]), str_array(res["groups"])
-    mean = pd.DataFrame(np.asarray(res["mean"]).T, index=genes, columns=groups)
-    sem = pd.DataFrame(np.asarray(res["sem"]).T, index=genes, columns=groups)
-    return mean, sem
+    return pd.DataFrame(np.asarray(res[field]).T, index=genes, columns=groups)
 
 
 @doc_params
@@ -187,11 +202,9 @@ def rank_contributions_df(
     ['group', 'rank', 'gene', 'mean', 'sem', 'toward']
     >>> df  # doctest: +SKIP
     """
-    mean, sem = group_contributions(adata, groupby, key=key, uns_key=uns_key, reference=reference)
-    res = adata.uns[uns_key or _keys.rank_key(key, groupby, reference)]
-    toward = None
-    if "toward" in res:
-        toward = pd.DataFrame(np.asarray(res["toward"]).T, index=mean.index, columns=mean.columns)
+    res = ranking_result(adata, groupby, key=key, uns_key=uns_key, reference=reference)
+    mean, sem = genes_by_groups(res, "mean"), genes_by_groups(res, "sem")
+    toward = genes_by_groups(res, "toward") if "toward" in res else None
     groups = list(mean.columns) if group is None else ([group] if isinstance(group, str) else group)
     frames = []
     for g in groups:

@@ -6,7 +6,6 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
-import pandas as pd
 from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -357,18 +356,18 @@ def rank_contributions(
 
     .. image:: /_static/plots/rank_contributions.png
     """
-    from ..get import group_contributions
+    from ..get._get import genes_by_groups, ranking_result
 
     if n_genes < 1:
         raise ValueError(f"n_genes must be >= 1, got {n_genes}.")
-    mean, sem = group_contributions(adata, groupby, key=key, uns_key=uns_key, reference=reference)
-    res = adata.uns[uns_key or _keys.rank_key(key, groupby, reference)]
+    res = ranking_result(adata, groupby, key=key, uns_key=uns_key, reference=reference)
+    mean, sem = genes_by_groups(res, "mean"), genes_by_groups(res, "sem")
     reference = str(np.asarray(res["params"].get("reference", "none")))
     wanted = _wanted_groups(groups, list(mean.columns), "were not ranked")
     differential = reference != "none"
     toward = None
     if not differential and "toward" in res:
-        toward = pd.DataFrame(np.asarray(res["toward"]).T, index=mean.index, columns=mean.columns)
+        toward = genes_by_groups(res, "toward")
     sizes = adata.obs[groupby].astype(str).value_counts()
     fig, axs = panels(len(wanted), ax=ax, ncols=ncols, panel_size=_bar_panel_size(n_genes))
     for g, a in zip(wanted, axs, strict=True):
