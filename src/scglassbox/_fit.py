@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,6 +32,7 @@ from ._params import (
 )
 from ._sampling import alias_table
 from ._training import UMAPModule
+from ._warnings import warn
 
 if TYPE_CHECKING:
     from ._estimator import GlassBoxUMAP
@@ -75,35 +75,7 @@ def training_module(
             f"pca_components ({est.pca_components}) exceeds min(n_samples, n_features) "
             f"= {min(n, n_features)}."
         )
-    if graph is None:
-        n_neighbors = est.n_neighbors
-        if n_neighbors >= n:
-            warnings.warn(
-                f"n_neighbors ({n_neighbors}) is not smaller than the number of samples "
-                f"({n}); using {n - 1}, as umap-learn does.",
-                UserWarning,
-                stacklevel=4,
-            )
-            n_neighbors = n - 1
-        # umap-learn's graph options (low_memory with them) only when one is set: see
-        # _graph.fuzzy_graph.
-        options = (
-            {k: getattr(est, k) for k in (*GRAPH_OPTIONS, "low_memory")}
-            if settings["custom_graph"]
-            else {}
-        )
-        graph = _graph.fuzzy_graph(
-            X, n_neighbors, metric=est.metric, random_state=est.random_state, **options
-        )
-    else:
-        if settings["custom_graph"]:
-            changed = [k for k, v in GRAPH_OPTIONS.items() if not _is_default(getattr(est, k), v)]
-            raise ValueError(
-                f"{changed or ['metric_kwds']} "
-                "steer the kNN graph that fit builds, but a graph was passed: set them "
-                "where that graph is built (e.g. sc.pp.neighbors) instead."
-            )
-        graph = _graph.check_graph(graph, n)
+    graph = _fit_graph(est, X, graph, settings)
     edges = _graph.edge_list(graph)
     # The alias table's construction needs the fit's largest transient buffers (about 1 GB at
     # 1M cells): build it now, before the encoder's inputs exist, and drop the weights.
@@ -119,23 +91,7 @@ def training_module(
         ):
             raise ValueError(f"projection does not match X's {n_features} features.")
     device = device_type(settings["accelerator"])
-    encoder_kwargs = dict(est.encoder_kwargs or {})
-    hidden = auto_hidden(device, n)
-    # The GPU widths were measured for the MLPs only.
-    if hidden is not None and _is_mlp(settings["encoder"]):
-        encoder_kwargs.setdefault("hidden", hidden)
-    # The encoder reads images in their own shape, or the input map's output when it projects.
-    shape = tuple(getattr(est, "input_shape_", None) or (n_features,))
-    if int(np.prod(shape)) != n_features:  # set by an earlier fit: X came another way
-        shape = (n_features,)
-    encoder = make_encoder(
-        settings["encoder"],
-        input_map.n_inputs,
-        est.n_components,
-        encoder_kwargs,
-        est.random_state,
-        input_shape=shape if input_map.components is None else None,
-    )
+    encoder = _fit_encoder(est, settings, input_map, n, n_features, device)
     if inputs is not None and inputs.shape == (n, input_map.n_inputs) and projection is not None:
         features = inputs
     else:
@@ -146,18 +102,7 @@ def training_module(
         a, b = _graph.find_ab_params(est.spread, est.min_dist)
     else:
         a, b = settings["a"], settings["b"]
-    # With num_batches the user sets the steps per epoch: the epoch floor that large steps
-    # make up for does not apply.
-    batch_size = est.batch_size or auto_batch_size(
-        n, None if est.num_batches else edges.n_edges, device
-    )
-    if settings["epochs"] is not None:
-        epochs = settings["epochs"]
-    elif est.num_batches:
-        lo, hi = AUTO_EPOCHS
-        epochs = int(min(hi, max(lo, round(AUTO_STEPS / est.num_batches))))
-    else:
-        epochs = auto_epochs(edges.n_edges, batch_size)
+    batch_size, epochs = _schedule(est, settings, n, edges.n_edges, device)
     seed = seed_of(est.random_state)
     if not (isinstance(est.init, str) and est.init == "random"):
         target = init_layout(
@@ -188,6 +133,84 @@ def training_module(
     if est.num_batches:
         module.steps_per_epoch = int(est.num_batches)
     return module, graph, input_map, features
+
+
+def _fit_graph(
+    est: GlassBoxUMAP, X: np.ndarray | sparse.spmatrix, graph: object, settings: dict[str, Any]
+) -> sparse.csr_matrix:
+    """The graph to train on: built from ``X`` with the estimator's options, or checked."""
+    n = X.shape[0]
+    if graph is not None:
+        if settings["custom_graph"]:
+            changed = [k for k, v in GRAPH_OPTIONS.items() if not _is_default(getattr(est, k), v)]
+            raise ValueError(
+                f"{changed or ['metric_kwds']} "
+                "steer the kNN graph that fit builds, but a graph was passed: set them "
+                "where that graph is built (e.g. sc.pp.neighbors) instead."
+            )
+        return _graph.check_graph(graph, n)
+    n_neighbors = est.n_neighbors
+    if n_neighbors >= n:
+        warn(
+            f"n_neighbors ({n_neighbors}) is not smaller than the number of samples "
+            f"({n}); using {n - 1}, as umap-learn does."
+        )
+        n_neighbors = n - 1
+    # umap-learn's graph options (low_memory with them) only when one is set: see
+    # _graph.fuzzy_graph.
+    options = (
+        {k: getattr(est, k) for k in (*GRAPH_OPTIONS, "low_memory")}
+        if settings["custom_graph"]
+        else {}
+    )
+    return _graph.fuzzy_graph(
+        X, n_neighbors, metric=est.metric, random_state=est.random_state, **options
+    )
+
+
+def _fit_encoder(
+    est: GlassBoxUMAP,
+    settings: dict[str, Any],
+    input_map: InputMap,
+    n: int,
+    n_features: int,
+    device: str,
+) -> nn.Module:
+    """The untrained encoder: the chosen one, sized for the device (GPU widths for MLPs)."""
+    encoder_kwargs = dict(est.encoder_kwargs or {})
+    hidden = auto_hidden(device, n)
+    # The GPU widths were measured for the MLPs only.
+    if hidden is not None and _is_mlp(settings["encoder"]):
+        encoder_kwargs.setdefault("hidden", hidden)
+    # The encoder reads images in their own shape, or the input map's output when it projects.
+    shape = tuple(getattr(est, "input_shape_", None) or (n_features,))
+    if int(np.prod(shape)) != n_features:  # set by an earlier fit: X came another way
+        shape = (n_features,)
+    return make_encoder(
+        settings["encoder"],
+        input_map.n_inputs,
+        est.n_components,
+        encoder_kwargs,
+        est.random_state,
+        input_shape=shape if input_map.components is None else None,
+    )
+
+
+def _schedule(
+    est: GlassBoxUMAP, settings: dict[str, Any], n: int, n_edges: int, device: str
+) -> tuple[int, int]:
+    """Edges per step and epochs: as given, else chosen from the data and the device."""
+    # With num_batches the user sets the steps per epoch: the epoch floor that large steps
+    # make up for does not apply.
+    batch_size = est.batch_size or auto_batch_size(n, None if est.num_batches else n_edges, device)
+    if settings["epochs"] is not None:
+        epochs = settings["epochs"]
+    elif est.num_batches:
+        lo, hi = AUTO_EPOCHS
+        epochs = int(min(hi, max(lo, round(AUTO_STEPS / est.num_batches))))
+    else:
+        epochs = auto_epochs(n_edges, batch_size)
+    return batch_size, epochs
 
 
 def seed_of(random_state: int | None) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import inspect
 import numbers
-import warnings
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -31,6 +30,7 @@ from ._validation import (
     check_seed,
     is_integer,
 )
+from ._warnings import warn
 
 if TYPE_CHECKING:
     from ._estimator import GlassBoxUMAP
@@ -415,12 +415,10 @@ def _lr(est: GlassBoxUMAP) -> float:
     lr = _same("lr", est.lr, "learning_rate", est.learning_rate, DEFAULT_LR)
     if lr > LR_WARN_ABOVE:
         name = "learning_rate" if est.learning_rate is not None else "lr"
-        warnings.warn(
+        warn(
             f"{name}={lr} is Adam's step size on the network's weights (default "
             f"{DEFAULT_LR}), not umap-learn's SGD step size on coordinates (1.0); "
-            f"values above {LR_WARN_ABOVE} usually make training diverge.",
-            UserWarning,
-            stacklevel=5,  # the caller of fit: _lr, check_params, _check_params, fit
+            f"values above {LR_WARN_ABOVE} usually make training diverge."
         )
     return float(lr)
 
