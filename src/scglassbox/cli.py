@@ -295,6 +295,45 @@ def run(
     return adata
 
 
+#: The options ``run`` and ``demo`` share: (flags, ``add_argument`` keywords).
+SHARED_OPTIONS: list[tuple[tuple[str, ...], dict]] = [
+    (("--groupby",), {"help": "obs column to rank genes by (demo default: bulk_labels)"}),
+    (("--epochs",), {"type": int,
+                     "help": "training epochs (default: chosen from the number of cells)"}),
+    (("--seed",), {"type": int, "default": 0, "help": "random seed (default: %(default)s)"}),
+    (("--key-added",), {
+        "default": _keys.DEFAULT_KEY,
+        "help": "results go to obsm['X_<key>'], uns['<key>'], ... (default: %(default)s); "
+        "no '/', not a key of scanpy's own tools",
+    }),
+    (("--contributions",), {
+        "choices": _keys.STORAGES,
+        "help": "storage of per-cell contributions in the .h5ad (default: that of "
+        "gb.tl.glassbox_umap; 'none': recomputed from the stored model on demand)",
+    }),
+    (("--layer",), {"help": "attribute contributions to this layer instead of X"}),
+    (("--use-raw",), {"action": "store_true", "help": "attribute contributions to adata.raw"}),
+    (("--use-rep",), {
+        "help": "obsm key the encoder reads, e.g. X_pca_harmony (default: the graph's own "
+        "representation when it is a corrected PCA, else the expression; X: the expression)",
+    }),
+    (("--batch-key",), {
+        "help": "obs column of batches read as exact input features: each cell's coordinates "
+        "split into genes + a batch term (obs <key>_batch_share)",
+    }),
+    (("--accelerator",), {
+        "default": "auto",
+        "help": "Lightning accelerator: auto, cpu, gpu, mps, ... (default: %(default)s)",
+    }),
+    (("--png",), {"type": Path,
+                  "help": "summary figure path (default: the output path with .png)"}),
+    (("-q", "--quiet"), {
+        "action": "store_true",
+        "help": "no progress bar and no info messages (warnings and errors still show)",
+    }),
+]  # fmt: skip
+
+
 def _parser() -> argparse.ArgumentParser:
     codes = "\n".join(f"  {c:>3}  {what}" for c, what in EXIT_CODES.items())
     parser = argparse.ArgumentParser(
@@ -337,53 +376,8 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
 
     for p in (p_run, p_demo):
-        p.add_argument(
-            "--groupby", default=None,
-            help="obs column to rank genes by (demo default: bulk_labels)",
-        )  # fmt: skip
-        p.add_argument(
-            "--epochs", type=int, default=None,
-            help="training epochs (default: chosen from the number of cells)",
-        )  # fmt: skip
-        p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-        p.add_argument(
-            "--key-added", default=_keys.DEFAULT_KEY,
-            help="results go to obsm['X_<key>'], uns['<key>'], ... (default: %(default)s); "
-            "no '/', not a key of scanpy's own tools",
-        )  # fmt: skip
-        p.add_argument(
-            "--contributions", choices=_keys.STORAGES, default=None,
-            help="storage of per-cell contributions in the .h5ad (default: that of "
-            "gb.tl.glassbox_umap; 'none': recomputed from the stored model on demand)",
-        )  # fmt: skip
-        p.add_argument(
-            "--layer", default=None, help="attribute contributions to this layer instead of X"
-        )
-        p.add_argument(
-            "--use-raw", action="store_true", help="attribute contributions to adata.raw"
-        )
-        p.add_argument(
-            "--use-rep", default=None,
-            help="obsm key the encoder reads, e.g. X_pca_harmony (default: the graph's own "
-            "representation when it is a corrected PCA, else the expression; X: the expression)",
-        )  # fmt: skip
-        p.add_argument(
-            "--batch-key", default=None,
-            help="obs column of batches read as exact input features: each cell's coordinates "
-            "split into genes + a batch term (obs <key>_batch_share)",
-        )  # fmt: skip
-        p.add_argument(
-            "--accelerator", default="auto",
-            help="Lightning accelerator: auto, cpu, gpu, mps, ... (default: %(default)s)",
-        )  # fmt: skip
-        p.add_argument(
-            "--png", type=Path, default=None,
-            help="summary figure path (default: the output path with .png)",
-        )  # fmt: skip
-        p.add_argument(
-            "-q", "--quiet", action="store_true",
-            help="no progress bar and no info messages (warnings and errors still show)",
-        )  # fmt: skip
+        for flags, options in SHARED_OPTIONS:
+            p.add_argument(*flags, **options)
     return parser
 
 
