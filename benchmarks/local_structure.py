@@ -97,6 +97,40 @@ def _schedule(kind: str):
     return configure
 
 
+def _compiled_training() -> None:
+    """Train through ``torch.compile`` of the hidden layers (prototype; CPU, one call a step).
+
+    The hidden layers (plain modules, under bfloat16 autocast where the package would use
+    it) are compiled once per encoder with dynamic shapes; the output layer stays float32 as
+    in the package; the step's cells are encoded in one call (inductor's own threads) instead
+    of the package's row blocks on worker threads. Attribution is untouched (eager modules).
+    """
+    import contextlib
+
+    import torch
+
+    from scglassbox import _training
+
+    compiled: dict[int, Any] = {}
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = compiled.get(id(self.encoder))
+        if hidden is None:
+            hidden = compiled[id(self.encoder)] = torch.compile(self.encoder.net[:-1], dynamic=True)
+        if self.compute_dtype is None:
+            return self.encoder.net[-1](hidden(x))
+        with torch.autocast(x.device.type, dtype=self.compute_dtype):
+            h = hidden(x)
+        return self.encoder.net[-1](h.float())
+
+    @contextlib.contextmanager
+    def no_blocks(self, workers: int):
+        yield
+
+    _training.UMAPModule._encode = encode
+    _training.UMAPModule.row_blocks = no_blocks
+
+
 #: name -> (what it changes, GlassBoxUMAP keyword arguments, prototype options)
 VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "default": ("the package's defaults", {}, {}),
@@ -160,6 +194,12 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"encoder_kwargs": {"hidden": (512,) * 4}, "batch_size": 160_000},
         {},
     ),
+    "compiled": ("torch.compile of the hidden layers (prototype)", {}, {"compiled": True}),
+    "compiled256": (
+        "hidden (256, 256), torch.compile of the hidden layers (prototype)",
+        {"encoder_kwargs": {"hidden": (256, 256)}},
+        {"compiled": True},
+    ),
     "gated16": ("gated mixture, 16 maps, softmax gates", {}, {"gated": (16, (128, 128), True)}),
     "gated32": ("gated mixture, 32 maps, softmax gates", {}, {"gated": (32, (128, 128), True)}),
     "hyper16": ("gated mixture, 16 maps, free gates", {}, {"gated": (16, (128, 128), False)}),
@@ -193,6 +233,8 @@ def fit_variant(
         X = X / X.std(axis=0, keepdims=True) ** proto["scale_power"]
     if "schedule" in proto:
         _training.UMAPModule.configure_optimizers = _schedule(proto["schedule"])
+    if proto.get("compiled"):
+        _compiled_training()
     if "gated" in proto:
         import torch
 

@@ -1,0 +1,148 @@
+#!/usr/bin/env python
+"""Where a 20,000-cell CPU fit spends its time, and what one training step costs.
+
+Two measurements on ``synthetic_20k`` (the prepared set of ``benchmarks/run.py``), in one
+process, on the CPU::
+
+    python benchmarks/step_profile.py                 # both parts, a few minutes
+    python benchmarks/step_profile.py --skip-compile  # without the torch.compile rows
+
+1. ``fit``: ``GlassBoxUMAP(random_state=0).fit(X_pca, graph=connectivities)`` at defaults,
+   under cProfile: the fit's total, the training loop, the threaded encoder + loss pass,
+   edge sampling, Adam, and everything before training (graph checks, alias table, input
+   map, init regression); then each torch operator's share of two epochs on one thread.
+2. ``step``: the encoder's forward and backward on one step's rows (as many distinct cells as
+   a default step encodes at 20,000 cells), per call in ms: the package's fused training pass
+   in float32 and bfloat16, the plain modules, and ``torch.compile`` of the modules (its
+   compile time apart). Nothing here changes the package: the compiled rows measure a lever.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import run  # noqa: E402  (benchmarks/run.py: datasets and cache)
+
+#: cProfile functions whose cumulative time makes a row of the fit's split.
+STAGES = {
+    "training loop (Lightning fit)": ("trainer.py", "_run_stage"),
+    "encoder + loss, threaded row blocks": ("_threads.py", "loss"),
+    "edge sampling": ("_sampling.py", "draw"),
+    "Adam updates": ("adam.py", "adam"),
+}
+
+
+def fit_split(X, graph) -> list[tuple[str, float]]:
+    import scglassbox as gb
+
+    gb.GlassBoxUMAP(random_state=0, quiet=True, epochs=1).fit(X[:2000], graph=graph[:2000, :2000])
+    prof = cProfile.Profile()
+    t = time.perf_counter()
+    prof.enable()
+    est = gb.GlassBoxUMAP(random_state=0, quiet=True).fit(X, graph=graph)
+    prof.disable()
+    total = time.perf_counter() - t
+    stats = pstats.Stats(prof).stats  # {(file, line, name): (cc, nc, tt, ct, callers)}
+    rows = [("whole fit", total)]
+    for label, (file, name) in STAGES.items():
+        ct = sum(v[3] for k, v in stats.items() if k[0].endswith(file) and k[2] == name)
+        rows.append((label, ct))
+    rows.append(("before training", total - rows[1][1]))
+    rows[0] = (f"whole fit ({est.epochs_} epochs)", total)
+    return rows
+
+
+def op_shares(X, graph) -> list[tuple[str, float]]:
+    """Share of CPU time per torch operator in two epochs on one thread (``n_jobs=1``)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    import scglassbox as gb
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        gb.GlassBoxUMAP(random_state=0, quiet=True, epochs=2, n_jobs=1).fit(X, graph=graph)
+    events = [e for e in prof.key_averages() if not e.key.startswith("Optimizer.")]
+    total = sum(e.self_cpu_time_total for e in events)
+    top = sorted(events, key=lambda e: -e.self_cpu_time_total)[:12]
+    return [(e.key, 100 * e.self_cpu_time_total / total) for e in top]
+
+
+def step_times(rows: int, hidden: tuple[int, ...], compile_: bool) -> list[tuple[str, float]]:
+    import torch
+
+    from scglassbox._encoder import build_encoder
+
+    torch.manual_seed(0)
+    enc = build_encoder("mlp_norm", 50, 2, hidden=hidden)
+    x = torch.randn(rows, 50)
+
+    def bench(fn, n: int = 30) -> float:
+        for _ in range(3):
+            fn()
+        t = time.perf_counter()
+        for _ in range(n):
+            fn()
+        return (time.perf_counter() - t) / n * 1000
+
+    def fused(dtype):
+        return lambda: enc.training_forward(x, dtype, None).square().sum().backward()
+
+    out = [
+        ("fused pass, float32 (the package)", bench(fused(None))),
+        ("fused pass, bfloat16 (the package on AMX / AVX512-BF16)", bench(fused(torch.bfloat16))),
+        ("plain modules, float32", bench(lambda: enc(x).square().sum().backward())),
+    ]
+    if compile_:
+        compiled = torch.compile(enc)
+
+        def comp(dtype):
+            def run_once():
+                with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+                    y = compiled(x)
+                y.float().square().sum().backward()
+
+            return run_once
+
+        for label, dtype in (("float32", None), ("bfloat16", torch.bfloat16)):
+            t = time.perf_counter()
+            comp(dtype)()
+            first = time.perf_counter() - t
+            out.append((f"torch.compile, {label}: first call (compiles), s", first))
+            out.append((f"torch.compile, {label}", bench(comp(dtype))))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache", type=Path, default=run.DEFAULT_CACHE)
+    parser.add_argument("--rows", type=int, default=15_000, help="cells encoded per step")
+    parser.add_argument("--skip-compile", action="store_true")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(2)
+    args.cache = args.cache.expanduser()
+    (args.cache / "runs").mkdir(parents=True, exist_ok=True)
+    run.ensure_datasets(["synthetic_20k"], args.cache, args.cache / "runs")
+    data = run.load_dataset("synthetic_20k", args.cache)
+    print("| stage of a default 20k fit | s |\n|---|--:|")
+    for label, s in fit_split(data["X"], data["connectivities"]):
+        print(f"| {label} | {s:.2f} |")
+    print("\n| operator (one thread, 2 epochs) | % of CPU time |\n|---|--:|")
+    for name, share in op_shares(data["X"], data["connectivities"]):
+        print(f"| {name} | {share:.1f} |")
+    for hidden in ((128, 128), (256, 256)):
+        print(f"\n| one step, hidden {hidden}, {args.rows:,} rows | ms |\n|---|--:|")
+        for label, ms in step_times(args.rows, hidden, not args.skip_compile):
+            print(f"| {label} | {ms:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
