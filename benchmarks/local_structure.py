@@ -97,13 +97,15 @@ def _schedule(kind: str):
     return configure
 
 
-def _compiled_training() -> None:
+def _compiled_training(fixed: bool = False) -> None:
     """Train through ``torch.compile`` of the hidden layers (prototype; CPU, one call a step).
 
     The hidden layers (plain modules, under bfloat16 autocast where the package would use
     it) are compiled once per encoder with dynamic shapes; the output layer stays float32 as
     in the package; the step's cells are encoded in one call (inductor's own threads) instead
     of the package's row blocks on worker threads. Attribution is untouched (eager modules).
+    ``fixed``: static shapes instead, every step's rows padded to one size (copies of the
+    first row, cut off before the output layer, so they get no gradient).
     """
     import contextlib
 
@@ -116,12 +118,17 @@ def _compiled_training() -> None:
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         hidden = compiled.get(id(self.encoder))
         if hidden is None:
-            hidden = compiled[id(self.encoder)] = torch.compile(self.encoder.net[:-1], dynamic=True)
+            hidden = torch.compile(self.encoder.net[:-1], dynamic=not fixed)
+            compiled[id(self.encoder)] = hidden
+        n = x.shape[0]
+        if fixed:  # one shape for (nearly) every step: pad to 5% above the expected rows
+            size = max(-(-int(1.05 * self.expected_rows()) // 256) * 256, -(-n // 256) * 256)
+            x = torch.cat([x, x[:1].expand(size - n, -1)])
         if self.compute_dtype is None:
-            return self.encoder.net[-1](hidden(x))
+            return self.encoder.net[-1](hidden(x)[:n])
         with torch.autocast(x.device.type, dtype=self.compute_dtype):
             h = hidden(x)
-        return self.encoder.net[-1](h.float())
+        return self.encoder.net[-1](h[:n].float())
 
     @contextlib.contextmanager
     def no_blocks(self, workers: int):
@@ -195,6 +202,11 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {},
     ),
     "compiled": ("torch.compile of the hidden layers (prototype)", {}, {"compiled": True}),
+    "compiled_fixed": (
+        "torch.compile of the hidden layers, one padded step shape (prototype)",
+        {},
+        {"compiled": "fixed"},
+    ),
     "compiled256": (
         "hidden (256, 256), torch.compile of the hidden layers (prototype)",
         {"encoder_kwargs": {"hidden": (256, 256)}},
@@ -234,7 +246,7 @@ def fit_variant(
     if "schedule" in proto:
         _training.UMAPModule.configure_optimizers = _schedule(proto["schedule"])
     if proto.get("compiled"):
-        _compiled_training()
+        _compiled_training(fixed=proto["compiled"] == "fixed")
     if "gated" in proto:
         import torch
 
