@@ -7,12 +7,13 @@ pruned edges that training samples.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import sparse
+
+from ._warnings import warn
 
 #: Edges lighter than this share of the heaviest edge are dropped before sampling, as the
 #: reference package does; so one epoch (|E| weighted draws) is the same work in both.
@@ -204,12 +205,10 @@ def edge_list(graph: sparse.spmatrix) -> EdgeList:
         (np.bincount(row, minlength=n) > 0) & (np.bincount(row[keep], minlength=n) == 0)
     )
     if lost.size:
-        warnings.warn(
+        warn(
             f"{lost.size} cell(s) lose all their edges to pruning (edges lighter than "
             f"{EDGE_PRUNE_FRACTION:.1%} of the heaviest, {top:.3g}, are dropped): nothing "
-            "pulls them towards their neighbours.",
-            UserWarning,
-            stacklevel=2,
+            "pulls them towards their neighbours."
         )
     # int32 cell indices (half the memory of int64) while they fit; weights stay float32, as
     # the graph stores them (alias_table takes them to float64 itself).

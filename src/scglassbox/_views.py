@@ -19,7 +19,6 @@ for its subset (``None``, ``'l2'``, ``'normed_l2'``): :data:`REDUCTIONS`.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -27,6 +26,7 @@ from typing import Literal
 import numpy as np
 
 from ._validation import is_integer
+from ._warnings import warn
 
 Reduction = Literal["l2", "normed_l2"] | None
 REDUCTIONS = (None, "l2", "normed_l2")
@@ -117,11 +117,10 @@ def renamed(old: str, new: str, value: object, new_value: object) -> object:
         return new_value
     if new_value is not None:
         raise ValueError(f"{old}= is the old name of {new}=: pass only {new}=.")
-    warnings.warn(
+    warn(
         f"{old}= is deprecated and will be removed in the next release; use {new}= "
         "(see 'Views and dimensions' in the API docs).",
         FutureWarning,
-        stacklevel=3,
     )
     return value
 
