@@ -102,8 +102,9 @@ def _compiled_training(fixed: bool = False) -> None:
 
     The hidden layers (plain modules, under bfloat16 autocast where the package would use
     it) are compiled once per encoder with dynamic shapes; the output layer stays float32 as
-    in the package; the step's cells are encoded in one call (inductor's own threads) instead
-    of the package's row blocks on worker threads. Attribution is untouched (eager modules).
+    in the package; the step's cells are encoded in one call on all intra-op threads
+    (inductor's OpenMP) instead of the package's row blocks on single-threaded workers.
+    Attribution is untouched (eager modules).
     ``fixed``: static shapes instead, every step's rows padded to one size (copies of the
     first row, cut off before the output layer, so they get no gradient).
     """
@@ -136,6 +137,9 @@ def _compiled_training(fixed: bool = False) -> None:
 
     _training.UMAPModule._encode = encode
     _training.UMAPModule.row_blocks = no_blocks
+    # fit trains with one intra-op thread (its parallelism is the row blocks): give the
+    # compiled kernels the machine's threads back.
+    _training.torch_threads = lambda n: contextlib.nullcontext()
 
 
 #: name -> (what it changes, GlassBoxUMAP keyword arguments, prototype options)
