@@ -123,3 +123,12 @@ def test_import_is_light_and_changes_no_environment():
     )
     env = {k: v for k, v in __import__("os").environ.items() if k != "OMP_WAIT_POLICY"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_reading_and_plotting_results_does_not_load_torch():
+    """gb.get and gb.pl read stored results; torch loads only when a model recomputes."""
+    code = (
+        "import sys, scglassbox.get, scglassbox.pl; "
+        "heavy = sorted({'torch', 'lightning'} & set(sys.modules)); assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -36,10 +36,10 @@ from ._storage import (
     check_block,
     input_map_arrays,
     load_weights,
-    scalar,
     state_dict_to_numpy,
     uns_safe_kwargs,
 )
+from ._validation import scalar
 
 if TYPE_CHECKING:
     from ._estimator import GlassBoxUMAP

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ._encoder import CONV_ENCODERS, ENCODERS, build_encoder, registered_encoders
-from ._validation import check_int
+from ._validation import check_int, scalar
 
 FORMAT_VERSION = 1
 LIBRARY = "scglassbox"
@@ -49,15 +49,6 @@ def state_dict_to_numpy(module: nn.Module) -> dict[str, np.ndarray]:
 
 def _positive_int(value: object, field: str, minimum: int = 1) -> int:
     return check_int(scalar(value), f"model field {field}", min=minimum, error=ModelFormatError)
-
-
-def scalar(v: object) -> object:
-    """Undo the 0-d arrays and numpy scalars that h5ad/zarr may hand back for plain values."""
-    if isinstance(v, np.ndarray) and v.ndim == 0:
-        v = v.item()
-    if isinstance(v, np.generic):
-        v = v.item()
-    return v
 
 
 def architecture(block: dict) -> tuple[str, int, int, tuple[int, ...]]:

@@ -32,6 +32,7 @@ __all__ = [
     "check_real",
     "check_seed",
     "is_integer",
+    "scalar",
 ]
 
 
@@ -146,6 +147,15 @@ def check_dict(
     """``value``, a dict or ``None`` (the message names its type: it may be large)."""
     if value is not None and not isinstance(value, dict):
         raise error(f"{name} must be a dict or None, got {type(value).__name__}.")
+    return value
+
+
+def scalar(value: object) -> object:
+    """Undo the 0-d arrays and numpy scalars that h5ad/zarr hand back for plain values."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
+    if isinstance(value, np.generic):
+        value = value.item()
     return value
 
 

@@ -80,11 +80,6 @@ def parse_view(view: object, n_components: int) -> View:
     raise ValueError(f"view must be 'l2', 'normed_l2' or one of {names}, got {view!r}.")
 
 
-def view_names(n_components: int) -> list[str]:
-    """Every view of an embedding, in the order the explorer offers them."""
-    return [*L2_VIEWS, *(f"dim{i + 1}" for i in range(n_components))]
-
-
 def l2_view(contrib: np.ndarray, *, normed: bool) -> np.ndarray:
     """L2 norm over embedding dimensions, ``(n, n_genes)``; ``normed``: divided by its row sum."""
     l2 = np.sqrt(np.einsum("ndg,ndg->ng", contrib, contrib))

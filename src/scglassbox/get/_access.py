@@ -16,7 +16,7 @@ from scipy import sparse
 
 from .. import _keys
 from .._chunks import READ_CELLS
-from .._storage import scalar as scalar  # re-exported: the access layer reads uns with it
+from .._validation import scalar as scalar  # re-exported: the access layer reads uns with it
 
 MASK_DEFAULT = _keys.Default("'highly_variable' when that var column exists, else all genes")
 
