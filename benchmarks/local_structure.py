@@ -216,6 +216,27 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"encoder_kwargs": {"hidden": (256, 256)}},
         {"compiled": True},
     ),
+    "routed": ("encoder mlp_routed (16 experts at 20k)", {"encoder": "mlp_routed"}, {}),
+    "routed8": (
+        "encoder mlp_routed, 8 experts",
+        {"encoder": "mlp_routed", "encoder_kwargs": {"experts": 8}},
+        {},
+    ),
+    "routed32": (
+        "encoder mlp_routed, 32 experts",
+        {"encoder": "mlp_routed", "encoder_kwargs": {"experts": 32}},
+        {},
+    ),
+    "routed64": (
+        "encoder mlp_routed, 64 experts",
+        {"encoder": "mlp_routed", "encoder_kwargs": {"experts": 64}},
+        {},
+    ),
+    "routed_half": (
+        "encoder mlp_routed, half the epochs",
+        {"encoder": "mlp_routed", "epochs_factor": 0.5},
+        {},
+    ),
     "gated16": ("gated mixture, 16 maps, softmax gates", {}, {"gated": (16, (128, 128), True)}),
     "gated32": ("gated mixture, 32 maps, softmax gates", {}, {"gated": (32, (128, 128), True)}),
     "hyper16": ("gated mixture, 16 maps, free gates", {}, {"gated": (16, (128, 128), False)}),

@@ -20,6 +20,12 @@ Two built-in families, both bias-free with PReLU activations:
     normalisation scale frozen at its value for the cell (attribution), each layer is
     ``diag(g) W x``: ``f(x) = A(x) x`` exactly, and the contributions ``A(x) * x`` are an exact
     additive split, not gradient x input.
+``"mlp_routed"``
+    K ``"mlp_norm"`` networks ("experts"); each cell is encoded by the expert of its nearest
+    centroid, placed by k-means on the inputs when a fit starts (see :mod:`._routed`). The
+    route is piecewise constant, so with the scales frozen ``f(x) = A_k(x) x``: the same
+    exact frozen-scale split as ``"mlp_norm"``, with K times the weights at about its cost per
+    cell. ``encoder_kwargs``: ``hidden`` (each expert's) and ``experts``.
 ``"conv"`` (alias ``"default_conv"``, the reference package's name)
     For images ``(C, H, W)``: bias-free 3x3 convolutions of stride 2 (padding 1), each followed
     by a per-channel PReLU, then a bias-free PReLU MLP head (``"mlp"``, or ``"mlp_norm"`` with
@@ -43,7 +49,11 @@ from typing import Any
 import torch
 from torch import nn
 
-ENCODERS = ("mlp", "mlp_norm", "mlp_gate")
+from ._routed import RoutedMLP, auto_experts
+
+ENCODERS = ("mlp", "mlp_norm", "mlp_gate", "mlp_routed")
+#: Built-in MLPs that share one network for every cell (the GPU widths apply to these).
+PLAIN_MLPS = ("mlp", "mlp_norm", "mlp_gate")
 #: Built-in encoders for images ``(C, H, W)`` (``(H, W)`` is read as one channel).
 CONV_ENCODERS = ("conv",)
 #: Other names of built-in encoders: the reference package's.
@@ -51,6 +61,8 @@ ALIASES = {"default_conv": "conv"}
 #: What ``encoder="default"`` means; chosen by ``benchmarks/run.py``.
 DEFAULT_ENCODER = "mlp_norm"
 DEFAULT_HIDDEN = (128, 128)
+#: Experts of ``"mlp_routed"`` when nothing chooses them (fits choose from the data size).
+DEFAULT_EXPERTS = auto_experts(20_000)
 #: Output channels of the convolutions of ``"conv"`` (one stride-2 layer each).
 DEFAULT_CHANNELS = (16, 32)
 #: Hidden widths of the MLP head of ``"conv"``.
@@ -559,6 +571,8 @@ def build_encoder(
         )
     conv = name in CONV_ENCODERS
     allowed = {"hidden", "channels", "norm"} if conv else {"hidden"}
+    if name == "mlp_routed":
+        allowed = {"hidden", "experts"}
     unknown = set(kwargs) - allowed
     if unknown:
         raise ValueError(
@@ -566,6 +580,9 @@ def build_encoder(
             f"{sorted(allowed)}."
         )
     hidden = _widths(kwargs, "hidden", DEFAULT_CONV_HIDDEN if conv else DEFAULT_HIDDEN)
+    if name == "mlp_routed":
+        (experts,) = _widths(kwargs, "experts", DEFAULT_EXPERTS, scalar=True)
+        return RoutedMLP(n_in, n_out, hidden=hidden, experts=experts)
     if not conv:
         return GlassBoxMLP(
             n_in,
@@ -586,15 +603,25 @@ def build_encoder(
     return GlassBoxConv(shape, n_out, channels=channels, hidden=hidden, norm=norm)
 
 
-def _widths(kwargs: dict[str, Any], key: str, default: Sequence[int]) -> tuple[int, ...]:
-    """``kwargs[key]`` as a tuple of positive ints (layer widths or channels)."""
+def _widths(
+    kwargs: dict[str, Any], key: str, default: Sequence[int], scalar: bool = False
+) -> tuple[int, ...]:
+    """``kwargs[key]`` as a tuple of positive ints (layer widths or channels).
+
+    With ``scalar``, the value is one positive int (returned as a 1-tuple).
+    """
     value = kwargs.get(key, default)
+    what = "a positive integer" if scalar else "a list of positive integers"
     try:
+        if scalar:
+            if isinstance(value, bool | str | Sequence) or int(value) != value:
+                raise TypeError
+            value = (value,)
         widths = tuple(int(h) for h in value)
     except (TypeError, ValueError) as e:
-        raise ValueError(
-            f"encoder_kwargs[{key!r}] must be a list of positive integers, got {value!r}."
-        ) from e
+        raise ValueError(f"encoder_kwargs[{key!r}] must be {what}, got {value!r}.") from e
+    if scalar and widths[0] < 1:
+        raise ValueError(f"encoder_kwargs[{key!r}] must be {what}, got {value[0]!r}.")
     if any(h < 1 for h in widths):
         raise ValueError(f"encoder_kwargs[{key!r}] must hold positive widths, got {widths}.")
     return widths

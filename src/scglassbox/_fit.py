@@ -18,7 +18,7 @@ from . import _graph
 from ._checks import check_encoder
 from ._chunks import fit_input_cells
 from ._contributions import InputMap, column_mean
-from ._encoder import DEFAULT_ENCODER, ENCODERS, RegisteredEncoder, build_encoder
+from ._encoder import DEFAULT_ENCODER, PLAIN_MLPS, RegisteredEncoder, build_encoder
 from ._initial_layout import init_layout, regress_layout
 from ._params import (
     AUTO_EPOCHS,
@@ -30,6 +30,7 @@ from ._params import (
     auto_hidden,
     device_type,
 )
+from ._routed import RoutedMLP, auto_experts
 from ._sampling import alias_table
 from ._training import UMAPModule
 from ._warnings import warn
@@ -98,12 +99,14 @@ def training_module(
         features = input_map.inputs_of(X, fit_input_cells(est.batch_size))
     if not np.isfinite(features).all():
         raise ValueError("X's centred values overflow float32: rescale X.")
+    seed = seed_of(est.random_state)
+    if isinstance(encoder, RoutedMLP) and not isinstance(settings["encoder"], nn.Module):
+        encoder.place(features, seed)
     if settings["a"] is None:
         a, b = _graph.find_ab_params(est.spread, est.min_dist)
     else:
         a, b = settings["a"], settings["b"]
     batch_size, epochs = _schedule(est, settings, n, edges.n_edges, device)
-    seed = seed_of(est.random_state)
     if not (isinstance(est.init, str) and est.init == "random"):
         target = init_layout(
             X,
@@ -182,6 +185,8 @@ def _fit_encoder(
     # The GPU widths were measured for the MLPs only.
     if hidden is not None and _is_mlp(settings["encoder"]):
         encoder_kwargs.setdefault("hidden", hidden)
+    if settings["encoder"] == "mlp_routed":
+        encoder_kwargs.setdefault("experts", auto_experts(n))
     # The encoder reads images in their own shape, or the input map's output when it projects.
     shape = tuple(getattr(est, "input_shape_", None) or (n_features,))
     if int(np.prod(shape)) != n_features:  # set by an earlier fit: X came another way
@@ -236,10 +241,10 @@ def fit_input_map(
 
 
 def _is_mlp(encoder: object) -> bool:
-    """Whether ``encoder`` names a built-in MLP (``"default"`` included)."""
+    """Whether ``encoder`` names a built-in one-network MLP (``"default"`` included)."""
     if isinstance(encoder, str) and encoder == "default":
         encoder = DEFAULT_ENCODER
-    return isinstance(encoder, str) and encoder in ENCODERS
+    return isinstance(encoder, str) and encoder in PLAIN_MLPS
 
 
 def make_encoder(

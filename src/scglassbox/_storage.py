@@ -90,6 +90,8 @@ def encoder_spec(block: dict) -> tuple[str, int, int, dict, tuple[int, ...] | No
             raise ModelFormatError("model field architecture['kwargs'] must be a dict.")
         return name, n_in, n_out, {k: _plain(v) for k, v in kwargs.items()}, shape
     kwargs: dict = {"hidden": _int_list(arch, "hidden")}
+    if name == "mlp_routed":
+        kwargs["experts"] = _positive_int(arch.get("experts"), "architecture['experts']")
     if name in CONV_ENCODERS:
         kwargs["channels"] = _int_list(arch, "channels")
         norm = scalar(arch.get("norm", False))

@@ -1,0 +1,191 @@
+"""A routed encoder: each cell goes to one of K bias-free ``mlp_norm`` experts.
+
+The route is the nearest of K centroids placed by k-means on the encoder's inputs when a fit
+starts, then fixed. It is piecewise constant, so with every normalisation scale frozen a
+cell's embedding is its expert's linear map applied to it, ``f(x) = A_k(x) x``, and the
+contributions ``A_k(x) * x`` sum to the embedding exactly, as for ``"mlp_norm"``.
+
+Why: a bias-free network's linear pieces are cones through the mean cell, so a tight cluster
+far from it gets few of them, and the map cannot unfold its local structure; width buys pieces
+at a cost per cell that grows with the weights. Routing gives each region of expression space
+a network of its own while each cell still pays for one expert: K times the weights at about
+the default's cost per cell (measured in docs/performance.md).
+
+The experts run together as one batched matrix product over tiles of :data:`TILE` rows that
+belong to one expert each; the PReLU slopes are shared by the experts, so the default
+encoder's fused activation applies to every tile at once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+#: Rows per tile of the batched expert products (the bfloat16 row padding of training).
+TILE = 128
+#: The number of tiles is padded to a multiple of this: fewer distinct shapes for oneDNN's
+#: bfloat16 kernel cache, which keeps one kernel per shape.
+TILE_GROUP = 4
+#: k-means places the centroids on at most this many cells (sampled with the fit's seed).
+PLACE_CELLS = 50_000
+#: Cells per expert when ``experts`` is not given (see :func:`auto_experts`).
+CELLS_PER_EXPERT = 1250
+#: At most this many experts when ``experts`` is not given.
+MAX_AUTO_EXPERTS = 32
+
+
+def auto_experts(n_cells: int) -> int:
+    """Experts for ``n_cells`` cells: one per :data:`CELLS_PER_EXPERT`, 1 to 32."""
+    return int(min(MAX_AUTO_EXPERTS, max(1, n_cells // CELLS_PER_EXPERT)))
+
+
+class RoutedMLP(nn.Module):
+    """K bias-free ``mlp_norm`` networks; each cell is encoded by its nearest centroid's.
+
+    Parameters
+    ----------
+    n_in
+        Number of input features.
+    n_out
+        Number of embedding dimensions.
+    hidden
+        Widths of each expert's hidden layers.
+    experts
+        Number of experts (and centroids).
+    """
+
+    #: Trains in bfloat16 under ``precision='auto'``, like the default encoder.
+    bf16_training = True
+
+    def __init__(
+        self, n_in: int, n_out: int, hidden: Sequence[int] = (128, 128), experts: int = 16
+    ) -> None:
+        super().__init__()
+        widths = (n_in, *hidden, n_out)
+        # Each expert's layers start as nn.Linear's (bound 1/sqrt(fan_in)) and nn.PReLU's.
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.empty(experts, a, b).uniform_(-(a**-0.5), a**-0.5))
+            for a, b in itertools.pairwise(widths)
+        )
+        self.slopes = nn.ParameterList(nn.Parameter(torch.full((h,), 0.25)) for h in hidden)
+        self.register_buffer("centroids", torch.zeros(experts, n_in))
+        self.n_in, self.n_out, self.hidden, self.experts = n_in, n_out, tuple(hidden), experts
+        self.eps = 1e-6
+        self.frozen_scale = False  # set by attribution_mode: scales become constants
+
+    @property
+    def architecture(self) -> dict:
+        """Everything needed to rebuild this module (weights and centroids aside)."""
+        return {
+            "name": "mlp_routed",
+            "n_in": self.n_in,
+            "n_out": self.n_out,
+            "hidden": list(self.hidden),
+            "experts": self.experts,
+        }
+
+    def place(self, features: np.ndarray, seed: int) -> None:
+        """Place the centroids by k-means on (a sample of) the encoder's inputs."""
+        from sklearn.cluster import KMeans
+        from sklearn.exceptions import ConvergenceWarning
+
+        n = features.shape[0]
+        if n < self.experts:
+            raise ValueError(
+                f"encoder_kwargs['experts'] ({self.experts}) exceeds the number of cells ({n})."
+            )
+        rng = np.random.default_rng(seed)
+        rows = np.sort(rng.choice(n, PLACE_CELLS, replace=False)) if n > PLACE_CELLS else None
+        sample = np.asarray(features if rows is None else features[rows], dtype=np.float32)
+        with warnings.catch_warnings():
+            # Fewer distinct cells than experts: some centroids coincide and their experts
+            # never get a cell, which is harmless.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            km = KMeans(self.experts, n_init=1, random_state=seed % 2**32).fit(sample)
+        centres = torch.from_numpy(km.cluster_centers_.astype(np.float32))
+        self.centroids.copy_(centres.to(self.centroids.device))
+
+    def route(self, x: torch.Tensor) -> torch.Tensor:
+        """Each row's expert: its nearest centroid.
+
+        Rows are rounded to bfloat16 first and compared in float64, so a cell takes the same
+        route whether training stores inputs in bfloat16 or not, and in any batch.
+        """
+        xr = x.detach().to(torch.bfloat16).double()
+        c = self.centroids.double()
+        return ((c * c).sum(1) - 2.0 * xr @ c.T).argmin(1)
+
+    def _tiles(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(rows, tile_experts, position)``: the tiled row order and its inverse.
+
+        Each expert's rows fill whole tiles (the last one padded with copies of its last row);
+        ``position[i]`` is where row ``i`` of ``x`` sits in the tiled order.
+        """
+        dev = x.device
+        route = self.route(x)
+        counts = torch.bincount(route, minlength=self.experts)
+        padded = (counts + TILE - 1) // TILE * TILE
+        start = torch.cumsum(counts, 0) - counts
+        tiled_start = torch.cumsum(padded, 0) - padded
+        order = torch.argsort(route, stable=True)
+        expert = torch.repeat_interleave(torch.arange(self.experts, device=dev), padded)
+        # Extra tiles (expert 0's first row) keep the number of tiles a multiple of TILE_GROUP.
+        extra = -(expert.shape[0] // TILE) % TILE_GROUP * TILE
+        local = torch.arange(expert.shape[0], device=dev) - tiled_start[expert]
+        rows = order[start[expert] + torch.minimum(local, counts[expert] - 1)]
+        if extra:
+            rows = torch.cat([rows, order[:1].expand(extra)])
+            expert = torch.cat([expert, expert.new_zeros(extra)])
+        sorted_route = route[order]
+        position = torch.empty_like(order)
+        position[order] = (
+            tiled_start[sorted_route] + torch.arange(len(order), device=dev) - start[sorted_route]
+        )
+        return rows, expert[::TILE], position
+
+    def _hidden(
+        self, x: torch.Tensor, activation: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The last hidden layer of every tile, the tiles' experts and the rows' positions."""
+        rows, experts, position = self._tiles(x)
+        h = x.index_select(0, rows).view(experts.shape[0], TILE, -1)
+        for w, slope in zip(self.weights[:-1], self.slopes, strict=True):
+            z = torch.bmm(h, w.index_select(0, experts).to(h.dtype))
+            h = activation(z.view(-1, z.shape[-1]), slope).view(z.shape)
+        return h, experts, position
+
+    def _output(self, h: torch.Tensor, experts: torch.Tensor, position: torch.Tensor):
+        """The output layer, in float32, back in the rows' order."""
+        w = self.weights[-1].index_select(0, experts)
+        return torch.bmm(h.to(w.dtype), w).view(-1, self.n_out).index_select(0, position)
+
+    def _modules_activation(self, z: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(z) - slope.to(z.dtype) * torch.relu(-z)
+        inv_scale = torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        return h * (inv_scale.detach() if self.frozen_scale else inv_scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._output(*self._hidden(x, self._modules_activation))
+
+    def training_forward(
+        self, x: torch.Tensor, compute_dtype: torch.dtype | None = None, rows: int | None = None
+    ) -> torch.Tensor:
+        """The forward pass training uses: the fused activation, maybe under autocast."""
+        from ._encoder import _PReLUScaleNorm
+
+        def fused(z: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
+            return _PReLUScaleNorm.apply(z, slope, True, self.eps)
+
+        if compute_dtype is None:
+            parts = self._hidden(x, fused)
+        else:
+            with torch.autocast(x.device.type, dtype=compute_dtype):
+                parts = self._hidden(x, fused)
+        # The output layer stays float32, as the default encoder's (see training_forward there).
+        y = self._output(*parts)
+        return y if rows is None else y[:rows]

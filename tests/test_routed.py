@@ -1,0 +1,224 @@
+"""The routed encoder ``"mlp_routed"``: routing, tiling, exactness, storage and fits."""
+
+import anndata as ad
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import scglassbox as gb
+from scglassbox._contributions import jacobian
+from scglassbox._encoder import build_encoder
+from scglassbox._routed import TILE, RoutedMLP, auto_experts
+from scglassbox._storage import ModelFormatError
+
+KEY = "glassbox_umap"
+RTOL = 1e-5
+
+
+def _random_routed(seed, n_in, hidden, n_out, experts, dtype=torch.float32):
+    torch.manual_seed(seed)
+    net = RoutedMLP(n_in, n_out, hidden=hidden, experts=experts)
+    with torch.no_grad():
+        for s in net.slopes:
+            s.uniform_(-0.5, 1.5)
+        net.centroids.normal_()
+    return net.to(dtype)
+
+
+def _one_expert(net, k, x):
+    """Expert ``k`` applied to ``x`` by hand, layer by layer (float64)."""
+    h = x.double()
+    for w, a in zip(net.weights[:-1], net.slopes, strict=True):
+        z = h @ w[k].double()
+        z = torch.relu(z) - a.double() * torch.relu(-z)
+        h = z / torch.sqrt(z.pow(2).mean(-1, keepdim=True) + net.eps)
+    return h @ net.weights[-1][k].double()
+
+
+routed_nets = st.builds(
+    dict,
+    seed=st.integers(0, 10_000),
+    n_in=st.integers(1, 30),
+    hidden=st.lists(st.integers(8, 48), min_size=1, max_size=3),
+    n_out=st.integers(1, 3),
+    experts=st.integers(1, 6),
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(spec=routed_nets, scale=st.floats(1e-2, 1e2))
+def test_contributions_reconstruct_random_routed_networks(spec, scale):
+    net = _random_routed(**spec, dtype=torch.float64)
+    g = torch.Generator().manual_seed(spec["seed"])
+    x = torch.randn(40, spec["n_in"], generator=g, dtype=torch.float64) * scale
+    y, jac = jacobian(net, x)
+    recon = (jac * x[:, None, :]).sum(-1)
+    assert ((recon - y).abs().max() / y.abs().max().clamp_min(1e-30)) <= 1e-10
+
+
+@settings(max_examples=20, deadline=None)
+@given(spec=routed_nets)
+def test_each_row_is_its_nearest_centroids_expert(spec):
+    """The tiling is invisible: row i is expert route(i) applied to row i alone."""
+    net = _random_routed(**spec)
+    x = torch.randn(3 * TILE + 7, spec["n_in"], generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        y = net(x).double()
+        route = net.route(x)
+        d = torch.cdist(x.to(torch.bfloat16).double(), net.centroids.double())
+        torch.testing.assert_close(route, d.argmin(1))
+        want = torch.stack([_one_expert(net, int(k), xi[None])[0] for k, xi in zip(route, x)])
+        torch.testing.assert_close(y, want, rtol=1e-4, atol=1e-5)
+        # Any batch gives a row the same value: a subset, shuffled.
+        perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(2))[:50]
+        torch.testing.assert_close(net(x[perm]), net(x)[perm], rtol=1e-5, atol=1e-6)
+
+
+def test_training_forward_matches_forward():
+    net = _random_routed(0, 12, [32, 32], 2, experts=5)
+    x = torch.randn(700, 12)
+    with torch.no_grad():
+        y = net(x)
+        torch.testing.assert_close(net.training_forward(x), y, rtol=1e-5, atol=1e-5)
+        bf = net.training_forward(x, torch.bfloat16, rows=650)
+    assert bf.dtype == torch.float32 and bf.shape == (650, 2)
+    assert (bf - y[:650]).abs().max() < 0.05 * y.abs().max()
+
+
+def test_training_forward_gradients_match_forward():
+    net = _random_routed(1, 8, [16], 2, experts=3).double()
+    x = torch.randn(300, 8, dtype=torch.float64)
+    w = torch.randn(300, 2, dtype=torch.float64)
+    grads = []
+    for fn in (net, net.training_forward):
+        net.zero_grad()
+        (fn(x) * w).sum().backward()
+        grads.append([p.grad.clone() for p in net.parameters()])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_route_does_not_depend_on_the_stored_dtype():
+    """Training may store inputs in bfloat16: a cell must take the same route either way."""
+    net = _random_routed(2, 20, [16], 2, experts=8)
+    x = torch.randn(2000, 20)
+    torch.testing.assert_close(net.route(x.to(torch.bfloat16)), net.route(x))
+
+
+def test_place_is_seeded_and_checks_the_cells():
+    feats = np.random.default_rng(0).normal(size=(500, 6)).astype(np.float32)
+    a, b = RoutedMLP(6, 2, (8,), experts=4), RoutedMLP(6, 2, (8,), experts=4)
+    a.place(feats, seed=3)
+    b.place(feats, seed=3)
+    torch.testing.assert_close(a.centroids, b.centroids, rtol=0, atol=0)
+    assert a.centroids.abs().sum() > 0 and len(torch.unique(a.route(torch.from_numpy(feats)))) == 4
+    with pytest.raises(ValueError, match=r"experts'\] \(4\) exceeds the number of cells \(3\)"):
+        a.place(feats[:3], seed=0)
+
+
+def test_auto_experts():
+    assert [auto_experts(n) for n in (10, 1249, 1250, 20_000, 40_000, 10**6)] == [
+        1,
+        1,
+        1,
+        16,
+        32,
+        32,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"experts": 0}, "must be a positive integer, got 0"),
+        ({"experts": 2.5}, "must be a positive integer"),
+        ({"experts": "4"}, "must be a positive integer"),
+        ({"experts": [4]}, "must be a positive integer"),
+        ({"experts": True}, "must be a positive integer"),
+        ({"depth": 2}, "unknown keys"),
+    ],
+)
+def test_build_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        build_encoder("mlp_routed", 4, 2, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def routed_fit(wine):
+    X, _ = wine
+    model = gb.GlassBoxUMAP(
+        encoder="mlp_routed",
+        encoder_kwargs={"experts": 3, "hidden": (32, 32)},
+        epochs=20,
+        random_state=0,
+        quiet=True,
+    )
+    return model, X, model.fit_transform(X)
+
+
+def test_fit_is_exact_reproducible_and_uses_every_expert(routed_fit):
+    model, X, emb = routed_fit
+    assert model.encoder_.architecture == {
+        "name": "mlp_routed",
+        "n_in": X.shape[1],
+        "n_out": 2,
+        "hidden": [32, 32],
+        "experts": 3,
+    }
+    C = model.compute_contributions(X)
+    assert np.abs(C.sum(-1) - emb).max() / np.abs(emb).max() <= RTOL
+    np.testing.assert_array_equal(model.transform(X), emb)
+    route = model.encoder_.route(torch.from_numpy(X - X.mean(0)).float())
+    assert torch.bincount(route, minlength=3).min() > 0
+    again = gb.GlassBoxUMAP(**model.get_params()).fit_transform(X)
+    np.testing.assert_array_equal(again, emb)
+
+
+def test_model_file_round_trip(routed_fit, tmp_path):
+    model, X, emb = routed_fit
+    back = gb.GlassBoxUMAP.load(model.save(tmp_path / "routed.npz"))
+    np.testing.assert_array_equal(back.transform(X), emb)
+    torch.testing.assert_close(back.encoder_.centroids, model.encoder_.centroids, rtol=0, atol=0)
+    C = back.compute_contributions(X[:40])
+    assert np.abs(C.sum(-1) - emb[:40]).max() / np.abs(emb).max() <= RTOL
+
+
+def test_crafted_expert_count_is_refused(routed_fit, tmp_path):
+    model, _, _ = routed_fit
+    path = model.save(tmp_path / "routed.npz")
+    with np.load(path, allow_pickle=False) as z:
+        arrays = dict(z)
+    for bad, match in ((-1, "experts"), (5, "shape")):
+        arrays["architecture/experts"] = np.array(bad)
+        np.savez(tmp_path / "bad.npz", **arrays)
+        with pytest.raises(ModelFormatError, match=match):
+            gb.GlassBoxUMAP.load(tmp_path / "bad.npz")
+
+
+def test_too_many_experts_is_refused_and_changes_nothing(synthetic):
+    before = synthetic.copy()
+    with pytest.raises(ValueError, match="exceeds the number of cells"):
+        gb.tl.glassbox_umap(
+            synthetic, encoder="mlp_routed", encoder_kwargs={"experts": 10_000}, quiet=True
+        )
+    assert set(synthetic.obsm) == set(before.obsm) and set(synthetic.uns) == set(before.uns)
+
+
+@pytest.mark.parametrize("fmt", ["h5ad", "zarr"])
+def test_anndata_round_trip_is_exact(synthetic, tmp_path, fmt):
+    """Through scanpy's PCA and a file: the stored model recomputes exact contributions."""
+    gb.tl.glassbox_umap(
+        synthetic, encoder="mlp_routed", encoder_kwargs={"experts": 2}, epochs=5, quiet=True
+    )
+    path = tmp_path / f"a.{fmt}"
+    getattr(synthetic, f"write_{fmt}")(path)
+    back = getattr(ad, f"read_{fmt}")(path)
+    emb = back.obsm[f"X_{KEY}"]
+    C = gb.get.contributions(back)
+    assert np.abs(np.asarray(C).sum(-1) - emb).max() / np.abs(emb).max() <= RTOL
+    est = gb.GlassBoxUMAP.from_adata(back)
+    assert est.encoder_.architecture["experts"] == 2
+    X = back[:, list(back.uns[KEY]["var_names"])].X
+    np.testing.assert_array_equal(est.transform(X), emb)
