@@ -216,6 +216,11 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"encoder_kwargs": {"hidden": (256, 256)}},
         {"compiled": True},
     ),
+    "mlp_norm": (
+        "encoder mlp_norm: the CPU default before mlp_routed",
+        {"encoder": "mlp_norm"},
+        {},
+    ),
     "routed": ("encoder mlp_routed (16 experts at 20k)", {"encoder": "mlp_routed"}, {}),
     "routed8": (
         "encoder mlp_routed, 8 experts",
@@ -230,6 +235,58 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "routed64": (
         "encoder mlp_routed, 64 experts",
         {"encoder": "mlp_routed", "encoder_kwargs": {"experts": 64}},
+        {},
+    ),
+    "routed_t64": (
+        "encoder mlp_routed, 64-row tiles (less padding, more weight gathers)",
+        {"encoder": "mlp_routed"},
+        {"tile": 64},
+    ),
+    "routed_s64": (
+        "encoder mlp_routed, 32 experts of hidden (64, 64)",
+        {"encoder": "mlp_routed", "encoder_kwargs": {"experts": 32, "hidden": (64, 64)}},
+        {},
+    ),
+    "routed_s64_half": (
+        "encoder mlp_routed, 32 experts of hidden (64, 64), half the epochs",
+        {
+            "encoder": "mlp_routed",
+            "encoder_kwargs": {"experts": 32, "hidden": (64, 64)},
+            "epochs_factor": 0.5,
+        },
+        {},
+    ),
+    "routed64_s64": (
+        "encoder mlp_routed, 64 experts of hidden (64, 64)",
+        {"encoder": "mlp_routed", "encoder_kwargs": {"experts": 64, "hidden": (64, 64)}},
+        {},
+    ),
+    "routed64_s64_half": (
+        "encoder mlp_routed, 64 experts of hidden (64, 64), half the epochs",
+        {
+            "encoder": "mlp_routed",
+            "encoder_kwargs": {"experts": 64, "hidden": (64, 64)},
+            "epochs_factor": 0.5,
+        },
+        {},
+    ),
+    "routed8_s64": (
+        "encoder mlp_routed, 8 experts of hidden (64, 64)",
+        {"encoder": "mlp_routed", "encoder_kwargs": {"experts": 8, "hidden": (64, 64)}},
+        {},
+    ),
+    "routed8_s64_half": (
+        "encoder mlp_routed, 8 experts of hidden (64, 64), half the epochs",
+        {
+            "encoder": "mlp_routed",
+            "encoder_kwargs": {"experts": 8, "hidden": (64, 64)},
+            "epochs_factor": 0.5,
+        },
+        {},
+    ),
+    "routed_3q": (
+        "encoder mlp_routed, three quarters of the epochs",
+        {"encoder": "mlp_routed", "epochs_factor": 0.75},
         {},
     ),
     "routed_half": (
@@ -268,6 +325,10 @@ def fit_variant(
     if "scale_power" in proto:
         # Rescaling features is a linear input map: contributions stay exact per feature.
         X = X / X.std(axis=0, keepdims=True) ** proto["scale_power"]
+    if "tile" in proto:
+        from scglassbox import _routed
+
+        _routed.TILE = proto["tile"]
     if "schedule" in proto:
         _training.UMAPModule.configure_optimizers = _schedule(proto["schedule"])
     if proto.get("compiled"):

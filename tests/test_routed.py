@@ -69,7 +69,9 @@ def test_each_row_is_its_nearest_centroids_expert(spec):
         route = net.route(x)
         d = torch.cdist(x.to(torch.bfloat16).double(), net.centroids.double())
         torch.testing.assert_close(route, d.argmin(1))
-        want = torch.stack([_one_expert(net, int(k), xi[None])[0] for k, xi in zip(route, x)])
+        want = torch.stack(
+            [_one_expert(net, int(k), xi[None])[0] for k, xi in zip(route, x, strict=True)]
+        )
         torch.testing.assert_close(y, want, rtol=1e-4, atol=1e-5)
         # Any batch gives a row the same value: a subset, shuffled.
         perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(2))[:50]
@@ -119,14 +121,9 @@ def test_place_is_seeded_and_checks_the_cells():
 
 
 def test_auto_experts():
-    assert [auto_experts(n) for n in (10, 1249, 1250, 20_000, 40_000, 10**6)] == [
-        1,
-        1,
-        1,
-        16,
-        32,
-        32,
-    ]
+    """One expert per 625 cells, 1 to 64."""
+    sizes = (10, 624, 1250, 2_500, 20_000, 40_000, 10**6)
+    assert [auto_experts(n) for n in sizes] == [1, 1, 2, 4, 32, 64, 64]
 
 
 @pytest.mark.parametrize(
@@ -222,3 +219,32 @@ def test_anndata_round_trip_is_exact(synthetic, tmp_path, fmt):
     assert est.encoder_.architecture["experts"] == 2
     X = back[:, list(back.uns[KEY]["var_names"])].X
     np.testing.assert_array_equal(est.transform(X), emb)
+
+
+def test_default_encoder_follows_device_and_size():
+    from scglassbox._params import default_encoder, encoder_epochs
+
+    assert default_encoder("cpu", 2_499) == "mlp_norm"
+    assert default_encoder("cpu", 2_500) == "mlp_routed"
+    assert default_encoder("cuda", 10**6) == "mlp_norm"  # the measured GPU network
+    assert default_encoder("mps", 10**5) == "mlp_norm"
+    assert encoder_epochs(25, "mlp_routed", 20_000) == 12
+    assert encoder_epochs(200, "mlp_routed", 9_999) == 200
+    assert encoder_epochs(25, "mlp_norm", 20_000) == 25
+
+
+def test_default_fit_from_2500_cells_is_routed_and_exact(tmp_path):
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(2_600, 8)) + 4 * rng.integers(0, 4, 2_600)[:, None]).astype(np.float32)
+    model = gb.GlassBoxUMAP(epochs=2, random_state=0, quiet=True)
+    emb = model.fit_transform(X)
+    assert model.get_params()["encoder"] == "default"
+    assert model.encoder_.architecture["name"] == "mlp_routed"
+    assert model.encoder_.architecture["experts"] == 4
+    assert model.encoder_.architecture["hidden"] == [64, 64]
+    C = model.compute_contributions(X[:500])
+    assert np.abs(C.sum(-1) - emb[:500]).max() / np.abs(emb).max() <= RTOL
+    back = gb.GlassBoxUMAP.load(model.save(tmp_path / "m.npz"))
+    np.testing.assert_array_equal(back.transform(X), emb)
+    small = gb.GlassBoxUMAP(epochs=2, random_state=0, quiet=True).fit(X[:2_499])
+    assert small.encoder_.architecture["name"] == "mlp_norm"

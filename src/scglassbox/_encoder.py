@@ -49,7 +49,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._routed import RoutedMLP, auto_experts
+from ._routed import ROUTED_HIDDEN, RoutedMLP, auto_experts
 
 ENCODERS = ("mlp", "mlp_norm", "mlp_gate", "mlp_routed")
 #: Built-in MLPs that share one network for every cell (the GPU widths apply to these).
@@ -58,7 +58,9 @@ PLAIN_MLPS = ("mlp", "mlp_norm", "mlp_gate")
 CONV_ENCODERS = ("conv",)
 #: Other names of built-in encoders: the reference package's.
 ALIASES = {"default_conv": "conv"}
-#: What ``encoder="default"`` means; chosen by ``benchmarks/run.py``.
+#: What ``encoder="default"`` builds where nothing else decides: on small data, on a GPU, and
+#: outside a fit. A fit on a CPU from 2,500 cells builds ``"mlp_routed"`` instead (see
+#: :func:`scglassbox._params.default_encoder`).
 DEFAULT_ENCODER = "mlp_norm"
 DEFAULT_HIDDEN = (128, 128)
 #: Experts of ``"mlp_routed"`` when nothing chooses them (fits choose from the data size).
@@ -579,10 +581,11 @@ def build_encoder(
             f"encoder_kwargs has unknown keys {sorted(unknown)}; allowed for {name!r}: "
             f"{sorted(allowed)}."
         )
-    hidden = _widths(kwargs, "hidden", DEFAULT_CONV_HIDDEN if conv else DEFAULT_HIDDEN)
     if name == "mlp_routed":
+        hidden = _widths(kwargs, "hidden", ROUTED_HIDDEN)
         (experts,) = _widths(kwargs, "experts", DEFAULT_EXPERTS, scalar=True)
         return RoutedMLP(n_in, n_out, hidden=hidden, experts=experts)
+    hidden = _widths(kwargs, "hidden", DEFAULT_CONV_HIDDEN if conv else DEFAULT_HIDDEN)
     if not conv:
         return GlassBoxMLP(
             n_in,

@@ -18,7 +18,7 @@ from . import _graph
 from ._checks import check_encoder
 from ._chunks import fit_input_cells
 from ._contributions import InputMap, column_mean
-from ._encoder import DEFAULT_ENCODER, PLAIN_MLPS, RegisteredEncoder, build_encoder
+from ._encoder import PLAIN_MLPS, RegisteredEncoder, build_encoder
 from ._initial_layout import init_layout, regress_layout
 from ._params import (
     AUTO_EPOCHS,
@@ -28,7 +28,9 @@ from ._params import (
     auto_batch_size,
     auto_epochs,
     auto_hidden,
+    default_encoder,
     device_type,
+    encoder_epochs,
 )
 from ._routed import RoutedMLP, auto_experts
 from ._sampling import alias_table
@@ -92,7 +94,10 @@ def training_module(
         ):
             raise ValueError(f"projection does not match X's {n_features} features.")
     device = device_type(settings["accelerator"])
-    encoder = _fit_encoder(est, settings, input_map, n, n_features, device)
+    name = settings["encoder"]
+    if isinstance(name, str) and name == "default":
+        name = default_encoder(device, n)
+    encoder = _fit_encoder(est, name, input_map, n, n_features, device)
     if inputs is not None and inputs.shape == (n, input_map.n_inputs) and projection is not None:
         features = inputs
     else:
@@ -100,13 +105,13 @@ def training_module(
     if not np.isfinite(features).all():
         raise ValueError("X's centred values overflow float32: rescale X.")
     seed = seed_of(est.random_state)
-    if isinstance(encoder, RoutedMLP) and not isinstance(settings["encoder"], nn.Module):
+    if isinstance(encoder, RoutedMLP) and not isinstance(name, nn.Module):
         encoder.place(features, seed)
     if settings["a"] is None:
         a, b = _graph.find_ab_params(est.spread, est.min_dist)
     else:
         a, b = settings["a"], settings["b"]
-    batch_size, epochs = _schedule(est, settings, n, edges.n_edges, device)
+    batch_size, epochs = _schedule(est, settings, name, n, edges.n_edges, device)
     if not (isinstance(est.init, str) and est.init == "random"):
         target = init_layout(
             X,
@@ -173,26 +178,29 @@ def _fit_graph(
 
 def _fit_encoder(
     est: GlassBoxUMAP,
-    settings: dict[str, Any],
+    name: str | nn.Module,
     input_map: InputMap,
     n: int,
     n_features: int,
     device: str,
 ) -> nn.Module:
-    """The untrained encoder: the chosen one, sized for the device (GPU widths for MLPs)."""
+    """The untrained encoder ``name`` (``"default"`` resolved), sized for the device and data.
+
+    GPU widths for the one-network MLPs; experts by the number of cells for ``"mlp_routed"``.
+    """
     encoder_kwargs = dict(est.encoder_kwargs or {})
     hidden = auto_hidden(device, n)
     # The GPU widths were measured for the MLPs only.
-    if hidden is not None and _is_mlp(settings["encoder"]):
+    if hidden is not None and _is_mlp(name):
         encoder_kwargs.setdefault("hidden", hidden)
-    if settings["encoder"] == "mlp_routed":
+    if isinstance(name, str) and name == "mlp_routed":
         encoder_kwargs.setdefault("experts", auto_experts(n))
     # The encoder reads images in their own shape, or the input map's output when it projects.
     shape = tuple(getattr(est, "input_shape_", None) or (n_features,))
     if int(np.prod(shape)) != n_features:  # set by an earlier fit: X came another way
         shape = (n_features,)
     return make_encoder(
-        settings["encoder"],
+        name,
         input_map.n_inputs,
         est.n_components,
         encoder_kwargs,
@@ -202,7 +210,12 @@ def _fit_encoder(
 
 
 def _schedule(
-    est: GlassBoxUMAP, settings: dict[str, Any], n: int, n_edges: int, device: str
+    est: GlassBoxUMAP,
+    settings: dict[str, Any],
+    encoder: str | nn.Module,
+    n: int,
+    n_edges: int,
+    device: str,
 ) -> tuple[int, int]:
     """Edges per step and epochs: as given, else chosen from the data and the device."""
     # With num_batches the user sets the steps per epoch: the epoch floor that large steps
@@ -214,7 +227,7 @@ def _schedule(
         lo, hi = AUTO_EPOCHS
         epochs = int(min(hi, max(lo, round(AUTO_STEPS / est.num_batches))))
     else:
-        epochs = auto_epochs(n_edges, batch_size)
+        epochs = encoder_epochs(auto_epochs(n_edges, batch_size), encoder, n)
     return batch_size, epochs
 
 
@@ -241,9 +254,7 @@ def fit_input_map(
 
 
 def _is_mlp(encoder: object) -> bool:
-    """Whether ``encoder`` names a built-in one-network MLP (``"default"`` included)."""
-    if isinstance(encoder, str) and encoder == "default":
-        encoder = DEFAULT_ENCODER
+    """Whether ``encoder`` names a built-in one-network MLP."""
     return isinstance(encoder, str) and encoder in PLAIN_MLPS
 
 

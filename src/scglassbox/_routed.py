@@ -34,13 +34,17 @@ TILE_GROUP = 4
 #: k-means places the centroids on at most this many cells (sampled with the fit's seed).
 PLACE_CELLS = 50_000
 #: Cells per expert when ``experts`` is not given (see :func:`auto_experts`).
-CELLS_PER_EXPERT = 1250
+CELLS_PER_EXPERT = 625
 #: At most this many experts when ``experts`` is not given.
-MAX_AUTO_EXPERTS = 32
+MAX_AUTO_EXPERTS = 64
+#: Each expert's hidden widths when ``hidden`` is not given. Many small experts kept more
+#: local structure than fewer large ones for less time (32 x (64, 64): kNN 0.285 in 36 s;
+#: 32 x (128, 128): 0.282 in 58 s; synthetic_20k, docs/performance.md).
+ROUTED_HIDDEN = (64, 64)
 
 
 def auto_experts(n_cells: int) -> int:
-    """Experts for ``n_cells`` cells: one per :data:`CELLS_PER_EXPERT`, 1 to 32."""
+    """Experts for ``n_cells`` cells: one per :data:`CELLS_PER_EXPERT`, 1 to 64."""
     return int(min(MAX_AUTO_EXPERTS, max(1, n_cells // CELLS_PER_EXPERT)))
 
 
@@ -63,7 +67,7 @@ class RoutedMLP(nn.Module):
     bf16_training = True
 
     def __init__(
-        self, n_in: int, n_out: int, hidden: Sequence[int] = (128, 128), experts: int = 16
+        self, n_in: int, n_out: int, hidden: Sequence[int] = ROUTED_HIDDEN, experts: int = 32
     ) -> None:
         super().__init__()
         widths = (n_in, *hidden, n_out)
@@ -113,11 +117,13 @@ class RoutedMLP(nn.Module):
     def route(self, x: torch.Tensor) -> torch.Tensor:
         """Each row's expert: its nearest centroid.
 
-        Rows are rounded to bfloat16 first and compared in float64, so a cell takes the same
-        route whether training stores inputs in bfloat16 or not, and in any batch.
+        Rows are rounded to bfloat16 first and compared in float64 (float32 on MPS, which
+        has no float64), so a cell takes the same route whether training stores inputs in
+        bfloat16 or not, and in any batch.
         """
-        xr = x.detach().to(torch.bfloat16).double()
-        c = self.centroids.double()
+        dtype = torch.float32 if x.device.type == "mps" else torch.float64
+        xr = x.detach().to(torch.bfloat16).to(dtype)
+        c = self.centroids.to(dtype)
         return ((c * c).sum(1) - 2.0 * xr @ c.T).argmin(1)
 
     def _tiles(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
