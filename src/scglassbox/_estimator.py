@@ -110,7 +110,10 @@ class GlassBoxUMAP(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         centred input; contributions are projected back to the input features and still sum
         exactly to the embedding. Rows only: refused for images (as in the reference package).
     encoder
-        ``"default"`` (currently ``"mlp_norm"``), ``"mlp"``, ``"mlp_norm"``, ``"mlp_gate"``,
+        ``"default"`` (``"mlp_routed"`` for a fit on a CPU from 2,500 cells, else
+        ``"mlp_norm"``), ``"mlp"``, ``"mlp_norm"``, ``"mlp_gate"``, ``"mlp_routed"`` (one small
+        ``"mlp_norm"`` per k-means centroid of the inputs; each cell is encoded by its nearest
+        centroid's: the same exact split as ``"mlp_norm"``),
         ``"conv"`` (alias ``"default_conv"``; images only: bias-free stride-2 3x3
         convolutions with per-channel PReLU, then a bias-free PReLU MLP head; contributions
         are gradient x input per pixel), a name registered with
@@ -124,7 +127,10 @@ class GlassBoxUMAP(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         on a CPU (or MPS) and ``(512, 512, 512, 512)`` when the fit trains on a CUDA GPU on
         1,000 cells or more, where the wider network costs little and keeps more local
         structure (measured in docs/performance.md). The widths used are stored with the
-        model, so a model trained on a GPU loads and maps new cells anywhere. For ``"conv"``:
+        model, so a model trained on a GPU loads and maps new cells anywhere. For
+        ``"mlp_routed"``: ``hidden`` (each expert's, default ``(64, 64)``) and ``experts``
+        (default: one per 625 cells, 1 to 64); from 10,000 cells it trains half the automatic
+        epochs. For ``"conv"``:
         ``channels`` (default ``(16, 32)``, one stride-2 convolution each), ``hidden`` (the
         head's widths, default ``(128,)``) and ``norm`` (default ``False``; ``True`` puts
         a scale normalisation after each hidden layer of the head, frozen for attribution as
