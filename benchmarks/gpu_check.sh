@@ -17,7 +17,7 @@
 #   4. exactness: tests/test_contributions.py -k "gpu or cuda" (the GPU training and
 #      contributions test; it must pass, not skip)                          cap 120 s
 #   5. 100k: scale.py --sizes 100000 --stages fit contributions            cap 270 s
-#   6. local: local_structure.py on synthetic_20k, variants default wide512x4 deep4x4, no
+#   6. local: local_structure.py on synthetic_20k, variants default wide512x4 deep4x4 routed_s64, no
 #      baselines (a bare --baselines is an empty list; the CPU baselines are measured on the
 #      2-core machine already); records to $OUT/local_structure.jsonl       cap 240 s
 #   5b. profile: gpu_profile.py on the 100k set: cProfile of the default fit, then a
@@ -55,7 +55,7 @@ RESERVE_BIG=${GPU_CHECK_BIG_STAGES_S:-240}
 SITE=${GPU_CHECK_SITE:-/tmp/site}
 if [[ $ACC == gpu ]]; then
   SMALL=100000 BIG=1000000 WORK=/tmp/scale_gpu
-  LS_ARGS=(--datasets synthetic_20k --variants default wide512x4 deep4x4)
+  LS_ARGS=(--datasets synthetic_20k --variants default wide512x4 deep4x4 routed_s64)
   TARGETS="100000:5 1000000:60" # cells:seconds for the fit on one GPU (docs/performance.md)
 else
   SMALL=2000 BIG=3000 WORK=/tmp/gpu_check_cpu/scale

@@ -126,3 +126,32 @@ def test_training_and_contributions_on_gpu(wine, tmp_path, data, pca_components)
     np.testing.assert_array_equal(back.transform(X), cpu)
     C_cpu, emb_cpu = back.compute_contributions(X, return_embedding=True)
     assert exactness(emb_cpu, C_cpu) <= RTOL
+
+
+@pytest.mark.skipif(
+    not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU (none on this machine)"
+)
+def test_routed_training_and_contributions_on_gpu(tmp_path):
+    """The routed encoder trained on a GPU (bfloat16), exact there and on a CPU after loading."""
+    from sklearn.datasets import load_digits
+
+    import scglassbox as gb
+
+    X = load_digits().data.astype(np.float32)
+    est = gb.GlassBoxUMAP(
+        encoder="mlp_routed",
+        encoder_kwargs={"experts": 4},
+        random_state=0,
+        epochs=20,
+        accelerator="gpu",
+        quiet=True,
+    ).fit(X)
+    est.to("cuda")
+    C, emb = est.compute_contributions(X, return_embedding=True)
+    assert exactness(emb, C) <= RTOL
+    cpu = est.to("cpu").transform(X)
+    np.testing.assert_allclose(emb, cpu, rtol=1e-4, atol=1e-5)
+    back = gb.GlassBoxUMAP.load(est.save(tmp_path / "routed_gpu.npz"))
+    np.testing.assert_array_equal(back.transform(X), cpu)
+    C_cpu, emb_cpu = back.compute_contributions(X, return_embedding=True)
+    assert exactness(emb_cpu, C_cpu) <= RTOL
