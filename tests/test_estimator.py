@@ -449,13 +449,15 @@ def test_large_graphs_take_larger_steps():
     graph = (graph + graph.T).tocsr()
     X = rng.normal(size=(n, 3)).astype(np.float32)
     n_edges = edge_list(graph).n_edges
-    est = gb.GlassBoxUMAP(init="random", random_state=0, encoder="mlp_norm")
+    est = gb.GlassBoxUMAP(init="random", random_state=0)
     module, *_ = est._training_module(X, graph, None)
     assert module.batch_size == min(20_000, -(-n_edges * 10 // 1000)) > 10_000
     assert module.epochs == 10 and module.steps_per_epoch * module.epochs <= 1_100
-    # The CPU default at this size is the routed encoder, which trains half the epochs.
-    routed, *_ = gb.GlassBoxUMAP(init="random", random_state=0)._training_module(X, graph, None)
-    assert routed.encoder.architecture["name"] == "mlp_routed"
+    # The routed encoder trains half the automatic epochs at this size.
+    routed, *_ = gb.GlassBoxUMAP(
+        init="random", random_state=0, encoder="mlp_routed"
+    )._training_module(X, graph, None)
+    assert routed.encoder.architecture["experts"] == 64
     assert routed.batch_size == module.batch_size and routed.epochs == 5
     fixed, *_ = gb.GlassBoxUMAP(init="random", num_batches=50)._training_module(X, graph, None)
     assert fixed.batch_size == 10_000

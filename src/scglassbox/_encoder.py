@@ -58,9 +58,9 @@ PLAIN_MLPS = ("mlp", "mlp_norm", "mlp_gate")
 CONV_ENCODERS = ("conv",)
 #: Other names of built-in encoders: the reference package's.
 ALIASES = {"default_conv": "conv"}
-#: What ``encoder="default"`` builds where nothing else decides: on small data, on a GPU, and
-#: outside a fit. A fit on a CPU from 2,500 cells builds ``"mlp_routed"`` instead (see
-#: :func:`scglassbox._params.default_encoder`).
+#: What ``encoder="default"`` means; chosen by ``benchmarks/run.py``. ``"mlp_routed"`` keeps
+#: more local structure in less time on a CPU but can tear a cluster at a route boundary, so
+#: it is offered, not the default (docs/performance.md, "Routed experts").
 DEFAULT_ENCODER = "mlp_norm"
 DEFAULT_HIDDEN = (128, 128)
 #: Experts of ``"mlp_routed"`` when nothing chooses them (fits choose from the data size).

@@ -110,10 +110,10 @@ class GlassBoxUMAP(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         centred input; contributions are projected back to the input features and still sum
         exactly to the embedding. Rows only: refused for images (as in the reference package).
     encoder
-        ``"default"`` (``"mlp_routed"`` for a fit on a CPU from 2,500 cells, else
-        ``"mlp_norm"``), ``"mlp"``, ``"mlp_norm"``, ``"mlp_gate"``, ``"mlp_routed"`` (one small
-        ``"mlp_norm"`` per k-means centroid of the inputs; each cell is encoded by its nearest
-        centroid's: the same exact split as ``"mlp_norm"``),
+        ``"default"`` (currently ``"mlp_norm"``), ``"mlp"``, ``"mlp_norm"``, ``"mlp_gate"``,
+        ``"mlp_routed"`` (one small ``"mlp_norm"`` per k-means centroid of the inputs; each
+        cell is encoded by its nearest centroid's: the same exact split as ``"mlp_norm"``; on
+        a CPU more local structure in less time, but a cluster can tear at a boundary),
         ``"conv"`` (alias ``"default_conv"``; images only: bias-free stride-2 3x3
         convolutions with per-channel PReLU, then a bias-free PReLU MLP head; contributions
         are gradient x input per pixel), a name registered with

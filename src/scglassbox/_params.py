@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._encoder import DEFAULT_ENCODER, canonical_name, encoder_names
+from ._encoder import canonical_name, encoder_names
 from ._training import PRECISIONS
 from ._validation import (
     InvalidParameterError,
@@ -228,9 +228,6 @@ def auto_hidden(device: str, n_cells: int) -> tuple[int, ...] | None:
     return GPU_HIDDEN if device == "cuda" and n_cells >= GPU_HIDDEN_MIN_CELLS else None
 
 
-#: On a CPU, ``encoder="default"`` builds ``"mlp_routed"`` from this many cells (4 experts up):
-#: at 5,000 cells it kept more local structure in the same time, and below a fit takes seconds.
-ROUTED_MIN_CELLS = 2_500
 #: From this many cells, ``"mlp_routed"`` trains this share of the automatic epochs: its
 #: experts learn more per step, and half the steps met issue 21's time targets (synthetic_20k:
 #: 17.0 s, 1.5x ``sc.tl.umap``, kNN 0.271 against 0.238 for mlp_norm in 31.6 s; 100,000 cells:
@@ -238,17 +235,6 @@ ROUTED_MIN_CELLS = 2_500
 #: quick and keeps every step (synthetic_5k: +0.017 at the same time; half: -0.001, noise).
 ROUTED_SHORT_CELLS = 10_000
 ROUTED_EPOCH_SHARE = 0.5
-
-
-def default_encoder(device: str, n_cells: int) -> str:
-    """What ``encoder="default"`` builds for a fit on ``device`` with ``n_cells`` cells.
-
-    ``"mlp_routed"`` on a CPU from :data:`ROUTED_MIN_CELLS` cells, else ``"mlp_norm"`` (on
-    GPUs with the widths of :func:`auto_hidden`, measured there; MPS is untested with it).
-    """
-    if device == "cpu" and n_cells >= ROUTED_MIN_CELLS:
-        return "mlp_routed"
-    return DEFAULT_ENCODER
 
 
 def encoder_epochs(epochs: int, encoder: object, n_cells: int) -> int:
