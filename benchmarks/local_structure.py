@@ -65,6 +65,17 @@ def gated_encoder(n_in: int, n_out: int, experts: int, hidden: tuple[int, ...], 
     return GatedLinear()
 
 
+def _routed(experts: int, hidden: tuple[int, ...], factor: float, **proto: Any) -> tuple:
+    """A variant of ``encoder="mlp_routed"`` with every setting given: experts, each one's
+    widths and the epochs as a share of the single network's automatic ones (so the variant
+    does not move when the encoder's automatic settings do)."""
+    desc = f"encoder mlp_routed, {experts} x {hidden}, {factor:g}x the epochs"
+    if "tile" in proto:
+        desc += f", {proto['tile']}-row tiles"
+    kwargs = {"encoder": "mlp_routed", "encoder_kwargs": {"experts": experts, "hidden": hidden}}
+    return desc, {**kwargs, "epochs_factor": factor, "same_epochs": 1}, proto
+
+
 def _schedule(kind: str):
     """A replacement for UMAPModule.configure_optimizers with another learning-rate shape."""
     import math
@@ -217,83 +228,31 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"compiled": True},
     ),
     "mlp_norm": (
-        "encoder mlp_norm: the CPU default before mlp_routed",
+        "encoder mlp_norm, by name (the default)",
         {"encoder": "mlp_norm"},
         {},
     ),
-    "routed": ("encoder mlp_routed (16 experts at 20k)", {"encoder": "mlp_routed"}, {}),
-    "routed8": (
-        "encoder mlp_routed, 8 experts",
-        {"encoder": "mlp_routed", "encoder_kwargs": {"experts": 8}},
-        {},
-    ),
-    "routed32": (
-        "encoder mlp_routed, 32 experts",
-        {"encoder": "mlp_routed", "encoder_kwargs": {"experts": 32}},
-        {},
-    ),
-    "routed64": (
-        "encoder mlp_routed, 64 experts",
-        {"encoder": "mlp_routed", "encoder_kwargs": {"experts": 64}},
-        {},
-    ),
-    "routed_t64": (
-        "encoder mlp_routed, 64-row tiles (less padding, more weight gathers)",
-        {"encoder": "mlp_routed"},
-        {"tile": 64},
-    ),
-    "routed_s64": (
-        "encoder mlp_routed, 32 experts of hidden (64, 64)",
-        {"encoder": "mlp_routed", "encoder_kwargs": {"experts": 32, "hidden": (64, 64)}},
-        {},
-    ),
-    "routed_s64_half": (
-        "encoder mlp_routed, 32 experts of hidden (64, 64), half the epochs",
-        {
-            "encoder": "mlp_routed",
-            "encoder_kwargs": {"experts": 32, "hidden": (64, 64)},
-            "epochs_factor": 0.5,
-        },
-        {},
-    ),
-    "routed64_s64": (
-        "encoder mlp_routed, 64 experts of hidden (64, 64)",
-        {"encoder": "mlp_routed", "encoder_kwargs": {"experts": 64, "hidden": (64, 64)}},
-        {},
-    ),
-    "routed64_s64_half": (
-        "encoder mlp_routed, 64 experts of hidden (64, 64), half the epochs",
-        {
-            "encoder": "mlp_routed",
-            "encoder_kwargs": {"experts": 64, "hidden": (64, 64)},
-            "epochs_factor": 0.5,
-        },
-        {},
-    ),
-    "routed8_s64": (
-        "encoder mlp_routed, 8 experts of hidden (64, 64)",
-        {"encoder": "mlp_routed", "encoder_kwargs": {"experts": 8, "hidden": (64, 64)}},
-        {},
-    ),
-    "routed8_s64_half": (
-        "encoder mlp_routed, 8 experts of hidden (64, 64), half the epochs",
-        {
-            "encoder": "mlp_routed",
-            "encoder_kwargs": {"experts": 8, "hidden": (64, 64)},
-            "epochs_factor": 0.5,
-        },
-        {},
-    ),
-    "routed_3q": (
-        "encoder mlp_routed, three quarters of the epochs",
-        {"encoder": "mlp_routed", "epochs_factor": 0.75},
-        {},
-    ),
-    "routed_half": (
-        "encoder mlp_routed, half the epochs",
-        {"encoder": "mlp_routed", "epochs_factor": 0.5},
-        {},
-    ),
+    "routed": ("encoder mlp_routed with its automatic settings", {"encoder": "mlp_routed"}, {}),
+    **{
+        name: _routed(experts, hidden, factor, **proto)
+        for name, experts, hidden, factor, proto in (
+            ("routed8", 8, (128, 128), 1.0, {}),
+            ("routed16", 16, (128, 128), 1.0, {}),
+            ("routed32", 32, (128, 128), 1.0, {}),
+            ("routed64", 64, (128, 128), 1.0, {}),
+            ("routed4", 4, (128, 128), 1.0, {}),
+            ("routed32_half", 32, (128, 128), 0.5, {}),
+            ("routed_t64", 16, (128, 128), 1.0, {"tile": 64}),
+            ("routed_3q", 16, (128, 128), 0.75, {}),
+            ("routed_half", 16, (128, 128), 0.5, {}),
+            ("routed8_s64", 8, (64, 64), 1.0, {}),
+            ("routed8_s64_half", 8, (64, 64), 0.5, {}),
+            ("routed_s64", 32, (64, 64), 1.0, {}),
+            ("routed_s64_half", 32, (64, 64), 0.5, {}),
+            ("routed64_s64", 64, (64, 64), 1.0, {}),
+            ("routed64_s64_half", 64, (64, 64), 0.5, {}),
+        )
+    },
     "gated16": ("gated mixture, 16 maps, softmax gates", {}, {"gated": (16, (128, 128), True)}),
     "gated32": ("gated mixture, 32 maps, softmax gates", {}, {"gated": (32, (128, 128), True)}),
     "hyper16": ("gated mixture, 16 maps, free gates", {}, {"gated": (16, (128, 128), False)}),

@@ -73,7 +73,7 @@ class Blended(RoutedMLP):
 
     def training_forward(self, x, compute_dtype=None, rows=None):
         def fused(z, slope):
-            return _PReLUScaleNorm.apply(z, slope, True, self.eps)
+            return _PReLUScaleNorm.apply(z, slope, True, self.norm.eps)
 
         y = self._blend(x, fused, compute_dtype)
         return y if rows is None else y[:rows]

@@ -98,6 +98,22 @@ def test_exactness_is_able_to_fail():
     assert exactness(emb, C) > RTOL
 
 
+def _check_gpu_model(est, X, tmp_path):
+    """A GPU-trained model: exact on the GPU, the same on a CPU, and after a model file there."""
+    import scglassbox as gb
+
+    est.to("cuda")
+    C, emb = est.compute_contributions(X, return_embedding=True)
+    assert exactness(emb, C) <= RTOL
+    cpu = est.to("cpu").transform(X)
+    np.testing.assert_allclose(emb, cpu, rtol=1e-4, atol=1e-5)
+    # The stored model maps cells on a CPU exactly as the GPU-trained one moved to the CPU.
+    back = gb.GlassBoxUMAP.load(est.save(tmp_path / "gpu.npz"))
+    np.testing.assert_array_equal(back.transform(X), cpu)
+    C_cpu, emb_cpu = back.compute_contributions(X, return_embedding=True)
+    assert exactness(emb_cpu, C_cpu) <= RTOL
+
+
 @pytest.mark.skipif(
     not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU (none on this machine)"
 )
@@ -116,16 +132,7 @@ def test_training_and_contributions_on_gpu(wine, tmp_path, data, pca_components)
     # The defaults followed the device (the wide network from 1,000 cells up).
     assert est.encoder_.hidden == (GPU_HIDDEN if data == "digits" else (128, 128))
     assert est.precision_ == ("32" if data == "wine" else "bf16")
-    est.to("cuda")
-    C, emb = est.compute_contributions(X, return_embedding=True)
-    assert exactness(emb, C) <= RTOL
-    cpu = est.to("cpu").transform(X)
-    np.testing.assert_allclose(emb, cpu, rtol=1e-4, atol=1e-5)
-    # The stored model maps cells on a CPU exactly as the GPU-trained one moved to the CPU.
-    back = gb.GlassBoxUMAP.load(est.save(tmp_path / "gpu.npz"))
-    np.testing.assert_array_equal(back.transform(X), cpu)
-    C_cpu, emb_cpu = back.compute_contributions(X, return_embedding=True)
-    assert exactness(emb_cpu, C_cpu) <= RTOL
+    _check_gpu_model(est, X, tmp_path)
 
 
 @pytest.mark.skipif(
@@ -146,12 +153,4 @@ def test_routed_training_and_contributions_on_gpu(tmp_path):
         accelerator="gpu",
         quiet=True,
     ).fit(X)
-    est.to("cuda")
-    C, emb = est.compute_contributions(X, return_embedding=True)
-    assert exactness(emb, C) <= RTOL
-    cpu = est.to("cpu").transform(X)
-    np.testing.assert_allclose(emb, cpu, rtol=1e-4, atol=1e-5)
-    back = gb.GlassBoxUMAP.load(est.save(tmp_path / "routed_gpu.npz"))
-    np.testing.assert_array_equal(back.transform(X), cpu)
-    C_cpu, emb_cpu = back.compute_contributions(X, return_embedding=True)
-    assert exactness(emb_cpu, C_cpu) <= RTOL
+    _check_gpu_model(est, X, tmp_path)

@@ -33,7 +33,7 @@ def _one_expert(net, k, x):
     for w, a in zip(net.weights[:-1], net.slopes, strict=True):
         z = h @ w[k].double()
         z = torch.relu(z) - a.double() * torch.relu(-z)
-        h = z / torch.sqrt(z.pow(2).mean(-1, keepdim=True) + net.eps)
+        h = z / torch.sqrt(z.pow(2).mean(-1, keepdim=True) + net.norm.eps)
     return h @ net.weights[-1][k].double()
 
 

@@ -49,7 +49,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._routed import ROUTED_HIDDEN, RoutedMLP, auto_experts
+from ._validation import check_int
 
 ENCODERS = ("mlp", "mlp_norm", "mlp_gate", "mlp_routed")
 #: Built-in MLPs that share one network for every cell (the GPU widths apply to these).
@@ -63,8 +63,6 @@ ALIASES = {"default_conv": "conv"}
 #: it is offered, not the default (docs/performance.md, "Routed experts").
 DEFAULT_ENCODER = "mlp_norm"
 DEFAULT_HIDDEN = (128, 128)
-#: Experts of ``"mlp_routed"`` when nothing chooses them (fits choose from the data size).
-DEFAULT_EXPERTS = auto_experts(20_000)
 #: Output channels of the convolutions of ``"conv"`` (one stride-2 layer each).
 DEFAULT_CHANNELS = (16, 32)
 #: Hidden widths of the MLP head of ``"conv"``.
@@ -103,7 +101,12 @@ class PReLU(nn.PReLU):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(x) - self.weight.to(x.dtype) * torch.relu(-x)
+        return prelu(x, self.weight)
+
+
+def prelu(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """:class:`PReLU`'s function, ``relu(x) - weight * relu(-x)``, for shared slopes too."""
+    return torch.relu(x) - weight.to(x.dtype) * torch.relu(-x)
 
 
 class Gate(nn.Module):
@@ -582,8 +585,15 @@ def build_encoder(
             f"{sorted(allowed)}."
         )
     if name == "mlp_routed":
+        from ._routed import DEFAULT_EXPERTS, ROUTED_HIDDEN, RoutedMLP
+
         hidden = _widths(kwargs, "hidden", ROUTED_HIDDEN)
-        (experts,) = _widths(kwargs, "experts", DEFAULT_EXPERTS, scalar=True)
+        experts = check_int(
+            kwargs.get("experts", DEFAULT_EXPERTS),
+            "encoder_kwargs['experts']",
+            min=1,
+            what="a positive integer",
+        )
         return RoutedMLP(n_in, n_out, hidden=hidden, experts=experts)
     hidden = _widths(kwargs, "hidden", DEFAULT_CONV_HIDDEN if conv else DEFAULT_HIDDEN)
     if not conv:
@@ -606,25 +616,15 @@ def build_encoder(
     return GlassBoxConv(shape, n_out, channels=channels, hidden=hidden, norm=norm)
 
 
-def _widths(
-    kwargs: dict[str, Any], key: str, default: Sequence[int], scalar: bool = False
-) -> tuple[int, ...]:
-    """``kwargs[key]`` as a tuple of positive ints (layer widths or channels).
-
-    With ``scalar``, the value is one positive int (returned as a 1-tuple).
-    """
+def _widths(kwargs: dict[str, Any], key: str, default: Sequence[int]) -> tuple[int, ...]:
+    """``kwargs[key]`` as a tuple of positive ints (layer widths or channels)."""
     value = kwargs.get(key, default)
-    what = "a positive integer" if scalar else "a list of positive integers"
     try:
-        if scalar:
-            if isinstance(value, bool | str | Sequence) or int(value) != value:
-                raise TypeError
-            value = (value,)
         widths = tuple(int(h) for h in value)
     except (TypeError, ValueError) as e:
-        raise ValueError(f"encoder_kwargs[{key!r}] must be {what}, got {value!r}.") from e
-    if scalar and widths[0] < 1:
-        raise ValueError(f"encoder_kwargs[{key!r}] must be {what}, got {value[0]!r}.")
+        raise ValueError(
+            f"encoder_kwargs[{key!r}] must be a list of positive integers, got {value!r}."
+        ) from e
     if any(h < 1 for h in widths):
         raise ValueError(f"encoder_kwargs[{key!r}] must hold positive widths, got {widths}.")
     return widths

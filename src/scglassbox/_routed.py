@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._encoder import ScaleNorm, _PReLUScaleNorm, prelu
+
 #: Rows per tile of the batched expert products (the bfloat16 row padding of training).
 TILE = 128
 #: The number of tiles is padded to a multiple of this: fewer distinct shapes for oneDNN's
@@ -48,6 +50,10 @@ def auto_experts(n_cells: int) -> int:
     return int(min(MAX_AUTO_EXPERTS, max(1, n_cells // CELLS_PER_EXPERT)))
 
 
+#: Experts when nothing chooses them (fits choose from the data size): 20,000 cells' worth.
+DEFAULT_EXPERTS = auto_experts(20_000)
+
+
 class RoutedMLP(nn.Module):
     """K bias-free ``mlp_norm`` networks; each cell is encoded by its nearest centroid's.
 
@@ -67,7 +73,11 @@ class RoutedMLP(nn.Module):
     bf16_training = True
 
     def __init__(
-        self, n_in: int, n_out: int, hidden: Sequence[int] = ROUTED_HIDDEN, experts: int = 32
+        self,
+        n_in: int,
+        n_out: int,
+        hidden: Sequence[int] = ROUTED_HIDDEN,
+        experts: int = DEFAULT_EXPERTS,
     ) -> None:
         super().__init__()
         widths = (n_in, *hidden, n_out)
@@ -79,8 +89,8 @@ class RoutedMLP(nn.Module):
         self.slopes = nn.ParameterList(nn.Parameter(torch.full((h,), 0.25)) for h in hidden)
         self.register_buffer("centroids", torch.zeros(experts, n_in))
         self.n_in, self.n_out, self.hidden, self.experts = n_in, n_out, tuple(hidden), experts
-        self.eps = 1e-6
-        self.frozen_scale = False  # set by attribution_mode: scales become constants
+        # Every hidden layer's normalisation (no weights): attribution_mode freezes its scale.
+        self.norm = ScaleNorm()
 
     @property
     def architecture(self) -> dict:
@@ -171,9 +181,7 @@ class RoutedMLP(nn.Module):
         return torch.bmm(h.to(w.dtype), w).view(-1, self.n_out).index_select(0, position)
 
     def _modules_activation(self, z: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
-        h = torch.relu(z) - slope.to(z.dtype) * torch.relu(-z)
-        inv_scale = torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
-        return h * (inv_scale.detach() if self.frozen_scale else inv_scale)
+        return self.norm(prelu(z, slope))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._output(*self._hidden(x, self._modules_activation))
@@ -182,10 +190,9 @@ class RoutedMLP(nn.Module):
         self, x: torch.Tensor, compute_dtype: torch.dtype | None = None, rows: int | None = None
     ) -> torch.Tensor:
         """The forward pass training uses: the fused activation, maybe under autocast."""
-        from ._encoder import _PReLUScaleNorm
 
         def fused(z: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
-            return _PReLUScaleNorm.apply(z, slope, True, self.eps)
+            return _PReLUScaleNorm.apply(z, slope, True, self.norm.eps)
 
         if compute_dtype is None:
             parts = self._hidden(x, fused)
