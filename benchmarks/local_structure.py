@@ -65,14 +65,19 @@ def gated_encoder(n_in: int, n_out: int, experts: int, hidden: tuple[int, ...], 
     return GatedLinear()
 
 
-def _routed(experts: int, hidden: tuple[int, ...], factor: float, **proto: Any) -> tuple:
+def _routed(
+    experts: int, hidden: tuple[int, ...], factor: float, blend: float = 0.0, **proto: Any
+) -> tuple:
     """A variant of ``encoder="mlp_routed"`` with every setting given: experts, each one's
-    widths and the epochs as a share of the single network's automatic ones (so the variant
-    does not move when the encoder's automatic settings do)."""
+    widths, the epochs as a share of the single network's automatic ones and the share of
+    cells that blend two experts (so the variant does not move when the encoder's automatic
+    settings do)."""
     desc = f"encoder mlp_routed, {experts} x {hidden}, {factor:g}x the epochs"
+    desc += f", {blend:g} of the cells blend" if blend else ", hard routes"
     if "tile" in proto:
         desc += f", {proto['tile']}-row tiles"
-    kwargs = {"encoder": "mlp_routed", "encoder_kwargs": {"experts": experts, "hidden": hidden}}
+    encoder_kwargs = {"experts": experts, "hidden": hidden, "blend": blend}
+    kwargs = {"encoder": "mlp_routed", "encoder_kwargs": encoder_kwargs}
     return desc, {**kwargs, "epochs_factor": factor, "same_epochs": 1}, proto
 
 
@@ -233,6 +238,25 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {},
     ),
     "routed": ("encoder mlp_routed with its automatic settings", {"encoder": "mlp_routed"}, {}),
+    "routed_hard": (
+        "encoder mlp_routed with its automatic settings, hard routes (no blending)",
+        {"encoder": "mlp_routed", "encoder_kwargs": {"blend": 0.0}},
+        {},
+    ),
+    **{
+        name: _routed(experts, hidden, factor, blend, **proto)
+        for name, experts, hidden, factor, blend, proto in (
+            ("blend05", 32, (64, 64), 0.5, 0.05, {}),
+            ("blend10", 32, (64, 64), 0.5, 0.1, {}),
+            ("blend20", 32, (64, 64), 0.5, 0.2, {}),
+            ("blend30", 32, (64, 64), 0.5, 0.3, {}),
+            ("blend50", 32, (64, 64), 0.5, 0.5, {}),
+            ("blend10_3q", 32, (64, 64), 0.75, 0.1, {}),
+            ("blend64_05", 64, (64, 64), 0.5, 0.05, {}),
+            ("blend64_10", 64, (64, 64), 0.5, 0.1, {}),
+            ("blend64_20", 64, (64, 64), 0.5, 0.2, {}),
+        )
+    },
     **{
         name: _routed(experts, hidden, factor, **proto)
         for name, experts, hidden, factor, proto in (

@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Seams of a routed map: edges across experts, and cell types torn into pieces.
 
-Fits the default (``mlp_norm``) and ``encoder="mlp_routed"`` on a prepared set of
-``benchmarks/run.py`` (and ``sc.tl.umap`` as a reference), then prints, for the routed
+Fits the default (``mlp_norm``) and ``encoder="mlp_routed"`` (blended near boundaries, as by
+default, and with hard routes, ``blend=0``) on a prepared set of ``benchmarks/run.py`` (and
+``sc.tl.umap`` as a reference), then prints, for the routed
 experts' boundaries: the share of graph edges that cross them, those edges' 2-D lengths
 against the others', kNN preservation of boundary cells, trustworthiness, and how many
 pieces (of at least 1% of its cells) each labelled type forms in the 2-D 15-NN graph::
@@ -58,10 +59,15 @@ def main() -> None:
     X = np.ascontiguousarray(data["X"], dtype=np.float32)
     graph, labels = data.get("connectivities"), data["labels"]
     embs, route = {}, None
-    for enc in ("mlp_norm", "mlp_routed"):
-        model = gb.GlassBoxUMAP(encoder=enc, random_state=args.seed, quiet=True)
-        embs[enc] = model.fit_transform(X, graph=graph)
-        if enc == "mlp_routed":
+    fits = {
+        "mlp_norm": {"encoder": "mlp_norm"},
+        "routed": {"encoder": "mlp_routed"},
+        "hard": {"encoder": "mlp_routed", "encoder_kwargs": {"blend": 0.0}},
+    }
+    for name, kwargs in fits.items():
+        model = gb.GlassBoxUMAP(**kwargs, random_state=args.seed, quiet=True)
+        embs[name] = model.fit_transform(X, graph=graph)
+        if name == "routed":  # both routed fits place the same centroids (same seed)
             route = model.encoder_.route(torch.from_numpy(X - model.mean_)).numpy()
     embs["sc.tl.umap"] = run.run_sc_umap(data, args.seed, None)["embedding"]
     coo = graph if graph is not None else run._sc_adata(data, args.seed).obsp["connectivities"]

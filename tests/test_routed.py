@@ -1,5 +1,7 @@
 """The routed encoder ``"mlp_routed"``: routing, tiling, exactness, storage and fits."""
 
+import json
+
 import anndata as ad
 import numpy as np
 import pytest
@@ -10,16 +12,16 @@ from hypothesis import strategies as st
 import scglassbox as gb
 from scglassbox._contributions import jacobian
 from scglassbox._encoder import build_encoder
-from scglassbox._routed import TILE, RoutedMLP, auto_experts
+from scglassbox._routed import BLEND, TILE, RoutedMLP, auto_experts
 from scglassbox._storage import ModelFormatError
 
 KEY = "glassbox_umap"
 RTOL = 1e-5
 
 
-def _random_routed(seed, n_in, hidden, n_out, experts, dtype=torch.float32):
+def _random_routed(seed, n_in, hidden, n_out, experts, margin=0.0, dtype=torch.float32):
     torch.manual_seed(seed)
-    net = RoutedMLP(n_in, n_out, hidden=hidden, experts=experts)
+    net = RoutedMLP(n_in, n_out, hidden=hidden, experts=experts, margin=margin)
     with torch.no_grad():
         for s in net.slopes:
             s.uniform_(-0.5, 1.5)
@@ -44,7 +46,27 @@ routed_nets = st.builds(
     hidden=st.lists(st.integers(8, 48), min_size=1, max_size=3),
     n_out=st.integers(1, 3),
     experts=st.integers(1, 6),
+    # 0: hard routes; otherwise a share of the rows blends two experts.
+    margin=st.sampled_from([0.0, 2.0, 20.0]),
 )
+
+
+def _by_hand(net, x):
+    """Each row through its nearest centroid's expert, blended with the second's by hand."""
+    d = torch.cdist(x.to(torch.bfloat16).double(), net.centroids.double()) ** 2
+    v, k = torch.topk(d, min(2, net.experts), dim=1, largest=False)
+    out = []
+    for i, xi in enumerate(x):
+        y = _one_expert(net, int(k[i, 0]), xi[None])[0]
+        gap = float(v[i, 1] - v[i, 0]) if net.experts > 1 else np.inf
+        if gap < net.margin:
+            # The pair comes from the rounded row, the weight from the row as given.
+            c, xd = net.centroids.double(), xi.double()
+            exact = ((xd - c[k[i, 1]]) ** 2).sum() - ((xd - c[k[i, 0]]) ** 2).sum()
+            w = min(1.0, max(0.0, 0.5 + float(exact) / (2 * net.margin)))
+            y = w * y + (1 - w) * _one_expert(net, int(k[i, 1]), xi[None])[0]
+        out.append(y)
+    return torch.stack(out), k[:, 0]
 
 
 @settings(max_examples=30, deadline=None)
@@ -61,25 +83,22 @@ def test_contributions_reconstruct_random_routed_networks(spec, scale):
 @settings(max_examples=20, deadline=None)
 @given(spec=routed_nets)
 def test_each_row_is_its_nearest_centroids_expert(spec):
-    """The tiling is invisible: row i is expert route(i) applied to row i alone."""
+    """The tiling is invisible: row i is its route's expert (or blend) applied to row i alone."""
     net = _random_routed(**spec)
     x = torch.randn(3 * TILE + 7, spec["n_in"], generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         y = net(x).double()
-        route = net.route(x)
-        d = torch.cdist(x.to(torch.bfloat16).double(), net.centroids.double())
-        torch.testing.assert_close(route, d.argmin(1))
-        want = torch.stack(
-            [_one_expert(net, int(k), xi[None])[0] for k, xi in zip(route, x, strict=True)]
-        )
+        want, nearest = _by_hand(net, x)
+        torch.testing.assert_close(net.route(x), nearest)
         torch.testing.assert_close(y, want, rtol=1e-4, atol=1e-5)
         # Any batch gives a row the same value: a subset, shuffled.
         perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(2))[:50]
         torch.testing.assert_close(net(x[perm]), net(x)[perm], rtol=1e-5, atol=1e-6)
 
 
-def test_training_forward_matches_forward():
-    net = _random_routed(0, 12, [32, 32], 2, experts=5)
+@pytest.mark.parametrize("margin", [0.0, 3.0])
+def test_training_forward_matches_forward(margin):
+    net = _random_routed(0, 12, [32, 32], 2, experts=5, margin=margin)
     x = torch.randn(700, 12)
     with torch.no_grad():
         y = net(x)
@@ -89,8 +108,9 @@ def test_training_forward_matches_forward():
     assert (bf - y[:650]).abs().max() < 0.05 * y.abs().max()
 
 
-def test_training_forward_gradients_match_forward():
-    net = _random_routed(1, 8, [16], 2, experts=3).double()
+@pytest.mark.parametrize("margin", [0.0, 3.0])
+def test_training_forward_gradients_match_forward(margin):
+    net = _random_routed(1, 8, [16], 2, experts=3, margin=margin).double()
     x = torch.randn(300, 8, dtype=torch.float64)
     w = torch.randn(300, 2, dtype=torch.float64)
     grads = []
@@ -109,13 +129,43 @@ def test_route_does_not_depend_on_the_stored_dtype():
     torch.testing.assert_close(net.route(x.to(torch.bfloat16)), net.route(x))
 
 
-def test_place_is_seeded_and_checks_the_cells():
+def test_map_is_continuous_across_expert_boundaries():
+    """Hard routes jump where the nearest centroid changes; blended ones do not.
+
+    Along a line through several experts' regions, the largest step between neighbouring
+    points where the route changes shrinks with the spacing for a continuous map (ten times
+    finer: about ten times smaller) and stays put at a seam.
+    """
+    torch.manual_seed(0)
+    a, b = torch.randn(2, 6, dtype=torch.float64) * 3
+    for margin in (0.0, 5.0):
+        net = _random_routed(3, 6, [16, 16], 2, experts=6, margin=margin, dtype=torch.float64)
+        jumps = []
+        for n in (2_001, 20_001):
+            x = a + torch.linspace(-1, 2, n, dtype=torch.float64)[:, None] * (b - a)
+            with torch.no_grad():
+                y, route = net(x), net.route(x)
+            switch = route[1:] != route[:-1]
+            assert switch.sum() >= 2
+            jumps.append((y[1:] - y[:-1]).norm(dim=1)[switch].max())
+        shrink = jumps[0] / jumps[1]
+        assert shrink > 5 if margin else shrink < 1.5, (margin, shrink)
+
+
+def test_place_is_seeded_and_sets_the_margin_from_blend():
     feats = np.random.default_rng(0).normal(size=(500, 6)).astype(np.float32)
     a, b = RoutedMLP(6, 2, (8,), experts=4), RoutedMLP(6, 2, (8,), experts=4)
     a.place(feats, seed=3)
     b.place(feats, seed=3)
     torch.testing.assert_close(a.centroids, b.centroids, rtol=0, atol=0)
     assert a.centroids.abs().sum() > 0 and len(torch.unique(a.route(torch.from_numpy(feats)))) == 4
+    # BLEND of the cells the centroids were placed on blend two experts.
+    gap = a._gaps(torch.from_numpy(feats))[0]
+    share = (gap < a.margin).double().mean()
+    assert a.margin == b.margin > 0 and share == pytest.approx(BLEND, abs=0.01)
+    hard = RoutedMLP(6, 2, (8,), experts=4, blend=0)
+    hard.place(feats, seed=3)
+    assert hard.margin == 0 and RoutedMLP(6, 2, (8,), experts=1).margin == 0
     with pytest.raises(ValueError, match=r"experts'\] \(4\) exceeds the number of cells \(3\)"):
         a.place(feats[:3], seed=0)
 
@@ -134,6 +184,10 @@ def test_auto_experts():
         ({"experts": "4"}, "must be a positive integer"),
         ({"experts": [4]}, "must be a positive integer"),
         ({"experts": True}, "must be a positive integer"),
+        ({"blend": 1.0}, r"blend'\] must be a number in \[0, 1\)"),
+        ({"blend": -0.1}, "blend"),
+        ({"blend": "0.1"}, "blend"),
+        ({"margin": np.nan}, "margin"),
         ({"depth": 2}, "unknown keys"),
     ],
 )
@@ -163,7 +217,10 @@ def test_fit_is_exact_reproducible_and_uses_every_expert(routed_fit):
         "n_out": 2,
         "hidden": [32, 32],
         "experts": 3,
+        "blend": BLEND,
+        "margin": model.encoder_.margin,
     }
+    assert model.encoder_.margin > 0
     C = model.compute_contributions(X)
     assert np.abs(C.sum(-1) - emb).max() / np.abs(emb).max() <= RTOL
     np.testing.assert_array_equal(model.transform(X), emb)
@@ -192,6 +249,25 @@ def test_crafted_expert_count_is_refused(routed_fit, tmp_path):
         np.savez(tmp_path / "bad.npz", **arrays)
         with pytest.raises(ModelFormatError, match=match):
             gb.GlassBoxUMAP.load(tmp_path / "bad.npz")
+
+
+def test_crafted_margin_is_refused_and_old_models_route_hard(routed_fit, tmp_path):
+    model, X, emb = routed_fit
+    path = model.save(tmp_path / "routed.npz")
+    with np.load(path, allow_pickle=False) as z:
+        arrays = dict(z)
+    for key, bad in (("margin", -1.0), ("margin", np.inf), ("blend", 1.5)):
+        np.savez(tmp_path / "bad.npz", **{**arrays, f"architecture/{key}": np.array(bad)})
+        with pytest.raises(ModelFormatError, match=key):
+            gb.GlassBoxUMAP.load(tmp_path / "bad.npz")
+    # A model saved before blending existed: no blend, no margin, one expert per cell.
+    meta = json.loads(str(arrays["__meta__"]))
+    del meta["architecture"]["blend"], meta["architecture"]["margin"]
+    np.savez(tmp_path / "old.npz", **{**arrays, "__meta__": np.array(json.dumps(meta))})
+    back = gb.GlassBoxUMAP.load(tmp_path / "old.npz")
+    assert back.encoder_.margin == 0
+    C = back.compute_contributions(X)
+    assert np.abs(C.sum(-1) - back.transform(X)).max() / np.abs(emb).max() <= RTOL
 
 
 def test_too_many_experts_is_refused_and_changes_nothing(synthetic):
@@ -240,6 +316,37 @@ def test_routed_fit_sizes_its_experts_and_stays_exact(tmp_path):
     assert np.abs(C.sum(-1) - emb[:500]).max() / np.abs(emb).max() <= RTOL
     back = gb.GlassBoxUMAP.load(model.save(tmp_path / "m.npz"))
     np.testing.assert_array_equal(back.transform(X), emb)
-    # The default stays the single network at any size (routing can tear a cluster).
+    # Below ROUTED_DEFAULT_CELLS the default is the single network.
     default = gb.GlassBoxUMAP(epochs=1, random_state=0, quiet=True).fit(X)
     assert default.encoder_.architecture["name"] == "mlp_norm"
+
+
+def test_default_encoder_follows_the_size_and_device():
+    from scglassbox._params import ROUTED_DEFAULT_CELLS, default_encoder
+
+    assert default_encoder("cpu", ROUTED_DEFAULT_CELLS, None) == "mlp_routed"
+    assert default_encoder("cpu", ROUTED_DEFAULT_CELLS, {}) == "mlp_routed"
+    assert default_encoder("cpu", ROUTED_DEFAULT_CELLS - 1, None) == "mlp_norm"
+    assert default_encoder("cuda", 10**6, None) == "mlp_norm"
+    assert default_encoder("mps", 10**6, None) == "mlp_norm"
+    # encoder_kwargs were written for the single network.
+    assert default_encoder("cpu", 10**6, {"hidden": (64,)}) == "mlp_norm"
+
+
+def test_default_fit_from_ten_thousand_cells_is_routed_blended_and_exact(tmp_path):
+    from scglassbox._params import ROUTED_DEFAULT_CELLS
+
+    rng = np.random.default_rng(1)
+    n = ROUTED_DEFAULT_CELLS
+    X = (rng.normal(size=(n, 6)) + 5 * rng.integers(0, 6, n)[:, None]).astype(np.float32)
+    model = gb.GlassBoxUMAP(epochs=1, random_state=0, quiet=True)
+    emb = model.fit_transform(X)
+    arch = model.encoder_.architecture
+    assert arch["name"] == "mlp_routed" and arch["experts"] == n // 625
+    assert arch["blend"] == BLEND and arch["margin"] > 0
+    C = model.compute_contributions(X[:1000])
+    assert np.abs(C.sum(-1) - emb[:1000]).max() / np.abs(emb).max() <= RTOL
+    back = gb.GlassBoxUMAP.load(model.save(tmp_path / "m.npz"))
+    np.testing.assert_array_equal(back.transform(X), emb)
+    hidden = gb.GlassBoxUMAP(epochs=1, encoder_kwargs={"hidden": (16,)}, quiet=True).fit(X)
+    assert hidden.encoder_.architecture["name"] == "mlp_norm"

@@ -25,7 +25,10 @@ Two built-in families, both bias-free with PReLU activations:
     centroid, placed by k-means on the inputs when a fit starts (see :mod:`._routed`). The
     route is piecewise constant, so with the scales frozen ``f(x) = A_k(x) x``: the same
     exact frozen-scale split as ``"mlp_norm"``, with K times the weights at about its cost per
-    cell. ``encoder_kwargs``: ``hidden`` (each expert's) and ``experts``.
+    cell. Cells near a boundary blend their two nearest experts with weights that are
+    constants of the route, so the map has no seams and the split stays exact.
+    ``encoder_kwargs``: ``hidden`` (each expert's), ``experts`` and ``blend`` (the share of
+    cells that blend; 0 for hard routes).
 ``"conv"`` (alias ``"default_conv"``, the reference package's name)
     For images ``(C, H, W)``: bias-free 3x3 convolutions of stride 2 (padding 1), each followed
     by a per-channel PReLU, then a bias-free PReLU MLP head (``"mlp"``, or ``"mlp_norm"`` with
@@ -49,7 +52,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._validation import check_int
+from ._validation import check_int, check_real
 
 ENCODERS = ("mlp", "mlp_norm", "mlp_gate", "mlp_routed")
 #: Built-in MLPs that share one network for every cell (the GPU widths apply to these).
@@ -58,9 +61,9 @@ PLAIN_MLPS = ("mlp", "mlp_norm", "mlp_gate")
 CONV_ENCODERS = ("conv",)
 #: Other names of built-in encoders: the reference package's.
 ALIASES = {"default_conv": "conv"}
-#: What ``encoder="default"`` means; chosen by ``benchmarks/run.py``. ``"mlp_routed"`` keeps
-#: more local structure in less time on a CPU but can tear a cluster at a route boundary, so
-#: it is offered, not the default (docs/performance.md, "Routed experts").
+#: What ``encoder="default"`` means when no fit resolves it (a bare ``build_encoder``). A fit
+#: resolves it by size and device with :func:`scglassbox._params.default_encoder`: blended
+#: ``"mlp_routed"`` on a CPU from 10,000 cells, this otherwise (docs/performance.md).
 DEFAULT_ENCODER = "mlp_norm"
 DEFAULT_HIDDEN = (128, 128)
 #: Output channels of the convolutions of ``"conv"`` (one stride-2 layer each).
@@ -577,7 +580,7 @@ def build_encoder(
     conv = name in CONV_ENCODERS
     allowed = {"hidden", "channels", "norm"} if conv else {"hidden"}
     if name == "mlp_routed":
-        allowed = {"hidden", "experts"}
+        allowed = {"hidden", "experts", "blend", "margin"}
     unknown = set(kwargs) - allowed
     if unknown:
         raise ValueError(
@@ -585,7 +588,7 @@ def build_encoder(
             f"{sorted(allowed)}."
         )
     if name == "mlp_routed":
-        from ._routed import DEFAULT_EXPERTS, ROUTED_HIDDEN, RoutedMLP
+        from ._routed import BLEND, DEFAULT_EXPERTS, ROUTED_HIDDEN, RoutedMLP
 
         hidden = _widths(kwargs, "hidden", ROUTED_HIDDEN)
         experts = check_int(
@@ -594,7 +597,12 @@ def build_encoder(
             min=1,
             what="a positive integer",
         )
-        return RoutedMLP(n_in, n_out, hidden=hidden, experts=experts)
+        blend = check_real(
+            kwargs.get("blend", BLEND), "encoder_kwargs['blend']", min=0, max=1, include_max=False
+        )
+        # The margin is set when a fit places the centroids; a stored model passes it back.
+        margin = check_real(kwargs.get("margin", 0.0), "encoder_kwargs['margin']", min=0)
+        return RoutedMLP(n_in, n_out, hidden=hidden, experts=experts, blend=blend, margin=margin)
     hidden = _widths(kwargs, "hidden", DEFAULT_CONV_HIDDEN if conv else DEFAULT_HIDDEN)
     if not conv:
         return GlassBoxMLP(

@@ -110,10 +110,12 @@ class GlassBoxUMAP(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         centred input; contributions are projected back to the input features and still sum
         exactly to the embedding. Rows only: refused for images (as in the reference package).
     encoder
-        ``"default"`` (currently ``"mlp_norm"``), ``"mlp"``, ``"mlp_norm"``, ``"mlp_gate"``,
-        ``"mlp_routed"`` (one small ``"mlp_norm"`` per k-means centroid of the inputs; each
-        cell is encoded by its nearest centroid's: the same exact split as ``"mlp_norm"``; on
-        a CPU more local structure in less time, but a cluster can tear at a boundary),
+        ``"default"`` (``"mlp_routed"`` when the fit trains on a CPU on 10,000 cells or more
+        and ``encoder_kwargs`` is not given, ``"mlp_norm"`` otherwise), ``"mlp"``,
+        ``"mlp_norm"``, ``"mlp_gate"``, ``"mlp_routed"`` (one small ``"mlp_norm"`` per
+        k-means centroid of the inputs; a cell is encoded by its nearest centroid's, and a
+        cell near the boundary of two by a blend of both, so the map stays continuous: the
+        same exact split as ``"mlp_norm"``, with more local structure in less time on a CPU),
         ``"conv"`` (alias ``"default_conv"``; images only: bias-free stride-2 3x3
         convolutions with per-channel PReLU, then a bias-free PReLU MLP head; contributions
         are gradient x input per pixel), a name registered with
@@ -128,9 +130,10 @@ class GlassBoxUMAP(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         1,000 cells or more, where the wider network costs little and keeps more local
         structure (measured in docs/performance.md). The widths used are stored with the
         model, so a model trained on a GPU loads and maps new cells anywhere. For
-        ``"mlp_routed"``: ``hidden`` (each expert's, default ``(64, 64)``) and ``experts``
-        (default: one per 625 cells, 1 to 64); from 10,000 cells it trains half the automatic
-        epochs. For ``"conv"``:
+        ``"mlp_routed"``: ``hidden`` (each expert's, default ``(64, 64)``), ``experts``
+        (default: one per 625 cells, 1 to 64) and ``blend`` (the share of cells encoded by a
+        blend of their two nearest experts, default 0.2; 0 routes every cell to one expert);
+        from 10,000 cells it trains half the automatic epochs. For ``"conv"``:
         ``channels`` (default ``(16, 32)``, one stride-2 convolution each), ``hidden`` (the
         head's widths, default ``(128,)``) and ``norm`` (default ``False``; ``True`` puts
         a scale normalisation after each hidden layer of the head, frozen for attribution as

@@ -18,7 +18,7 @@ from . import _graph
 from ._checks import check_encoder
 from ._chunks import fit_input_cells
 from ._contributions import InputMap, column_mean
-from ._encoder import DEFAULT_ENCODER, PLAIN_MLPS, RegisteredEncoder, build_encoder
+from ._encoder import PLAIN_MLPS, RegisteredEncoder, build_encoder
 from ._initial_layout import init_layout, regress_layout
 from ._params import (
     AUTO_EPOCHS,
@@ -28,6 +28,7 @@ from ._params import (
     auto_batch_size,
     auto_epochs,
     auto_hidden,
+    default_encoder,
     device_type,
     encoder_epochs,
 )
@@ -95,7 +96,7 @@ def training_module(
     device = device_type(settings["accelerator"])
     name = settings["encoder"]
     if isinstance(name, str) and name == "default":
-        name = DEFAULT_ENCODER
+        name = default_encoder(device, n, est.encoder_kwargs)
     encoder = _fit_encoder(est, name, input_map, n, n_features, device)
     if inputs is not None and inputs.shape == (n, input_map.n_inputs) and projection is not None:
         features = inputs

@@ -237,6 +237,25 @@ ROUTED_SHORT_CELLS = 10_000
 ROUTED_EPOCH_SHARE = 0.5
 
 
+#: From this many cells, ``encoder="default"`` on a CPU is ``"mlp_routed"``: blended experts
+#: keep more local structure than the single network in about half the time there
+#: (synthetic_20k: kNN 0.262 in 13.3 s against 0.238 in 25.0 s; docs/performance.md). Below,
+#: and on a GPU (where wide single networks were measured), it is ``"mlp_norm"``.
+ROUTED_DEFAULT_CELLS = 10_000
+
+
+def default_encoder(device: str, n_cells: int, encoder_kwargs: dict | None) -> str:
+    """What ``encoder="default"`` means for a fit of ``n_cells`` cells on ``device``.
+
+    ``"mlp_routed"`` on a CPU from :data:`ROUTED_DEFAULT_CELLS` cells, unless
+    ``encoder_kwargs`` is given (those were written for the single network); ``"mlp_norm"``
+    otherwise.
+    """
+    if device == "cpu" and n_cells >= ROUTED_DEFAULT_CELLS and not encoder_kwargs:
+        return "mlp_routed"
+    return "mlp_norm"
+
+
 def encoder_epochs(epochs: int, encoder: object, n_cells: int) -> int:
     """Automatic ``epochs`` for ``encoder``: fewer for a routed encoder on larger data.
 

@@ -5,6 +5,15 @@ starts, then fixed. It is piecewise constant, so with every normalisation scale 
 cell's embedding is its expert's linear map applied to it, ``f(x) = A_k(x) x``, and the
 contributions ``A_k(x) * x`` sum to the embedding exactly, as for ``"mlp_norm"``.
 
+Hard routes tear the map where two experts meet (a cell type split across a boundary can land
+in two islands), so cells near a boundary blend their two nearest experts:
+``f(x) = w E_1(x) + (1 - w) E_2(x)`` with ``w = 1/2 + gap / (2 m)`` (clipped to [0, 1]),
+``gap`` the difference of the two squared centroid distances and ``m`` the margin. ``w`` is 1/2 on a
+boundary, so the map is continuous across it, and 1 from ``gap = m`` on, so only the cells
+within the margin pay for a second expert. ``w`` is a constant of the route (no gradient), so
+``f(x) = (w A_1(x) + (1 - w) A_2(x)) x`` is still an exact split. The margin is the
+:data:`BLEND` quantile of the gaps of the cells the centroids are placed on.
+
 Why: a bias-free network's linear pieces are cones through the mean cell, so a tight cluster
 far from it gets few of them, and the map cannot unfold its local structure; width buys pieces
 at a cost per cell that grows with the weights. Routing gives each region of expression space
@@ -43,6 +52,9 @@ MAX_AUTO_EXPERTS = 64
 #: local structure than fewer large ones for less time (32 x (64, 64): kNN 0.285 in 36 s;
 #: 32 x (128, 128): 0.282 in 58 s; synthetic_20k, docs/performance.md).
 ROUTED_HIDDEN = (64, 64)
+#: Share of cells (by their gap, on the placement sample) that blend two experts; 0 routes
+#: every cell to one expert (hard routes, with seams).
+BLEND = 0.2
 
 
 def auto_experts(n_cells: int) -> int:
@@ -67,6 +79,11 @@ class RoutedMLP(nn.Module):
         Widths of each expert's hidden layers.
     experts
         Number of experts (and centroids).
+    blend
+        Share of cells that blend their two nearest experts, in [0, 1); 0: hard routes.
+    margin
+        The gap below which a cell blends (set by :meth:`place` from ``blend``; a stored
+        model passes it back).
     """
 
     #: Trains in bfloat16 under ``precision='auto'``, like the default encoder.
@@ -78,6 +95,8 @@ class RoutedMLP(nn.Module):
         n_out: int,
         hidden: Sequence[int] = ROUTED_HIDDEN,
         experts: int = DEFAULT_EXPERTS,
+        blend: float = BLEND,
+        margin: float = 0.0,
     ) -> None:
         super().__init__()
         widths = (n_in, *hidden, n_out)
@@ -89,6 +108,7 @@ class RoutedMLP(nn.Module):
         self.slopes = nn.ParameterList(nn.Parameter(torch.full((h,), 0.25)) for h in hidden)
         self.register_buffer("centroids", torch.zeros(experts, n_in))
         self.n_in, self.n_out, self.hidden, self.experts = n_in, n_out, tuple(hidden), experts
+        self.blend, self.margin = float(blend), float(margin)
         # Every hidden layer's normalisation (no weights): attribution_mode freezes its scale.
         self.norm = ScaleNorm()
 
@@ -101,6 +121,8 @@ class RoutedMLP(nn.Module):
             "n_out": self.n_out,
             "hidden": list(self.hidden),
             "experts": self.experts,
+            "blend": self.blend,
+            "margin": self.margin,
         }
 
     def place(self, features: np.ndarray, seed: int) -> None:
@@ -123,9 +145,14 @@ class RoutedMLP(nn.Module):
             km = KMeans(self.experts, n_init=1, random_state=seed % 2**32).fit(sample)
         centres = torch.from_numpy(km.cluster_centers_.astype(np.float32))
         self.centroids.copy_(centres.to(self.centroids.device))
+        self.margin = 0.0
+        if self.blend > 0 and self.experts > 1:
+            with torch.no_grad():
+                gaps = self._gaps(torch.from_numpy(sample).to(self.centroids.device))[0]
+            self.margin = float(torch.quantile(gaps.float().cpu(), self.blend))
 
-    def route(self, x: torch.Tensor) -> torch.Tensor:
-        """Each row's expert: its nearest centroid.
+    def _distances(self, x: torch.Tensor) -> torch.Tensor:
+        """Squared distances to the centroids, less each row's own squared norm.
 
         Rows are rounded to bfloat16 first and compared in float64 (float32 on MPS, which
         has no float64), so a cell takes the same route whether training stores inputs in
@@ -134,16 +161,26 @@ class RoutedMLP(nn.Module):
         dtype = torch.float32 if x.device.type == "mps" else torch.float64
         xr = x.detach().to(torch.bfloat16).to(dtype)
         c = self.centroids.to(dtype)
-        return ((c * c).sum(1) - 2.0 * xr @ c.T).argmin(1)
+        return (c * c).sum(1) - 2.0 * xr @ c.T
 
-    def _tiles(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _gaps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each row's gap (second minus first squared distance) and two nearest centroids."""
+        v, k = torch.topk(self._distances(x), 2, dim=1, largest=False)
+        return v[:, 1] - v[:, 0], k
+
+    def route(self, x: torch.Tensor) -> torch.Tensor:
+        """Each row's expert: its nearest centroid (the one with the larger blend weight)."""
+        return self._distances(x).argmin(1)
+
+    def _tiles(
+        self, x: torch.Tensor, route: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(rows, tile_experts, position)``: the tiled row order and its inverse.
 
         Each expert's rows fill whole tiles (the last one padded with copies of its last row);
         ``position[i]`` is where row ``i`` of ``x`` sits in the tiled order.
         """
         dev = x.device
-        route = self.route(x)
         counts = torch.bincount(route, minlength=self.experts)
         padded = (counts + TILE - 1) // TILE * TILE
         start = torch.cumsum(counts, 0) - counts
@@ -165,10 +202,13 @@ class RoutedMLP(nn.Module):
         return rows, expert[::TILE], position
 
     def _hidden(
-        self, x: torch.Tensor, activation: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+        self,
+        x: torch.Tensor,
+        route: torch.Tensor,
+        activation: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The last hidden layer of every tile, the tiles' experts and the rows' positions."""
-        rows, experts, position = self._tiles(x)
+        rows, experts, position = self._tiles(x, route)
         h = x.index_select(0, rows).view(experts.shape[0], TILE, -1)
         for w, slope in zip(self.weights[:-1], self.slopes, strict=True):
             z = torch.bmm(h, w.index_select(0, experts).to(h.dtype))
@@ -183,8 +223,49 @@ class RoutedMLP(nn.Module):
     def _modules_activation(self, z: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
         return self.norm(prelu(z, slope))
 
+    def _weights(self, x: torch.Tensor, pair: torch.Tensor) -> torch.Tensor:
+        """The first expert's blend weight for rows that blend ``pair``'s two experts.
+
+        Routes are taken on bfloat16-rounded rows (see :meth:`_distances`), but the weights
+        come from the rows as given: rounded, they would step with the rounding and the map
+        would jump by a little at every step. They are constants of the route (no gradient),
+        so the split stays exact.
+        """
+        dtype = torch.float32 if x.device.type == "mps" else torch.float64
+        xd, c = x.detach().to(dtype), self.centroids.to(dtype)
+        d1 = (xd - c.index_select(0, pair[:, 0])).pow(2).sum(1)
+        d2 = (xd - c.index_select(0, pair[:, 1])).pow(2).sum(1)
+        w = (0.5 + (d2 - d1) / (2.0 * self.margin)).clamp(0.0, 1.0)
+        return w.to(torch.float32)[:, None]
+
+    def _encode(
+        self,
+        x: torch.Tensor,
+        activation: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        compute_dtype: torch.dtype | None = None,
+    ) -> torch.Tensor:
+        """Every row through its expert, and the rows within the margin through a second."""
+        n = x.shape[0]
+        near = w = None
+        if self.margin > 0 and self.experts > 1:
+            gap, k = self._gaps(x)
+            near = torch.nonzero(gap < self.margin).squeeze(1)
+            route = torch.cat([k[:, 0], k[near, 1]])
+            w = self._weights(x.index_select(0, near), k.index_select(0, near))
+            x = torch.cat([x, x.index_select(0, near)])
+        else:
+            route = self.route(x)
+        with torch.autocast(x.device.type, dtype=compute_dtype, enabled=compute_dtype is not None):
+            parts = self._hidden(x, route, activation)
+        # The output layer stays float32, as the default encoder's (see training_forward there).
+        y = self._output(*parts)
+        if near is None:
+            return y
+        first = y[:n].index_copy(0, near, w * y[near])
+        return first.index_add(0, near, (1.0 - w) * y[n:])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._output(*self._hidden(x, self._modules_activation))
+        return self._encode(x, self._modules_activation)
 
     def training_forward(
         self, x: torch.Tensor, compute_dtype: torch.dtype | None = None, rows: int | None = None
@@ -194,11 +275,5 @@ class RoutedMLP(nn.Module):
         def fused(z: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
             return _PReLUScaleNorm.apply(z, slope, True, self.norm.eps)
 
-        if compute_dtype is None:
-            parts = self._hidden(x, fused)
-        else:
-            with torch.autocast(x.device.type, dtype=compute_dtype):
-                parts = self._hidden(x, fused)
-        # The output layer stays float32, as the default encoder's (see training_forward there).
-        y = self._output(*parts)
+        y = self._encode(x, fused, compute_dtype)
         return y if rows is None else y[:rows]

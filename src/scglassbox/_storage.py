@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ._encoder import CONV_ENCODERS, ENCODERS, build_encoder, registered_encoders
-from ._validation import check_int, scalar
+from ._validation import check_int, check_real, scalar
 
 FORMAT_VERSION = 1
 LIBRARY = "scglassbox"
@@ -92,6 +92,14 @@ def encoder_spec(block: dict) -> tuple[str, int, int, dict, tuple[int, ...] | No
     kwargs: dict = {"hidden": _int_list(arch, "hidden")}
     if name == "mlp_routed":
         kwargs["experts"] = _positive_int(arch.get("experts"), "architecture['experts']")
+        # Models saved before blending existed route every cell to one expert.
+        for key in ("blend", "margin"):
+            kwargs[key] = check_real(
+                scalar(arch.get(key, 0.0)),
+                f"model field architecture[{key!r}]",
+                min=0,
+                error=ModelFormatError,
+            )
     if name in CONV_ENCODERS:
         kwargs["channels"] = _int_list(arch, "channels")
         norm = scalar(arch.get("norm", False))
