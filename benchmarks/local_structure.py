@@ -233,7 +233,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"compiled": True},
     ),
     "mlp_norm": (
-        "encoder mlp_norm, by name (the default)",
+        "encoder mlp_norm, by name (the default below 10,000 cells on a CPU)",
         {"encoder": "mlp_norm"},
         {},
     ),

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Seams of a routed map: edges across experts, and cell types torn into pieces.
 
-Fits the default (``mlp_norm``) and ``encoder="mlp_routed"`` (blended near boundaries, as by
+Fits ``encoder="mlp_norm"`` and ``encoder="mlp_routed"`` (blended near boundaries, as by
 default, and with hard routes, ``blend=0``) on a prepared set of ``benchmarks/run.py`` (and
 ``sc.tl.umap`` as a reference), then prints, for the routed
 experts' boundaries: the share of graph edges that cross them, those edges' 2-D lengths
