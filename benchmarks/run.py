@@ -32,10 +32,24 @@ K = 15
 TRUST_MAX_N = 3000
 CACHE_VERSION = 1
 SKLEARN_SETS = {"wine": "load_wine", "digits": "load_digits", "breast_cancer": "load_breast_cancer"}
-SYNTHETIC_SETS = {"synthetic_5k": 5_000, "synthetic_20k": 20_000, "synthetic_100k": 100_000}
+SYNTHETIC_SETS = {
+    "synthetic_5k": 5_000,
+    "synthetic_20k": 20_000,
+    "synthetic_100k": 100_000,
+    "synthetic_20k_noisy": 20_000,
+    "synthetic_20k_batches": 20_000,
+}
+#: ``synthetic_scrna`` options of the sets that are not ``synthetic_scrna(n, 2000, seed=0)``:
+#: weaker markers over more types, and three batches (a technical shift of half the genes).
+SYNTHETIC_OPTIONS = {
+    "synthetic_20k_noisy": {"n_types": 12, "fold_change": 3.0, "seed": 7},
+    "synthetic_20k_batches": {"n_batches": 3, "seed": 11},
+}
 DATASETS = (*SKLEARN_SETS, "pbmc68k_reduced", *SYNTHETIC_SETS)
-#: The issue's sets; synthetic_100k (scaling) runs only when named.
-DEFAULT_DATASETS = tuple(d for d in DATASETS if d != "synthetic_100k")
+#: The issue's sets; synthetic_100k (scaling) and the other 20k sets run only when named.
+DEFAULT_DATASETS = tuple(
+    d for d in DATASETS if d != "synthetic_100k" and d not in SYNTHETIC_OPTIONS
+)
 QUICK_DATASETS = ("wine", "pbmc68k_reduced")
 EQUAL_EPOCH_DATASETS = ("pbmc68k_reduced", "synthetic_5k")
 METHODS = ("umap-learn", "sc.tl.umap", "scglassbox", "glass-box-umap")
@@ -84,12 +98,12 @@ def _pbmc() -> tuple[Any, Any, Any]:
     return adata.obsm["X_pca"], adata.obs["bulk_labels"], adata
 
 
-def _synthetic(n_obs: int, seed: int) -> tuple[Any, Any, Any]:
+def _synthetic(n_obs: int, **options: Any) -> tuple[Any, Any, Any]:
     import scanpy as sc
 
     from scglassbox.datasets import synthetic_scrna
 
-    adata = synthetic_scrna(n_obs, 2000, seed=seed)
+    adata = synthetic_scrna(n_obs, 2000, **{"seed": 0, **options})
     sc.pp.normalize_total(adata, target_sum=1e4)
     sc.pp.log1p(adata)
     sc.pp.highly_variable_genes(adata, n_top_genes=1000)
@@ -116,7 +130,7 @@ def prepare_dataset(name: str, cache: Path) -> None:
     elif name == "pbmc68k_reduced":
         X, labels, adata = _pbmc()
     else:
-        X, labels, adata = _synthetic(SYNTHETIC_SETS[name], seed=0)
+        X, labels, adata = _synthetic(SYNTHETIC_SETS[name], **SYNTHETIC_OPTIONS.get(name, {}))
     arrays: dict[str, Any] = {
         "X": np.ascontiguousarray(X, dtype=np.float32),
         "labels": pd.Categorical(np.asarray(labels)).codes.astype(np.int64),
