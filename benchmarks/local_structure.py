@@ -367,9 +367,13 @@ def plot(records: Path, png: Path) -> None:
         r = json.loads(line)
         if "error" not in r:
             groups[(r["dataset"], r["variant"])].append((r["fit_s"], r["knn"]))
-    datasets = sorted({d for d, _ in groups}, key=lambda d: run.SYNTHETIC_SETS.get(d, 0))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4.2), squeeze=False)
-    for ax, dataset in zip(axes[0], datasets, strict=True):
+    datasets = sorted({d for d, _ in groups}, key=lambda d: (run.SYNTHETIC_SETS.get(d, 0), d))
+    cols = min(len(datasets), 2 if len(datasets) == 4 else 3)
+    rows = -(-len(datasets) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.2 * rows), squeeze=False)
+    for ax in axes.ravel()[len(datasets) :]:
+        ax.set_visible(False)
+    for ax, dataset in zip(axes.ravel(), datasets, strict=False):
         for (d, variant), pts in sorted(groups.items()):
             if d != dataset:
                 continue
