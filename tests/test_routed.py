@@ -122,6 +122,50 @@ def test_training_forward_gradients_match_forward(margin):
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.parametrize("margin", [0.0, 3.0])
+def test_looked_up_routes_give_the_same_values_and_gradients(margin):
+    """Training looks each cell's route up in route_table: the same as computing it."""
+    net = _random_routed(2, 10, [16, 16], 2, experts=4, margin=margin).double()
+    x = torch.randn(500, 10, dtype=torch.float64) * 2
+    table = net.route_table(x, chunk=128)  # chunked: the same as in one piece
+    for a, b in zip(table, net._plan(x), strict=True):
+        torch.testing.assert_close(a, b)
+    assert (table[1].sum() > 0) == (margin > 0)
+    rows = torch.randperm(500, generator=torch.Generator().manual_seed(0))[:300]
+    plan = tuple(t[rows] for t in table)
+    w = torch.randn(300, 2, dtype=torch.float64)
+    outs, grads = [], []
+    for p in (None, plan):
+        net.zero_grad()
+        y = net.training_forward(x[rows], plan=p)
+        (y * w).sum().backward()
+        outs.append(y.detach())
+        grads.append([q.grad.clone() for q in net.parameters()])
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_training_looks_the_routes_up_and_drops_them_after_the_fit():
+    from scglassbox._training import UMAPModule
+
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(3_000, 6)) + 5 * rng.integers(0, 5, 3_000)[:, None]).astype(np.float32)
+    est = gb.GlassBoxUMAP(encoder="mlp_routed", epochs=1, random_state=0, quiet=True)
+    module, *_ = est._training_module(X, None, None)
+    assert isinstance(module, UMAPModule) and module._plans is None
+    module.on_fit_start()
+    pair, near, _ = module._plans
+    assert pair.shape == (3_000, 2) and near.any()
+    nodes = torch.from_numpy(rng.choice(3_000, 700, replace=False))
+    with torch.no_grad():
+        torch.testing.assert_close(
+            module._encode_cells(nodes), module._encode(module.features[nodes]), rtol=0, atol=0
+        )
+    module.on_fit_end()
+    assert module._plans is None
+
+
 def test_route_does_not_depend_on_the_stored_dtype():
     """Training may store inputs in bfloat16: a cell must take the same route either way."""
     net = _random_routed(2, 20, [16], 2, experts=8)

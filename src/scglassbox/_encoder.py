@@ -537,13 +537,20 @@ def encoder_names() -> tuple[str, ...]:
 
 
 def training_forward(
-    encoder: nn.Module, x: torch.Tensor, compute_dtype: torch.dtype | None, rows: int | None
+    encoder: nn.Module,
+    x: torch.Tensor,
+    compute_dtype: torch.dtype | None,
+    rows: int | None,
+    plan: tuple[torch.Tensor, ...] | None = None,
 ) -> torch.Tensor:
     """An encoder's training forward: its own ``training_forward`` if it has one, else a call.
 
-    Returns the first ``rows`` rows (all when ``None``) in float32.
+    Returns the first ``rows`` rows (all when ``None``) in float32. ``plan``: the rows'
+    entries of the encoder's ``route_table`` (routed encoders only).
     """
     own = getattr(encoder, "training_forward", None)
+    if plan is not None:
+        return own(x, compute_dtype, rows, plan)
     if own is not None:
         return own(x, compute_dtype, rows)
     if compute_dtype is None:

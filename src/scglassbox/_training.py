@@ -141,6 +141,8 @@ class UMAPModule(lp.LightningModule):
         self._epoch_loss = None
         self._gen = None
         self._blocks: RowBlocks | None = None
+        # A routed encoder's routes of every cell (fixed during the fit), looked up each step.
+        self._plans: tuple[torch.Tensor, ...] | None = None
 
     def on_fit_start(self) -> None:
         dev = self.device
@@ -153,8 +155,14 @@ class UMAPModule(lp.LightningModule):
         if self.compute_dtype is not None and getattr(self.encoder, "bf16_training", False):
             # The first layer would cast every step's rows to this dtype anyway (same values).
             self.features = self.features.to(self.compute_dtype)
+        table = getattr(self.encoder, "route_table", None)
+        # From the features as training reads them, so the routes are those it would compute.
+        self._plans = None if table is None else table(self.features)
         self._gen = torch.Generator(device=dev)
         self._gen.manual_seed(self.seed + 7919 * self.global_rank)
+
+    def on_fit_end(self) -> None:
+        self._plans = None  # the fit's own: not kept with the model
 
     def expected_rows(self) -> float:
         """Expected number of distinct cells encoded per step."""
@@ -185,17 +193,25 @@ class UMAPModule(lp.LightningModule):
         # seeds) while helping digits, so the behaviour every benchmark measured stays.
         return torch.optim.Adam(self.encoder.parameters(), lr=self.lr)
 
-    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+    def _encode(self, x: torch.Tensor, plan: tuple[torch.Tensor, ...] | None = None):
         if self.compute_dtype is None:
-            return training_forward(self.encoder, x, None, None)
+            return training_forward(self.encoder, x, None, None, plan)
         # oneDNN keeps compiled bfloat16 kernels per input shape, and the number of distinct
         # cells changes every step: copies of the first row, cut off again by the encoder (so
         # they get no gradient), round it up to a multiple of BF16_ROWS, or the cache grows by
         # ~1 GB over a fit.
         n = x.shape[0]
         if n % BF16_ROWS:
-            x = torch.cat([x, x[:1].expand(-n % BF16_ROWS, -1)])
-        return training_forward(self.encoder, x, self.compute_dtype, n)
+            pad = -n % BF16_ROWS
+            x = torch.cat([x, x[:1].expand(pad, -1)])
+            if plan is not None:
+                plan = tuple(torch.cat([t, t[:1].expand(pad, *t.shape[1:])]) for t in plan)
+        return training_forward(self.encoder, x, self.compute_dtype, n, plan)
+
+    def _encode_cells(self, nodes: torch.Tensor) -> torch.Tensor:
+        """Encode the cells ``nodes`` with their routes looked up (routed encoders)."""
+        plan = tuple(t.index_select(0, nodes) for t in self._plans)
+        return self._encode(self.features.index_select(0, nodes), plan)
 
     def _log_q_terms(self, dsq: torch.Tensor) -> torch.Tensor:
         # q = 1 / (1 + a d^(2b)) = sigmoid(-s) with s = log a + b log d^2.
@@ -225,13 +241,18 @@ class UMAPModule(lp.LightningModule):
         neg = torch.randint(
             nodes.shape[0], (n * self.negative_sample_rate,), generator=gen, device=dev
         )
-        x = self.features.index_select(0, nodes)
+        # With routes to look up, the blocks split the cells and gather their own rows.
+        encode, x = self._encode, nodes
+        if self._plans is None:
+            x = self.features.index_select(0, nodes)
+        else:
+            encode = self._encode_cells
         if self._blocks is None:
-            loss = self._loss(self._encode(x), inverse, neg, slice(None))
+            loss = self._loss(encode(x), inverse, neg, slice(None))
         else:
             params = [p for p in self.encoder.parameters() if p.requires_grad]
             loss = self._blocks.loss(
-                self._encode, params, x, lambda emb, part: self._loss(emb, inverse, neg, part), n
+                encode, params, x, lambda emb, part: self._loss(emb, inverse, neg, part), n
             )
         detached = loss.detach()
         self._epoch_loss = detached if self._epoch_loss is None else self._epoch_loss + detached
