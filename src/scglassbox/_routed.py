@@ -60,6 +60,11 @@ ROUTED_HIDDEN = (64, 64)
 BLEND = 0.2
 
 
+def _exact_dtype(device: torch.device) -> torch.dtype:
+    """Where routes and blend weights are computed: float64, or float32 on MPS (no float64)."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
 def auto_experts(n_cells: int) -> int:
     """Experts for ``n_cells`` cells: one per :data:`CELLS_PER_EXPERT`, 1 to 64."""
     return int(min(MAX_AUTO_EXPERTS, max(1, n_cells // CELLS_PER_EXPERT)))
@@ -161,7 +166,7 @@ class RoutedMLP(nn.Module):
         has no float64), so a cell takes the same route whether training stores inputs in
         bfloat16 or not, and in any batch.
         """
-        dtype = torch.float32 if x.device.type == "mps" else torch.float64
+        dtype = _exact_dtype(x.device)
         xr = x.detach().to(torch.bfloat16).to(dtype)
         c = self.centroids.to(dtype)
         return (c * c).sum(1) - 2.0 * xr @ c.T
@@ -234,7 +239,7 @@ class RoutedMLP(nn.Module):
         would jump by a little at every step. They are constants of the route (no gradient),
         so the split stays exact.
         """
-        dtype = torch.float32 if x.device.type == "mps" else torch.float64
+        dtype = _exact_dtype(x.device)
         xd, c = x.detach().to(dtype), self.centroids.to(dtype)
         d1 = (xd - c.index_select(0, pair[:, 0])).pow(2).sum(1)
         d2 = (xd - c.index_select(0, pair[:, 1])).pow(2).sum(1)

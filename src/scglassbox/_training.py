@@ -241,12 +241,10 @@ class UMAPModule(lp.LightningModule):
         neg = torch.randint(
             nodes.shape[0], (n * self.negative_sample_rate,), generator=gen, device=dev
         )
-        # With routes to look up, the blocks split the cells and gather their own rows.
-        encode, x = self._encode, nodes
         if self._plans is None:
-            x = self.features.index_select(0, nodes)
-        else:
-            encode = self._encode_cells
+            encode, x = self._encode, self.features.index_select(0, nodes)
+        else:  # routes to look up: the blocks split the cells and gather their own rows
+            encode, x = self._encode_cells, nodes
         if self._blocks is None:
             loss = self._loss(encode(x), inverse, neg, slice(None))
         else:
