@@ -66,7 +66,13 @@ def gated_encoder(n_in: int, n_out: int, experts: int, hidden: tuple[int, ...], 
 
 
 def _routed(
-    experts: int, hidden: tuple[int, ...], factor: float, blend: float = 0.0, **proto: Any
+    experts: int,
+    hidden: tuple[int, ...],
+    factor: float,
+    blend: float = 0.0,
+    landmarks: int = 0,
+    landmark_blend: float | None = None,
+    **proto: Any,
 ) -> tuple:
     """A variant of ``encoder="mlp_routed"`` with every setting given: experts, each one's
     widths, the epochs as a share of the single network's automatic ones and the share of
@@ -77,6 +83,12 @@ def _routed(
     if "tile" in proto:
         desc += f", {proto['tile']}-row tiles"
     encoder_kwargs = {"experts": experts, "hidden": hidden, "blend": blend}
+    if landmarks:
+        desc += f", {landmarks} landmarks' local maps"
+        encoder_kwargs["landmarks"] = landmarks
+        if landmark_blend is not None:
+            desc += f" ({landmark_blend:g} blend)"
+            encoder_kwargs["landmark_blend"] = landmark_blend
     kwargs = {"encoder": "mlp_routed", "encoder_kwargs": encoder_kwargs}
     return desc, {**kwargs, "epochs_factor": factor, "same_epochs": 1}, proto
 
@@ -258,6 +270,38 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         )
     },
     **{
+        name: _routed(32, (64, 64), factor, 0.2, landmarks, lblend, **proto)
+        for name, landmarks, lblend, factor, proto in (
+            ("lm500", 500, None, 0.5, {}),
+            ("lm1000", 1000, None, 0.5, {}),
+            ("lm2000", 2000, None, 0.5, {}),
+            ("lm4000", 4000, None, 0.5, {}),
+            ("lm8000", 8000, None, 0.5, {}),
+            ("lm4000_s3", 4000, None, 0.5, {"local_scale": 0.3}),
+            ("lm4000_r10", 4000, None, 0.5, {"local_inputs": 10}),
+            ("lm4000_r20", 4000, None, 0.5, {"local_inputs": 20}),
+            ("lm4000_e16", 4000, None, 0.5, {"n_experts": 16}),
+            ("lm4000_f04", 4000, None, 0.4, {}),
+            ("lm4000_e16_f04", 4000, None, 0.4, {"n_experts": 16}),
+            ("lm4000_b90", 4000, 0.9, 0.5, {}),
+            ("off1000", 1000, None, 0.5, {"local_kind": "offset"}),
+            ("off4000", 4000, None, 0.5, {"local_kind": "offset"}),
+            ("off4000_s1", 4000, None, 0.5, {"local_kind": "offset", "local_scale": 1.0}),
+            ("lm500_f04", 500, None, 0.4, {}),
+            ("lm2000_e16_f04", 2000, None, 0.4, {"n_experts": 16}),
+            ("lm4000_e16_f03", 4000, None, 0.3, {"n_experts": 16}),
+            ("lm4000_f03", 4000, None, 0.3, {}),
+            ("lm4000_e8_f04", 4000, None, 0.4, {"n_experts": 8}),
+            ("lm8000_f04", 8000, None, 0.4, {}),
+            ("lm4000_b20", 4000, 0.2, 0.5, {}),
+            ("lm4000_s03", 4000, None, 0.5, {"local_scale": 0.03}),
+            ("lm1000_hard", 1000, 0.0, 0.5, {}),
+            ("lm1000_b90", 1000, 0.9, 0.5, {}),
+            ("lm1000_s03", 1000, None, 0.5, {"local_scale": 0.03}),
+            ("lm1000_s3", 1000, None, 0.5, {"local_scale": 0.3}),
+        )
+    },
+    **{
         name: _routed(experts, hidden, factor, **proto)
         for name, experts, hidden, factor, proto in (
             ("routed8", 8, (128, 128), 1.0, {}),
@@ -312,6 +356,20 @@ def fit_variant(
         from scglassbox import _routed
 
         _routed.TILE = proto["tile"]
+    if "local_scale" in proto:
+        from scglassbox import _routed
+
+        _routed.LOCAL_SCALE = proto["local_scale"]
+    if "local_kind" in proto:
+        from scglassbox import _routed
+
+        _routed.LOCAL_KIND = proto["local_kind"]
+    if "local_inputs" in proto:
+        from scglassbox import _routed
+
+        _routed.LOCAL_INPUTS = proto["local_inputs"]
+    if "n_experts" in proto:
+        kwargs["encoder_kwargs"] = {**kwargs["encoder_kwargs"], "experts": proto["n_experts"]}
     if "schedule" in proto:
         _training.UMAPModule.configure_optimizers = _schedule(proto["schedule"])
     if proto.get("compiled"):
@@ -329,7 +387,48 @@ def fit_variant(
     n_check = min(len(X), 2000)
     c = model.compute_contributions(X[:n_check])
     exact = float(np.abs(c.sum(-1) - emb[:n_check]).max() / np.abs(emb).max())
-    return {"embedding": emb, "fit_s": fit_s, "epochs": int(model.epochs_), "exactness": exact}
+    out = {"embedding": emb, "fit_s": fit_s, "epochs": int(model.epochs_), "exactness": exact}
+    return {**out, "model": model}
+
+
+def heldout_knn(spec: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """Fit on 80% of the cells, map the other 20% with ``transform``, and score the new cells.
+
+    The score of a held-out cell is the share of its 15 nearest training cells in the input
+    space that are among its 15 nearest training cells in the map: how well new cells land
+    among the cells they resemble.
+    """
+    import numpy as np
+    from sklearn.neighbors import NearestNeighbors
+
+    rng = np.random.default_rng(1000 + spec["seed"])
+    n = len(data["X"])
+    test = np.zeros(n, dtype=bool)
+    test[rng.choice(n, n // 5, replace=False)] = True
+    train = {"X": data["X"][~test], "meta": data["meta"]}
+    if data.get("connectivities") is not None:
+        train["connectivities"] = data["connectivities"][~test][:, ~test].tocsr()
+    X_test = np.ascontiguousarray(data["X"][test], dtype=np.float32)
+    if spec["variant"] == "umap-learn":
+        import umap
+
+        model = umap.UMAP(random_state=spec["seed"], min_dist=0.1)
+        t0 = time.perf_counter()
+        emb = model.fit_transform(train["X"])
+        out = {"fit_s": time.perf_counter() - t0, "epochs": 0}
+    else:
+        out = fit_variant(spec["variant"], train, spec["seed"], spec.get("accelerator", "cpu"))
+        emb, model = out.pop("embedding"), out.pop("model")
+    new = model.transform(X_test)
+    k = run.K
+    near_in = (
+        NearestNeighbors(n_neighbors=k).fit(train["X"]).kneighbors(X_test, return_distance=False)
+    )
+    near_map = NearestNeighbors(n_neighbors=k).fit(emb).kneighbors(new, return_distance=False)
+    shared = (near_in[:, :, None] == near_map[:, None, :]).any(axis=2).sum(axis=1)
+    out["knn_train"] = run.knn_preservation(run._knn(train["X"], k), emb)
+    out["knn"] = float(shared.mean() / k)
+    return out
 
 
 def child(spec: dict[str, Any]) -> None:
@@ -342,6 +441,13 @@ def child(spec: dict[str, Any]) -> None:
     # would otherwise pay it inside its timed call.
     import umap  # noqa: F401
 
+    if spec.get("heldout"):
+        out = heldout_knn(spec, data)
+        record = {
+            k: v for k, v in out.items() if k in ("fit_s", "epochs", "exactness", "knn_train")
+        }
+        print("RESULT " + json.dumps({**spec, **record, "knn": out["knn"]}), flush=True)
+        return
     if spec["variant"] == "umap-learn":
         out = run.run_umap_learn(data, spec["seed"], None)
     elif spec["variant"] == "sc.tl.umap":
@@ -409,6 +515,11 @@ def main() -> None:
         metavar=("RECORDS", "PNG"),
         help="draw kNN preservation against fit time from --out records",
     )
+    parser.add_argument(
+        "--heldout",
+        action="store_true",
+        help="fit on 80%% of the cells and score the other 20%% mapped by transform",
+    )
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -433,7 +544,8 @@ def main() -> None:
         for variant in [*args.baselines, *args.variants]:
             for seed in args.seeds:
                 spec = {"dataset": dataset, "variant": variant, "seed": seed,
-                        "cache": str(args.cache), "accelerator": args.accelerator}  # fmt: skip
+                        "cache": str(args.cache), "accelerator": args.accelerator,
+                        "heldout": args.heldout}  # fmt: skip
                 res = subprocess.run(
                     [sys.executable, __file__, "--child", json.dumps(spec)],
                     capture_output=True, text=True, check=False,
@@ -445,7 +557,8 @@ def main() -> None:
                 if args.out:
                     with open(args.out, "a") as f:
                         f.write(json.dumps(rec) + "\n")
-    print("\n| dataset | variant | seed | epochs | fit (s) | kNN@15 | exactness |")
+    what = "held-out kNN@15" if args.heldout else "kNN@15"
+    print(f"\n| dataset | variant | seed | epochs | fit (s) | {what} | exactness |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
         if "error" in r:
