@@ -70,8 +70,6 @@ def _routed(
     hidden: tuple[int, ...],
     factor: float,
     blend: float = 0.0,
-    landmarks: int = 0,
-    landmark_blend: float | None = None,
     **proto: Any,
 ) -> tuple:
     """A variant of ``encoder="mlp_routed"`` with every setting given: experts, each one's
@@ -83,12 +81,6 @@ def _routed(
     if "tile" in proto:
         desc += f", {proto['tile']}-row tiles"
     encoder_kwargs = {"experts": experts, "hidden": hidden, "blend": blend}
-    if landmarks:
-        desc += f", {landmarks} landmarks' local maps"
-        encoder_kwargs["landmarks"] = landmarks
-        if landmark_blend is not None:
-            desc += f" ({landmark_blend:g} blend)"
-            encoder_kwargs["landmark_blend"] = landmark_blend
     kwargs = {"encoder": "mlp_routed", "encoder_kwargs": encoder_kwargs}
     return desc, {**kwargs, "epochs_factor": factor, "same_epochs": 1}, proto
 
@@ -270,38 +262,6 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         )
     },
     **{
-        name: _routed(32, (64, 64), factor, 0.2, landmarks, lblend, **proto)
-        for name, landmarks, lblend, factor, proto in (
-            ("lm500", 500, None, 0.5, {}),
-            ("lm1000", 1000, None, 0.5, {}),
-            ("lm2000", 2000, None, 0.5, {}),
-            ("lm4000", 4000, None, 0.5, {}),
-            ("lm8000", 8000, None, 0.5, {}),
-            ("lm4000_s3", 4000, None, 0.5, {"local_scale": 0.3}),
-            ("lm4000_r10", 4000, None, 0.5, {"local_inputs": 10}),
-            ("lm4000_r20", 4000, None, 0.5, {"local_inputs": 20}),
-            ("lm4000_e16", 4000, None, 0.5, {"n_experts": 16}),
-            ("lm4000_f04", 4000, None, 0.4, {}),
-            ("lm4000_e16_f04", 4000, None, 0.4, {"n_experts": 16}),
-            ("lm4000_b90", 4000, 0.9, 0.5, {}),
-            ("off1000", 1000, None, 0.5, {"local_kind": "offset"}),
-            ("off4000", 4000, None, 0.5, {"local_kind": "offset"}),
-            ("off4000_s1", 4000, None, 0.5, {"local_kind": "offset", "local_scale": 1.0}),
-            ("lm500_f04", 500, None, 0.4, {}),
-            ("lm2000_e16_f04", 2000, None, 0.4, {"n_experts": 16}),
-            ("lm4000_e16_f03", 4000, None, 0.3, {"n_experts": 16}),
-            ("lm4000_f03", 4000, None, 0.3, {}),
-            ("lm4000_e8_f04", 4000, None, 0.4, {"n_experts": 8}),
-            ("lm8000_f04", 8000, None, 0.4, {}),
-            ("lm4000_b20", 4000, 0.2, 0.5, {}),
-            ("lm4000_s03", 4000, None, 0.5, {"local_scale": 0.03}),
-            ("lm1000_hard", 1000, 0.0, 0.5, {}),
-            ("lm1000_b90", 1000, 0.9, 0.5, {}),
-            ("lm1000_s03", 1000, None, 0.5, {"local_scale": 0.03}),
-            ("lm1000_s3", 1000, None, 0.5, {"local_scale": 0.3}),
-        )
-    },
-    **{
         name: _routed(experts, hidden, factor, **proto)
         for name, experts, hidden, factor, proto in (
             ("routed8", 8, (128, 128), 1.0, {}),
@@ -356,20 +316,6 @@ def fit_variant(
         from scglassbox import _routed
 
         _routed.TILE = proto["tile"]
-    if "local_scale" in proto:
-        from scglassbox import _routed
-
-        _routed.LOCAL_SCALE = proto["local_scale"]
-    if "local_kind" in proto:
-        from scglassbox import _routed
-
-        _routed.LOCAL_KIND = proto["local_kind"]
-    if "local_inputs" in proto:
-        from scglassbox import _routed
-
-        _routed.LOCAL_INPUTS = proto["local_inputs"]
-    if "n_experts" in proto:
-        kwargs["encoder_kwargs"] = {**kwargs["encoder_kwargs"], "experts": proto["n_experts"]}
     if "schedule" in proto:
         _training.UMAPModule.configure_optimizers = _schedule(proto["schedule"])
     if proto.get("compiled"):

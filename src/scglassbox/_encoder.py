@@ -587,15 +587,7 @@ def build_encoder(
     conv = name in CONV_ENCODERS
     allowed = {"hidden", "channels", "norm"} if conv else {"hidden"}
     if name == "mlp_routed":
-        allowed = {
-            "hidden",
-            "experts",
-            "blend",
-            "margin",
-            "landmarks",
-            "landmark_blend",
-            "landmark_margin",
-        }
+        allowed = {"hidden", "experts", "blend", "margin"}
     unknown = set(kwargs) - allowed
     if unknown:
         raise ValueError(
@@ -603,13 +595,7 @@ def build_encoder(
             f"{sorted(allowed)}."
         )
     if name == "mlp_routed":
-        from ._routed import (
-            BLEND,
-            DEFAULT_EXPERTS,
-            LANDMARK_BLEND,
-            ROUTED_HIDDEN,
-            RoutedMLP,
-        )
+        from ._routed import BLEND, DEFAULT_EXPERTS, ROUTED_HIDDEN, RoutedMLP
 
         hidden = _widths(kwargs, "hidden", ROUTED_HIDDEN)
         experts = check_int(
@@ -623,28 +609,7 @@ def build_encoder(
         )
         # The margin is set when a fit places the centroids; a stored model passes it back.
         margin = check_real(kwargs.get("margin", 0.0), "encoder_kwargs['margin']", min=0)
-        landmarks = check_int(kwargs.get("landmarks", 0), "encoder_kwargs['landmarks']", min=0)
-        landmark_blend = check_real(
-            kwargs.get("landmark_blend", LANDMARK_BLEND),
-            "encoder_kwargs['landmark_blend']",
-            min=0,
-            max=1,
-            include_max=False,
-        )
-        landmark_margin = check_real(
-            kwargs.get("landmark_margin", 0.0), "encoder_kwargs['landmark_margin']", min=0
-        )
-        return RoutedMLP(
-            n_in,
-            n_out,
-            hidden=hidden,
-            experts=experts,
-            blend=blend,
-            margin=margin,
-            landmarks=landmarks,
-            landmark_blend=landmark_blend,
-            landmark_margin=landmark_margin,
-        )
+        return RoutedMLP(n_in, n_out, hidden=hidden, experts=experts, blend=blend, margin=margin)
     hidden = _widths(kwargs, "hidden", DEFAULT_CONV_HIDDEN if conv else DEFAULT_HIDDEN)
     if not conv:
         return GlassBoxMLP(

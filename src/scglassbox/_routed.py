@@ -34,7 +34,6 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from ._encoder import ScaleNorm, _PReLUScaleNorm, prelu
 
@@ -59,16 +58,6 @@ ROUTED_HIDDEN = (64, 64)
 #: Share of cells (by their gap, on the placement sample) that blend two experts; 0 routes
 #: every cell to one expert (hard routes, with seams).
 BLEND = 0.2
-#: Share of cells that blend their two nearest landmarks' local maps.
-LANDMARK_BLEND = 0.5
-#: The local maps' output scale (with Adam, the size of their steps against the experts').
-LOCAL_SCALE = 0.1
-LOCAL_INPUTS: int | None = None
-LOCAL_KIND = "linear"
-#: Landmarks screened in float32 per row before the exact comparison (see _nearest_landmarks).
-CANDIDATES = 8
-#: The landmarks' blend margin is set from the gaps of at most this many placement cells.
-MARGIN_CELLS = 5_000
 
 
 def _exact_dtype(device: torch.device) -> torch.dtype:
@@ -116,9 +105,6 @@ class RoutedMLP(nn.Module):
         experts: int = DEFAULT_EXPERTS,
         blend: float = BLEND,
         margin: float = 0.0,
-        landmarks: int = 0,
-        landmark_blend: float = LANDMARK_BLEND,
-        landmark_margin: float = 0.0,
     ) -> None:
         super().__init__()
         widths = (n_in, *hidden, n_out)
@@ -133,18 +119,6 @@ class RoutedMLP(nn.Module):
         self.blend, self.margin = float(blend), float(margin)
         # Every hidden layer's normalisation (no weights): attribution_mode freezes its scale.
         self.norm = ScaleNorm()
-        self.landmarks = int(landmarks)
-        self.landmark_blend, self.landmark_margin = float(landmark_blend), float(landmark_margin)
-        if self.landmarks:
-            # Zero at start: the fit begins as the experts alone.
-            self.local_maps = nn.Parameter(
-                torch.zeros(
-                    self.landmarks,
-                    n_out,
-                    1 if LOCAL_KIND == "offset" else min(n_in, LOCAL_INPUTS or n_in),
-                )
-            )
-            self.register_buffer("landmark_points", torch.zeros(self.landmarks, n_in))
 
     @property
     def architecture(self) -> dict:
@@ -157,15 +131,6 @@ class RoutedMLP(nn.Module):
             "experts": self.experts,
             "blend": self.blend,
             "margin": self.margin,
-            **(
-                {
-                    "landmarks": self.landmarks,
-                    "landmark_blend": self.landmark_blend,
-                    "landmark_margin": self.landmark_margin,
-                }
-                if self.landmarks
-                else {}
-            ),
         }
 
     def place(self, features: np.ndarray, seed: int) -> None:
@@ -193,30 +158,8 @@ class RoutedMLP(nn.Module):
             with torch.no_grad():
                 gaps = self._gaps(torch.from_numpy(sample).to(self.centroids.device))[0]
             self.margin = float(torch.quantile(gaps.float().cpu(), self.blend))
-        if self.landmarks:
-            if len(sample) < self.landmarks:
-                raise ValueError(
-                    f"encoder_kwargs['landmarks'] ({self.landmarks}) exceeds the number of "
-                    f"cells ({len(sample)})."
-                )
-            pick = np.sort(rng.choice(len(sample), self.landmarks, replace=False))
-            points = torch.from_numpy(sample[pick]).to(self.landmark_points.device)
-            # Rounded as routes are, so a landmark cell is its own nearest landmark.
-            self.landmark_points.copy_(points.to(torch.bfloat16).float())
-            self.landmark_margin = 0.0
-            if self.landmark_blend > 0:
-                some = sample[
-                    rng.choice(len(sample), min(len(sample), MARGIN_CELLS), replace=False)
-                ]
-                with torch.no_grad():
-                    gaps = self._gaps(
-                        torch.from_numpy(some).to(points.device), self.landmark_points
-                    )[0]
-                self.landmark_margin = float(
-                    torch.quantile(gaps.float().cpu(), self.landmark_blend)
-                )
 
-    def _distances(self, x: torch.Tensor, centres: torch.Tensor | None = None) -> torch.Tensor:
+    def _distances(self, x: torch.Tensor) -> torch.Tensor:
         """Squared distances to the centroids, less each row's own squared norm.
 
         Rows are rounded to bfloat16 first and compared in float64 (float32 on MPS, which
@@ -225,38 +168,13 @@ class RoutedMLP(nn.Module):
         """
         dtype = _exact_dtype(x.device)
         xr = x.detach().to(torch.bfloat16).to(dtype)
-        c = (self.centroids if centres is None else centres).to(dtype)
+        c = self.centroids.to(dtype)
         return (c * c).sum(1) - 2.0 * xr @ c.T
 
-    def _gaps(
-        self, x: torch.Tensor, centres: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _gaps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Each row's gap (second minus first squared distance) and two nearest centroids."""
-        if centres is None or centres.shape[0] <= CANDIDATES:
-            v, k = torch.topk(self._distances(x, centres), 2, dim=1, largest=False)
-        else:
-            v, k = self._nearest_landmarks(x, centres)
+        v, k = torch.topk(self._distances(x), 2, dim=1, largest=False)
         return v[:, 1] - v[:, 0], k
-
-    def _nearest_landmarks(
-        self, x: torch.Tensor, centres: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The two smallest of :meth:`_distances` to ``centres`` and their indices.
-
-        Thousands of landmarks are screened in float32 (about 10x faster than float64 on a
-        CPU) and the :data:`CANDIDATES` nearest measured again as :meth:`_distances` does: the
-        float32 error could only matter if more than that many landmarks tied for second.
-        """
-        xr = x.detach().to(torch.bfloat16).float()
-        c32 = centres.float()
-        rough = (c32 * c32).sum(1) - 2.0 * xr @ c32.T
-        cand = torch.topk(rough, CANDIDATES, dim=1, largest=False).indices
-        dtype = _exact_dtype(x.device)
-        c = centres.to(dtype)
-        picked = c.index_select(0, cand.reshape(-1)).view(*cand.shape, -1)
-        exact = (picked * picked).sum(2) - 2.0 * (picked @ xr.to(dtype)[:, :, None]).squeeze(2)
-        v, j = torch.topk(exact, 2, dim=1, largest=False)
-        return v, cand.gather(1, j)
 
     def route(self, x: torch.Tensor) -> torch.Tensor:
         """Each row's expert: its nearest centroid (the one with the larger blend weight)."""
@@ -313,13 +231,7 @@ class RoutedMLP(nn.Module):
     def _modules_activation(self, z: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
         return self.norm(prelu(z, slope))
 
-    def _weights(
-        self,
-        x: torch.Tensor,
-        pair: torch.Tensor,
-        centres: torch.Tensor | None = None,
-        margin: float | None = None,
-    ) -> torch.Tensor:
+    def _weights(self, x: torch.Tensor, pair: torch.Tensor) -> torch.Tensor:
         """The first expert's blend weight for rows that blend ``pair``'s two experts.
 
         Routes are taken on bfloat16-rounded rows (see :meth:`_distances`), but the weights
@@ -328,12 +240,10 @@ class RoutedMLP(nn.Module):
         so the split stays exact.
         """
         dtype = _exact_dtype(x.device)
-        c = (self.centroids if centres is None else centres).to(dtype)
-        margin = self.margin if margin is None else margin
-        xd = x.detach().to(dtype)
+        xd, c = x.detach().to(dtype), self.centroids.to(dtype)
         d1 = (xd - c.index_select(0, pair[:, 0])).pow(2).sum(1)
         d2 = (xd - c.index_select(0, pair[:, 1])).pow(2).sum(1)
-        w = (0.5 + (d2 - d1) / (2.0 * margin)).clamp(0.0, 1.0)
+        w = (0.5 + (d2 - d1) / (2.0 * self.margin)).clamp(0.0, 1.0)
         return w.to(torch.float32)[:, None]
 
     def _plan(self, x: torch.Tensor) -> Plan:
@@ -349,27 +259,9 @@ class RoutedMLP(nn.Module):
             near = gap < self.margin
             idx = torch.nonzero(near).squeeze(1)
             w[idx] = self._weights(x.index_select(0, idx), pair.index_select(0, idx))[:, 0]
-        else:
-            first = self.route(x)
-            pair = torch.stack([first, first], 1)
-            near = torch.zeros(n, dtype=torch.bool, device=dev)
-        if not self.landmarks:
             return pair, near, w
-        return (pair, near, w, *self._landmark_plan(x))
-
-    def _landmark_plan(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each row's two nearest landmarks and the first one's weight."""
-        gap, pair = self._gaps(x, self.landmark_points)
-        w = torch.ones(x.shape[0], dtype=torch.float32, device=x.device)
-        if self.landmark_margin > 0:
-            idx = torch.nonzero(gap < self.landmark_margin).squeeze(1)
-            w[idx] = self._weights(
-                x.index_select(0, idx),
-                pair.index_select(0, idx),
-                self.landmark_points,
-                self.landmark_margin,
-            )[:, 0]
-        return pair, w
+        first = self.route(x)
+        return torch.stack([first, first], 1), torch.zeros(n, dtype=torch.bool, device=dev), w
 
     @torch.no_grad()
     def route_table(self, x: torch.Tensor, chunk: int = 65_536) -> Plan:
@@ -393,9 +285,7 @@ class RoutedMLP(nn.Module):
         ``plan``: the rows' :meth:`_plan`, when the caller has it (from :meth:`route_table`).
         """
         n = x.shape[0]
-        plan = self._plan(x) if plan is None else plan
-        pair, is_near, w_all = plan[:3]
-        x0 = x
+        pair, is_near, w_all = self._plan(x) if plan is None else plan
         near = w = None
         if self.margin > 0 and self.experts > 1:
             near = torch.nonzero(is_near).squeeze(1)
@@ -408,34 +298,10 @@ class RoutedMLP(nn.Module):
             parts = self._hidden(x, route, activation)
         # The output layer stays float32, as the default encoder's (see training_forward there).
         y = self._output(*parts)
-        if near is not None:
-            first = y[:n].index_copy(0, near, w * y[near])
-            y = first.index_add(0, near, (1.0 - w) * y[n:])
-        if self.landmarks:
-            y = y + self._local(x0, *plan[3:5])
-        return y
-
-    def _local(self, x: torch.Tensor, pair: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        """The landmarks' linear maps, blended by the route's constant weights, on ``x``.
-
-        One ``embedding_bag`` gathers and blends each row's two maps (and scatters their
-        gradients back) in one pass: about half the time of two gathers.
-        """
-        k = self.local_maps.shape[2]
-        weights = torch.stack([w, 1.0 - w], 1)
-        if LOCAL_KIND == "offset":
-            c = self.landmark_points
-            unit = c / (c * c).sum(1, keepdim=True).clamp_min(1e-12)
-            xf = x.float()
-            s0 = (unit.index_select(0, pair[:, 0]) * xf).sum(1, keepdim=True)
-            s1 = (unit.index_select(0, pair[:, 1]) * xf).sum(1, keepdim=True)
-            o = self.local_maps[:, :, 0]
-            y = weights[:, :1] * s0 * o.index_select(0, pair[:, 0])
-            return LOCAL_SCALE * (y + weights[:, 1:] * s1 * o.index_select(0, pair[:, 1]))
-        maps = F.embedding_bag(
-            pair, self.local_maps.view(self.landmarks, -1), per_sample_weights=weights, mode="sum"
-        ).view(-1, self.n_out, k)
-        return LOCAL_SCALE * (maps * x[:, None, :k].float()).sum(2)
+        if near is None:
+            return y
+        first = y[:n].index_copy(0, near, w * y[near])
+        return first.index_add(0, near, (1.0 - w) * y[n:])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._encode(x, self._modules_activation)
