@@ -259,6 +259,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
             ("blend64_05", 64, (64, 64), 0.5, 0.05, {}),
             ("blend64_10", 64, (64, 64), 0.5, 0.1, {}),
             ("blend64_20", 64, (64, 64), 0.5, 0.2, {}),
+            ("blend64_20_3q", 64, (64, 64), 0.75, 0.2, {}),
+            ("blend128_20", 128, (64, 64), 0.5, 0.2, {}),
+            ("blend256_20", 256, (64, 64), 0.5, 0.2, {}),
         )
     },
     **{
@@ -400,8 +403,15 @@ def child(spec: dict[str, Any]) -> None:
         out = run.run_sc_umap(data, spec["seed"], None)
     else:
         out = fit_variant(spec["variant"], data, spec["seed"], spec.get("accelerator", "cpu"))
-    knn = run.knn_preservation(run._knn(data["X"], run.K), out.pop("embedding"))
+    emb = out.pop("embedding")
+    knn = run.knn_preservation(run._knn(data["X"], run.K), emb)
     record = {k: v for k, v in out.items() if k in ("fit_s", "epochs", "exactness")}
+    if spec.get("more"):  # trustworthiness on a fixed sample; 15-NN accuracy of the labels
+        from sklearn.manifold import trustworthiness
+
+        sub = run.trust_subsample(len(emb), 0)
+        record["trust"] = float(trustworthiness(data["X"][sub], emb[sub], n_neighbors=run.K))
+        record["label_acc"] = run.label_accuracy(emb, data["labels"], spec["seed"])
     print("RESULT " + json.dumps({**spec, **record, "knn": knn}), flush=True)
 
 
@@ -466,6 +476,11 @@ def main() -> None:
         action="store_true",
         help="fit on 80%% of the cells and score the other 20%% mapped by transform",
     )
+    parser.add_argument(
+        "--more",
+        action="store_true",
+        help="also trustworthiness (3,000 cells) and 15-NN accuracy of the set's labels",
+    )
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -491,7 +506,7 @@ def main() -> None:
             for seed in args.seeds:
                 spec = {"dataset": dataset, "variant": variant, "seed": seed,
                         "cache": str(args.cache), "accelerator": args.accelerator,
-                        "heldout": args.heldout}  # fmt: skip
+                        "heldout": args.heldout, "more": args.more}  # fmt: skip
                 res = subprocess.run(
                     [sys.executable, __file__, "--child", json.dumps(spec)],
                     capture_output=True, text=True, check=False,
@@ -511,8 +526,9 @@ def main() -> None:
             print(f"| {r['dataset']} | {r['variant']} | {r['seed']} | failed | | | |")
             continue
         ex = f"{r['exactness']:.1e}" if "exactness" in r else ""
+        more = "".join(f" {k} {r[k]:.3f}" for k in ("trust", "label_acc") if k in r)
         print(f"| {r['dataset']} | {r['variant']} | {r['seed']} | {r.get('epochs', '')} "
-              f"| {r['fit_s']:.1f} | {r['knn']:.3f} | {ex} |")  # fmt: skip
+              f"| {r['fit_s']:.1f} | {r['knn']:.3f} | {ex}{more} |")  # fmt: skip
 
 
 if __name__ == "__main__":

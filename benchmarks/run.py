@@ -38,12 +38,15 @@ SYNTHETIC_SETS = {
     "synthetic_100k": 100_000,
     "synthetic_20k_noisy": 20_000,
     "synthetic_20k_batches": 20_000,
+    "synthetic_100k_branching": 100_000,
 }
 #: ``synthetic_scrna`` options of the sets that are not ``synthetic_scrna(n, 2000, seed=0)``:
-#: weaker markers over more types, and three batches (a technical shift of half the genes).
+#: weaker markers over more types, three batches (a technical shift of half the genes), and
+#: a branching trajectory (``synthetic_trajectory``: a trunk and three lineages, no clusters).
 SYNTHETIC_OPTIONS = {
     "synthetic_20k_noisy": {"n_types": 12, "fold_change": 3.0, "seed": 7},
     "synthetic_20k_batches": {"n_batches": 3, "seed": 11},
+    "synthetic_100k_branching": {"generator": "trajectory", "seed": 3},
 }
 DATASETS = (*SKLEARN_SETS, "pbmc68k_reduced", *SYNTHETIC_SETS)
 #: The issue's sets; synthetic_100k (scaling) and the other 20k sets run only when named.
@@ -101,9 +104,14 @@ def _pbmc() -> tuple[Any, Any, Any]:
 def _synthetic(n_obs: int, **options: Any) -> tuple[Any, Any, Any]:
     import scanpy as sc
 
-    from scglassbox.datasets import synthetic_scrna
+    from scglassbox.datasets import synthetic_scrna, synthetic_trajectory
 
-    adata = synthetic_scrna(n_obs, 2000, **{"seed": 0, **options})
+    options = {"seed": 0, **options}
+    if options.pop("generator", "scrna") == "trajectory":
+        adata = synthetic_trajectory(n_obs, 2000, **options)
+        adata.obs["cell_type"] = adata.obs["branch"]
+    else:
+        adata = synthetic_scrna(n_obs, 2000, **options)
     sc.pp.normalize_total(adata, target_sum=1e4)
     sc.pp.log1p(adata)
     sc.pp.highly_variable_genes(adata, n_top_genes=1000)

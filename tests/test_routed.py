@@ -215,9 +215,9 @@ def test_place_is_seeded_and_sets_the_margin_from_blend():
 
 
 def test_auto_experts():
-    """One expert per 625 cells, 1 to 64."""
-    sizes = (10, 624, 1250, 2_500, 20_000, 40_000, 10**6)
-    assert [auto_experts(n) for n in sizes] == [1, 1, 2, 4, 32, 64, 64]
+    """One expert per 625 cells, 1 to 128."""
+    sizes = (10, 624, 1250, 2_500, 20_000, 40_000, 80_000, 100_000, 10**6)
+    assert [auto_experts(n) for n in sizes] == [1, 1, 2, 4, 32, 64, 128, 128, 128]
 
 
 @pytest.mark.parametrize(

@@ -131,7 +131,7 @@ class GlassBoxUMAP(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         structure (measured in docs/performance.md). The widths used are stored with the
         model, so a model trained on a GPU loads and maps new cells anywhere. For
         ``"mlp_routed"``: ``hidden`` (each expert's, default ``(64, 64)``), ``experts``
-        (default: one per 625 cells, 1 to 64) and ``blend`` (the share of cells encoded by a
+        (default: one per 625 cells, 1 to 128) and ``blend`` (the share of cells encoded by a
         blend of their two nearest experts, default 0.2; 0 routes every cell to one expert);
         from 10,000 cells it trains half the automatic epochs. For ``"conv"``:
         ``channels`` (default ``(16, 32)``, one stride-2 convolution each), ``hidden`` (the

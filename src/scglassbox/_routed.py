@@ -49,8 +49,10 @@ TILE_GROUP = 4
 PLACE_CELLS = 50_000
 #: Cells per expert when ``experts`` is not given (see :func:`auto_experts`).
 CELLS_PER_EXPERT = 625
-#: At most this many experts when ``experts`` is not given.
-MAX_AUTO_EXPERTS = 64
+#: At most this many experts when ``experts`` is not given: at 100,000 cells 128 experts kept
+#: more neighbours than 64 for training and for new cells alike, within ``sc.tl.umap``'s
+#: time (docs/performance.md).
+MAX_AUTO_EXPERTS = 128
 #: Each expert's hidden widths when ``hidden`` is not given. Many small experts kept more
 #: local structure than fewer large ones for less time (32 x (64, 64): kNN 0.285 in 36 s;
 #: 32 x (128, 128): 0.282 in 58 s; synthetic_20k, docs/performance.md).
@@ -66,7 +68,7 @@ def _exact_dtype(device: torch.device) -> torch.dtype:
 
 
 def auto_experts(n_cells: int) -> int:
-    """Experts for ``n_cells`` cells: one per :data:`CELLS_PER_EXPERT`, 1 to 64."""
+    """Experts for ``n_cells`` cells: one per :data:`CELLS_PER_EXPERT`, 1 to 128."""
     return int(min(MAX_AUTO_EXPERTS, max(1, n_cells // CELLS_PER_EXPERT)))
 
 

@@ -112,6 +112,80 @@ def synthetic_scrna(
     return adata
 
 
+def synthetic_trajectory(
+    n_obs: int = 5000,
+    n_vars: int = 2000,
+    *,
+    n_branches: int = 3,
+    trunk_share: float = 0.25,
+    n_programme_genes: float = 0.15,
+    seed: int = 0,
+) -> ad.AnnData:
+    """Simulate counts of cells along a branching trajectory (differentiation from a root).
+
+    A trunk runs from the root to a branch point, where ``n_branches`` lineages start. Each
+    segment (the trunk and every branch) moves a random ``n_programme_genes`` share of the
+    genes by log-fold changes drawn from ``N(0, 1.5)``, in proportion to how far a cell has
+    travelled along it, so expression changes continuously from the root to every tip: no
+    clusters, one connected, branched manifold (the shape that differentiation data takes).
+    Library sizes and counts are drawn as in :func:`synthetic_scrna`.
+
+    Parameters
+    ----------
+    n_obs
+        Number of cells.
+    n_vars
+        Number of genes.
+    n_branches
+        Number of lineages leaving the branch point (at least 2).
+    trunk_share
+        Share of the cells on the trunk; the others are spread evenly over the branches.
+    n_programme_genes
+        Share of the genes that each segment's programme moves, in (0, 1].
+    seed
+        Random seed; the same seed gives the same data.
+
+    Returns
+    -------
+    Raw counts (CSR, float32) with ``obs['branch']`` (``'trunk'`` or ``'branch_<i>'``) and
+    ``obs['pseudotime']`` (0 at the root, 1 at the branch point, 2 at the tips).
+    """
+    n_obs = check_int(n_obs, "n_obs", min=1)
+    n_vars = check_int(n_vars, "n_vars", min=1)
+    n_branches = check_int(n_branches, "n_branches", min=2)
+    if not 0.0 < trunk_share < 1.0:
+        raise ValueError(f"trunk_share must lie in (0, 1), got {trunk_share!r}.")
+    if not 0.0 < n_programme_genes <= 1.0:
+        raise ValueError(f"n_programme_genes must lie in (0, 1], got {n_programme_genes!r}.")
+    rng = np.random.default_rng(seed)
+    segments = n_branches + 1  # 0: the trunk
+    base = np.log(rng.gamma(0.6, 2.0, size=n_vars) + 0.05)
+    moved = rng.random((segments, n_vars)) < n_programme_genes
+    programme = rng.normal(0.0, 1.5, size=(segments, n_vars)) * moved
+    on_trunk = rng.random(n_obs) < trunk_share
+    segment = np.where(on_trunk, 0, rng.integers(1, segments, size=n_obs))
+    travelled = rng.random(n_obs)  # along the cell's own segment
+    # Branch cells have travelled the whole trunk first.
+    log_mu = base + np.where(on_trunk, travelled, 1.0)[:, None] * programme[0]
+    log_mu += np.where(on_trunk, 0.0, travelled)[:, None] * programme[segment]
+    library = rng.lognormal(0.0, 0.35, size=n_obs)[:, None]
+    mu = np.exp(log_mu) * library
+    dispersion = 5.0
+    counts = rng.poisson(rng.gamma(dispersion, mu / dispersion)).astype(np.float32)
+    names = ["trunk", *(f"branch_{i}" for i in range(1, segments))]
+    return ad.AnnData(
+        X=sparse.csr_matrix(counts),
+        obs=pd.DataFrame(
+            {
+                "branch": pd.Categorical([names[i] for i in segment], categories=names),
+                "pseudotime": travelled + (~on_trunk),
+            },
+            index=[f"cell_{i}" for i in range(n_obs)],
+        ),
+        var=pd.DataFrame(index=[f"gene_{i}" for i in range(n_vars)]),
+    )
+
+
 def synthetic_citeseq(
     n_obs: int = 3000,
     n_vars: int = 1000,
