@@ -66,11 +66,7 @@ def gated_encoder(n_in: int, n_out: int, experts: int, hidden: tuple[int, ...], 
 
 
 def _routed(
-    experts: int,
-    hidden: tuple[int, ...],
-    factor: float,
-    blend: float = 0.0,
-    **proto: Any,
+    experts: int, hidden: tuple[int, ...], factor: float, blend: float = 0.0, **proto: Any
 ) -> tuple:
     """A variant of ``encoder="mlp_routed"`` with every setting given: experts, each one's
     widths, the epochs as a share of the single network's automatic ones and the share of
