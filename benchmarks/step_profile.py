@@ -6,6 +6,7 @@ process, on the CPU::
 
     python benchmarks/step_profile.py                 # both parts, a few minutes
     python benchmarks/step_profile.py --skip-compile  # without the torch.compile rows
+    python benchmarks/step_profile.py --dataset synthetic_100k --fit-only   # 100,000 cells
 
 1. ``fit``: ``GlassBoxUMAP(random_state=0).fit(X_pca, graph=connectivities)`` at defaults,
    under cProfile: the fit's total, the training loop, the threaded encoder + loss pass,
@@ -37,6 +38,8 @@ STAGES = {
     "encoder + loss, threaded row blocks": ("_threads.py", "loss"),
     "edge sampling": ("_sampling.py", "draw"),
     "Adam updates": ("adam.py", "adam"),
+    "routed encoder: k-means placement of the centroids": ("_routed.py", "place"),
+    "routed encoder: route table": ("_routed.py", "route_table"),
 }
 
 
@@ -124,17 +127,21 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=run.DEFAULT_CACHE)
     parser.add_argument("--rows", type=int, default=15_000, help="cells encoded per step")
     parser.add_argument("--skip-compile", action="store_true")
+    parser.add_argument("--dataset", default="synthetic_20k", help="a prepared set of run.py")
+    parser.add_argument("--fit-only", action="store_true", help="only the fit's split")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(2)
     args.cache = args.cache.expanduser()
     (args.cache / "runs").mkdir(parents=True, exist_ok=True)
-    run.ensure_datasets(["synthetic_20k"], args.cache, args.cache / "runs")
-    data = run.load_dataset("synthetic_20k", args.cache)
-    print("| stage of a default 20k fit | s |\n|---|--:|")
+    run.ensure_datasets([args.dataset], args.cache, args.cache / "runs")
+    data = run.load_dataset(args.dataset, args.cache)
+    print(f"| stage of a default fit on {args.dataset} | s |\n|---|--:|")
     for label, s in fit_split(data["X"], data["connectivities"]):
         print(f"| {label} | {s:.2f} |")
+    if args.fit_only:
+        return
     print("\n| operator (one thread, 2 epochs) | % of CPU time |\n|---|--:|")
     for name, share in op_shares(data["X"], data["connectivities"]):
         print(f"| {name} | {share:.1f} |")
