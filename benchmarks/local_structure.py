@@ -163,6 +163,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "default": ("the package's defaults", {}, {}),
     "epochs2x": ("twice the default steps", {"epochs_factor": 2}, {}),
     "lr2x": ("lr 6e-3 (default 3e-3)", {"lr": 6e-3}, {}),
+    "lrhalf": ("lr 1.5e-3", {"lr": 1.5e-3}, {}),
     "lr3x": ("lr 9e-3", {"lr": 9e-3}, {}),
     "constant": (
         "constant lr (what fits did before the schedule fix)",
@@ -258,6 +259,13 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
             ("blend64_20_3q", 64, (64, 64), 0.75, 0.2, {}),
             ("blend128_20", 128, (64, 64), 0.5, 0.2, {}),
             ("blend256_20", 256, (64, 64), 0.5, 0.2, {}),
+            ("one32", 32, (64,), 0.5, 0.2, {}),
+            ("one64", 64, (64,), 0.5, 0.2, {}),
+            ("one32_3q", 32, (64,), 0.75, 0.2, {}),
+            ("one32_128", 32, (128,), 0.5, 0.2, {}),
+            ("three32", 32, (64, 64, 64), 0.5, 0.2, {}),
+            ("three32_04", 32, (64, 64, 64), 0.4, 0.2, {}),
+            ("three32_48", 32, (48, 48, 48), 0.5, 0.2, {}),
         )
     },
     **{
