@@ -10,6 +10,11 @@ from scipy import sparse
 from ._validation import check_int
 
 
+def _counts(rng: np.random.Generator, mu: np.ndarray, dispersion: float = 5.0) -> np.ndarray:
+    """Negative-binomial counts of mean ``mu`` (a gamma-Poisson mixture), float32."""
+    return rng.poisson(rng.gamma(dispersion, mu / dispersion)).astype(np.float32)
+
+
 def synthetic_scrna(
     n_obs: int = 5000,
     n_vars: int = 2000,
@@ -90,9 +95,7 @@ def synthetic_scrna(
         affected_genes = brng.random(n_vars) < batch_share
         shift = brng.normal(0.0, batch_effect, size=(n_batches, n_vars)) * affected_genes
         log_mu = log_mu + shift[batch]
-    mu = np.exp(log_mu) * library
-    dispersion = 5.0
-    counts = rng.poisson(rng.gamma(dispersion, mu / dispersion)).astype(np.float32)
+    counts = _counts(rng, np.exp(log_mu) * library)
     var_names = [f"gene_{i}" for i in range(n_vars)]
     adata = ad.AnnData(
         X=sparse.csr_matrix(counts),
@@ -169,9 +172,7 @@ def synthetic_trajectory(
     log_mu = base + np.where(on_trunk, travelled, 1.0)[:, None] * programme[0]
     log_mu += np.where(on_trunk, 0.0, travelled)[:, None] * programme[segment]
     library = rng.lognormal(0.0, 0.35, size=n_obs)[:, None]
-    mu = np.exp(log_mu) * library
-    dispersion = 5.0
-    counts = rng.poisson(rng.gamma(dispersion, mu / dispersion)).astype(np.float32)
+    counts = _counts(rng, np.exp(log_mu) * library)
     names = ["trunk", *(f"branch_{i}" for i in range(1, segments))]
     return ad.AnnData(
         X=sparse.csr_matrix(counts),
@@ -240,7 +241,7 @@ def synthetic_citeseq(
     mu = np.tile(background, (n_obs, 1)) * rng.lognormal(0.0, 0.3, size=(n_obs, 1))
     for t in order:
         mu[np.ix_(types == t, marker_of == t)] *= 12.0
-    counts = rng.poisson(rng.gamma(10.0, mu / 10.0)).astype(np.float32)
+    counts = _counts(rng, mu, dispersion=10.0)
     obs = pd.DataFrame({"cell_type": pd.Categorical(types, categories=order)}, index=rna.obs_names)
     rna.obs = obs.copy()
     prot = ad.AnnData(
