@@ -51,7 +51,7 @@ def test_trajectory_is_one_branched_manifold():
     [
         ({"n_branches": 1}, "n_branches"),
         ({"trunk_share": 1.0}, "trunk_share"),
-        ({"n_programme_genes": 0.0}, "n_programme_genes"),
+        ({"programme_share": 0.0}, "programme_share"),
         ({"n_obs": 0}, "n_obs"),
     ],
 )

@@ -121,13 +121,13 @@ def synthetic_trajectory(
     *,
     n_branches: int = 3,
     trunk_share: float = 0.25,
-    n_programme_genes: float = 0.15,
+    programme_share: float = 0.15,
     seed: int = 0,
 ) -> ad.AnnData:
     """Simulate counts of cells along a branching trajectory (differentiation from a root).
 
     A trunk runs from the root to a branch point, where ``n_branches`` lineages start. Each
-    segment (the trunk and every branch) moves a random ``n_programme_genes`` share of the
+    segment (the trunk and every branch) moves a random ``programme_share`` share of the
     genes by log-fold changes drawn from ``N(0, 1.5)``, in proportion to how far a cell has
     travelled along it, so expression changes continuously from the root to every tip: no
     clusters, one connected, branched manifold (the shape that differentiation data takes).
@@ -143,7 +143,7 @@ def synthetic_trajectory(
         Number of lineages leaving the branch point (at least 2).
     trunk_share
         Share of the cells on the trunk; the others are spread evenly over the branches.
-    n_programme_genes
+    programme_share
         Share of the genes that each segment's programme moves, in (0, 1].
     seed
         Random seed; the same seed gives the same data.
@@ -158,12 +158,12 @@ def synthetic_trajectory(
     n_branches = check_int(n_branches, "n_branches", min=2)
     if not 0.0 < trunk_share < 1.0:
         raise ValueError(f"trunk_share must lie in (0, 1), got {trunk_share!r}.")
-    if not 0.0 < n_programme_genes <= 1.0:
-        raise ValueError(f"n_programme_genes must lie in (0, 1], got {n_programme_genes!r}.")
+    if not 0.0 < programme_share <= 1.0:
+        raise ValueError(f"programme_share must lie in (0, 1], got {programme_share!r}.")
     rng = np.random.default_rng(seed)
     segments = n_branches + 1  # 0: the trunk
     base = np.log(rng.gamma(0.6, 2.0, size=n_vars) + 0.05)
-    moved = rng.random((segments, n_vars)) < n_programme_genes
+    moved = rng.random((segments, n_vars)) < programme_share
     programme = rng.normal(0.0, 1.5, size=(segments, n_vars)) * moved
     on_trunk = rng.random(n_obs) < trunk_share
     segment = np.where(on_trunk, 0, rng.integers(1, segments, size=n_obs))
