@@ -363,9 +363,7 @@ def heldout_knn(spec: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         train["connectivities"] = data["connectivities"][~test][:, ~test].tocsr()
     X_test = np.ascontiguousarray(data["X"][test], dtype=np.float32)
     if spec["variant"] == "umap-learn":
-        import umap
-
-        model = umap.UMAP(random_state=spec["seed"], min_dist=0.1)
+        model = run.umap_learn_model(spec["seed"])
         t0 = time.perf_counter()
         emb = model.fit_transform(train["X"])
         out = {"fit_s": time.perf_counter() - t0, "epochs": 0}

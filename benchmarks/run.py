@@ -206,11 +206,16 @@ def _default_epochs(n: int) -> int:
     return 500 if n <= 10_000 else 200  # umap-learn's and scanpy's rule
 
 
-def run_umap_learn(data: dict[str, Any], seed: int, epochs: int | None) -> dict[str, Any]:
-    """umap-learn on the features (builds its own kNN graph)."""
+def umap_learn_model(seed: int, epochs: int | None = None) -> Any:
+    """The umap-learn baseline's estimator (its own kNN graph, ``min_dist=0.1``)."""
     import umap
 
-    model = umap.UMAP(random_state=seed, min_dist=0.1, n_epochs=epochs)
+    return umap.UMAP(random_state=seed, min_dist=0.1, n_epochs=epochs)
+
+
+def run_umap_learn(data: dict[str, Any], seed: int, epochs: int | None) -> dict[str, Any]:
+    """umap-learn on the features (builds its own kNN graph)."""
+    model = umap_learn_model(seed, epochs)
     emb, wall, cpu = _timed(model.fit_transform, data["X"])
     n_epochs = epochs or _default_epochs(len(emb))
     return {"embedding": emb, "fit_s": wall, "fit_cpu_s": cpu, "epochs": n_epochs}

@@ -135,6 +135,11 @@ class RoutedMLP(nn.Module):
             "margin": self.margin,
         }
 
+    @property
+    def blends(self) -> bool:
+        """Whether cells within the margin go through their second-nearest expert too."""
+        return self.margin > 0 and self.experts > 1
+
     def place(self, features: np.ndarray, seed: int) -> None:
         """Place the centroids by k-means on (a sample of) the encoder's inputs."""
         from sklearn.cluster import KMeans
@@ -256,7 +261,7 @@ class RoutedMLP(nn.Module):
         """
         n, dev = x.shape[0], x.device
         w = torch.ones(n, dtype=torch.float32, device=dev)
-        if self.margin > 0 and self.experts > 1:
+        if self.blends:
             gap, pair = self._gaps(x)
             near = gap < self.margin
             idx = torch.nonzero(near).squeeze(1)
@@ -289,7 +294,7 @@ class RoutedMLP(nn.Module):
         n = x.shape[0]
         pair, is_near, w_all = self._plan(x) if plan is None else plan
         near = w = None
-        if self.margin > 0 and self.experts > 1:
+        if self.blends:
             near = torch.nonzero(is_near).squeeze(1)
             route = torch.cat([pair[:, 0], pair.index_select(0, near)[:, 1]])
             w = w_all.index_select(0, near)[:, None]
