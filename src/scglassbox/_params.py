@@ -229,12 +229,14 @@ def auto_hidden(device: str, n_cells: int) -> tuple[int, ...] | None:
 
 
 #: From this many cells, ``"mlp_routed"`` trains this share of the automatic epochs: its
-#: experts learn more per step, and half the steps met issue 21's time targets (synthetic_20k:
-#: 17.0 s, 1.5x ``sc.tl.umap``, kNN 0.271 against 0.238 for mlp_norm in 31.6 s; 100,000 cells:
-#: 44.5 s, 0.83x, kNN 0.110 against 0.093 in 77.5 s; docs/performance.md). Below, a fit is
-#: quick and keeps every step (synthetic_5k: +0.017 at the same time; half: -0.001, noise).
+#: experts learn more per step, and half the steps first met issue 21's time targets
+#: (synthetic_20k: 17.0 s, 1.5x ``sc.tl.umap``, kNN 0.271 against 0.238 for mlp_norm in
+#: 31.6 s). The fused CPU kernels (``_kernels``) made a step about a fifth cheaper, and 0.6
+#: spends that on steps (15 epochs at 20,000 cells: kNN 0.278 against 0.272 at 0.5;
+#: docs/performance.md). Below, a fit is quick and keeps every step (synthetic_5k: +0.017 at
+#: the same time; half: -0.001, noise).
 ROUTED_SHORT_CELLS = 10_000
-ROUTED_EPOCH_SHARE = 0.5
+ROUTED_EPOCH_SHARE = 0.6
 
 
 #: From this many cells, ``encoder="default"`` on a CPU is ``"mlp_routed"``: blended experts

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import _kernels
 from ._encoder import ScaleNorm, _PReLUScaleNorm, prelu
 
 #: Rows' routes: ``(pair, near, w)``, see :meth:`RoutedMLP._plan`.
@@ -60,6 +61,10 @@ ROUTED_HIDDEN = (64, 64)
 #: Share of cells (by their gap, on the placement sample) that blend two experts; 0 routes
 #: every cell to one expert (hard routes, with seams).
 BLEND = 0.2
+#: The PReLU slopes' starting value (learned from there). ReLU-like units at the start kept
+#: more local structure than ``nn.PReLU``'s 0.25 on every 20,000-cell set (+0.006 to +0.012;
+#: 0.1: +0.002, 0.5 and negative slopes: less; docs/performance.md).
+SLOPE_INIT = 0.0
 
 
 def _exact_dtype(device: torch.device) -> torch.dtype:
@@ -110,12 +115,12 @@ class RoutedMLP(nn.Module):
     ) -> None:
         super().__init__()
         widths = (n_in, *hidden, n_out)
-        # Each expert's layers start as nn.Linear's (bound 1/sqrt(fan_in)) and nn.PReLU's.
+        # Each expert's layers start as nn.Linear's (bound 1/sqrt(fan_in)); slopes at SLOPE_INIT.
         self.weights = nn.ParameterList(
             nn.Parameter(torch.empty(experts, a, b).uniform_(-(a**-0.5), a**-0.5))
             for a, b in itertools.pairwise(widths)
         )
-        self.slopes = nn.ParameterList(nn.Parameter(torch.full((h,), 0.25)) for h in hidden)
+        self.slopes = nn.ParameterList(nn.Parameter(torch.full((h,), SLOPE_INIT)) for h in hidden)
         self.register_buffer("centroids", torch.zeros(experts, n_in))
         self.n_in, self.n_out, self.hidden, self.experts = n_in, n_out, tuple(hidden), experts
         self.blend, self.margin = float(blend), float(margin)
@@ -326,6 +331,8 @@ class RoutedMLP(nn.Module):
         """
 
         def fused(z: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
+            if _kernels.supported(z):  # the numba kernels: about 3x faster on a CPU
+                return _kernels.PReLUScaleNormCPU.apply(z, slope, self.norm.eps)
             return _PReLUScaleNorm.apply(z, slope, True, self.norm.eps)
 
         y = self._encode(x, fused, compute_dtype, plan)

@@ -1,0 +1,154 @@
+"""Fused CPU kernels (numba) for the routed encoder's training pass.
+
+PReLU followed by :class:`~scglassbox._encoder.ScaleNorm`, forward and backward, one row at a
+time: two passes over the activations where PyTorch's element-wise operators make about
+twelve (see :class:`~scglassbox._encoder._PReLUScaleNorm`), which were about half of a CPU
+training step of the routed default. bfloat16 activations are read and written as their bit
+patterns (16-bit integers), so no tensor-wide casts are needed; arithmetic is float32, and
+results are rounded to bfloat16 to nearest, ties to even, as PyTorch rounds.
+
+Same function as the PyTorch pass up to rounding; deterministic (a row's work, and the slope
+gradient's sum over a block's rows, have a fixed order). The kernels release the GIL, so the
+row blocks of :mod:`scglassbox._threads` run them in parallel. Compiled on first use and cached
+on disk by numba.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import torch
+
+_F0 = np.float32(0.0)
+_F1 = np.float32(1.0)
+_SHIFT = np.uint32(16)
+_ROUND = np.uint32(0x7FFF)
+_ONE = np.uint32(1)
+_ABS = np.uint32(0x7FFFFFFF)
+_INF = np.uint32(0x7F800000)
+_QNAN = np.uint32(0x7FC00000)
+
+
+@numba.njit(inline="always")
+def _widen(row16, bits):
+    """bfloat16 bits (int16) of a row into float32 bits (uint32)."""
+    for j in range(row16.shape[0]):
+        bits[j] = np.uint32(np.uint16(row16[j])) << _SHIFT
+
+
+@numba.njit(inline="always")
+def _narrow(bits, row16):
+    """float32 bits into bfloat16 bits, rounded to nearest even (NaN stays NaN)."""
+    for j in range(bits.shape[0]):
+        u = bits[j]
+        if (u & _ABS) > _INF:
+            u = _QNAN
+        u = u + _ROUND + ((u >> _SHIFT) & _ONE)
+        row16[j] = np.int16(np.uint16(u >> _SHIFT))
+
+
+@numba.njit(inline="always")
+def _act_norm(x, w, eps, out) -> np.float32:
+    """``out = prelu(x) * inv`` with ``inv`` the row's inverse RMS; returns ``inv``."""
+    s = _F0
+    for j in range(x.shape[0]):
+        v = max(x[j], _F0) + w[j] * min(x[j], _F0)
+        out[j] = v
+        s += v * v
+    inv = _F1 / np.sqrt(s / np.float32(x.shape[0]) + eps)
+    for j in range(x.shape[0]):
+        out[j] *= inv
+    return inv
+
+
+@numba.njit(inline="always")
+def _act_norm_grad(g, x, w, inv, gx, gw) -> None:
+    """``gx``: the gradient of ``prelu(x) * inv(x)`` along ``g``; adds the slopes' to ``gw``."""
+    h = x.shape[0]
+    dot = _F0
+    for j in range(h):
+        dot += g[j] * (max(x[j], _F0) + w[j] * min(x[j], _F0))
+    # d(y * inv)/dy applied to g: inv * (g - out * mean(g * out)), out = y * inv.
+    dot = -dot * inv * inv / np.float32(h)
+    for j in range(h):
+        y = max(x[j], _F0) + w[j] * min(x[j], _F0)
+        gy = (g[j] + y * dot) * inv
+        gw[j] += gy * min(x[j], _F0)
+        gx[j] = gy * (_F1 if x[j] > _F0 else w[j])
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _forward_f32(z, w, eps, out, inv):  # pragma: no cover (compiled)
+    for i in range(z.shape[0]):
+        inv[i] = _act_norm(z[i], w, eps, out[i])
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _backward_f32(g, z, inv, w, gz, gw):  # pragma: no cover (compiled)
+    for i in range(z.shape[0]):
+        _act_norm_grad(g[i], z[i], w, inv[i], gz[i], gw)
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _forward_bf16(z, w, eps, out, inv):  # pragma: no cover (compiled)
+    h = z.shape[1]
+    xb, yb = np.empty(h, np.uint32), np.empty(h, np.uint32)
+    x, y = xb.view(np.float32), yb.view(np.float32)
+    for i in range(z.shape[0]):
+        _widen(z[i], xb)
+        inv[i] = _act_norm(x, w, eps, y)
+        _narrow(yb, out[i])
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _backward_bf16(g, z, inv, w, gz, gw):  # pragma: no cover (compiled)
+    h = z.shape[1]
+    xb, gb, ob = np.empty(h, np.uint32), np.empty(h, np.uint32), np.empty(h, np.uint32)
+    x, gr, o = xb.view(np.float32), gb.view(np.float32), ob.view(np.float32)
+    for i in range(z.shape[0]):
+        _widen(z[i], xb)
+        _widen(g[i], gb)
+        _act_norm_grad(gr, x, w, inv[i], o, gw)
+        _narrow(ob, gz[i])
+
+
+def _bits(t: torch.Tensor) -> np.ndarray:
+    """A writable NumPy view of a contiguous CPU tensor (bfloat16 as its int16 bits)."""
+    return (t.view(torch.int16) if t.dtype == torch.bfloat16 else t).numpy()
+
+
+def supported(z: torch.Tensor) -> bool:
+    """Whether the kernels take ``z``: a 2-D float32 or bfloat16 tensor on the CPU."""
+    return z.device.type == "cpu" and z.dim() == 2 and z.dtype in (torch.float32, torch.bfloat16)
+
+
+class PReLUScaleNormCPU(torch.autograd.Function):
+    """PReLU with per-unit slopes, then ScaleNorm, along the last axis (training only).
+
+    ``forward(z, slope, eps)`` takes a tensor for which :func:`supported` holds; it returns a
+    tensor of ``z``'s dtype. Saves ``z`` and one float32 scale per row for the backward pass
+    (which recomputes the activation instead of saving it).
+    """
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, slope: torch.Tensor, eps: float):
+        z = z.contiguous()
+        w = slope.detach().to(torch.float32).contiguous()
+        out = torch.empty_like(z)
+        inv = torch.empty(z.shape[0], dtype=torch.float32)
+        kernel = _forward_bf16 if z.dtype == torch.bfloat16 else _forward_f32
+        kernel(_bits(z), w.numpy(), np.float32(eps), _bits(out), inv.numpy())
+        ctx.save_for_backward(z, inv, w)
+        ctx.slope_dtype = slope.dtype
+        return out
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        z, inv, w = ctx.saved_tensors
+        g = g.to(z.dtype).contiguous()
+        gz = torch.empty_like(z)
+        gw = np.zeros(z.shape[1], dtype=np.float32)
+        kernel = _backward_bf16 if z.dtype == torch.bfloat16 else _backward_f32
+        kernel(_bits(g), _bits(z), inv.numpy(), w.numpy(), _bits(gz), gw)
+        grad_slope = torch.from_numpy(gw).to(ctx.slope_dtype) if ctx.needs_input_grad[1] else None
+        return gz, grad_slope, None
