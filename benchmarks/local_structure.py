@@ -288,6 +288,22 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
             ("routed64_s64_half", 64, (64, 64), 0.5, {}),
         )
     },
+    # The routed default's three changes of stop 38, one at a time and together ("before").
+    **{
+        f"slope{tag}": (f"routed slopes start at {v} (default 0)", {}, {"slope": v})
+        for tag, v in (("50", 0.5), ("25", 0.25), ("10", 0.1), ("05", 0.05), ("_m10", -0.1))
+    },
+    **{
+        f"slope_m{t}": (f"routed slopes start at -0.{t}", {}, {"slope": -int(t) / 100})
+        for t in ("25", "50")
+    },
+    "torch_pass": ("the torch activation pass instead of the numba kernels", {}, {"torch_pass": 1}),
+    "share50": ("routed: half the automatic epochs (default 60%)", {}, {"share": 0.5}),
+    "before": (
+        "the routed default before stop 38: slopes 0.25, torch pass, half the epochs",
+        {},
+        {"slope": 0.25, "torch_pass": 1, "share": 0.5},
+    ),
     "gated16": ("gated mixture, 16 maps, softmax gates", {}, {"gated": (16, (128, 128), True)}),
     "gated32": ("gated mixture, 32 maps, softmax gates", {}, {"gated": (32, (128, 128), True)}),
     "hyper16": ("gated mixture, 16 maps, free gates", {}, {"gated": (16, (128, 128), False)}),
@@ -323,6 +339,16 @@ def fit_variant(
         from scglassbox import _routed
 
         _routed.TILE = proto["tile"]
+    if "slope" in proto:
+        from scglassbox import _routed
+
+        _routed.SLOPE_INIT = proto["slope"]
+    if proto.get("torch_pass"):
+        from scglassbox import _kernels
+
+        _kernels.supported = lambda z: False
+    if "share" in proto:
+        _params.ROUTED_EPOCH_SHARE = proto["share"]
     if "schedule" in proto:
         _training.UMAPModule.configure_optimizers = _schedule(proto["schedule"])
     if proto.get("compiled"):

@@ -10,7 +10,7 @@ results are rounded to bfloat16 to nearest, ties to even, as PyTorch rounds.
 Same function as the PyTorch pass up to rounding; deterministic (a row's work, and the slope
 gradient's sum over a block's rows, have a fixed order). The kernels release the GIL, so the
 row blocks of :mod:`scglassbox._threads` run them in parallel. Compiled on first use and cached
-on disk by numba.
+on disk by numba where it can write.
 """
 
 from __future__ import annotations
@@ -27,6 +27,14 @@ _ONE = np.uint32(1)
 _ABS = np.uint32(0x7FFFFFFF)
 _INF = np.uint32(0x7F800000)
 _QNAN = np.uint32(0x7FC00000)
+
+
+def _jit(fn):
+    """Compile ``fn`` GIL-free, cached on disk where numba finds a writable place for it."""
+    try:
+        return numba.njit(nogil=True, cache=True, fastmath=True)(fn)
+    except RuntimeError:  # no writable cache location (read-only install and home): no cache
+        return numba.njit(nogil=True, fastmath=True)(fn)
 
 
 @numba.njit(inline="always")
@@ -77,19 +85,19 @@ def _act_norm_grad(g, x, w, inv, gx, gw) -> None:
         gx[j] = gy * (_F1 if x[j] > _F0 else w[j])
 
 
-@numba.njit(nogil=True, cache=True, fastmath=True)
+@_jit
 def _forward_f32(z, w, eps, out, inv):  # pragma: no cover (compiled)
     for i in range(z.shape[0]):
         inv[i] = _act_norm(z[i], w, eps, out[i])
 
 
-@numba.njit(nogil=True, cache=True, fastmath=True)
+@_jit
 def _backward_f32(g, z, inv, w, gz, gw):  # pragma: no cover (compiled)
     for i in range(z.shape[0]):
         _act_norm_grad(g[i], z[i], w, inv[i], gz[i], gw)
 
 
-@numba.njit(nogil=True, cache=True, fastmath=True)
+@_jit
 def _forward_bf16(z, w, eps, out, inv):  # pragma: no cover (compiled)
     h = z.shape[1]
     xb, yb = np.empty(h, np.uint32), np.empty(h, np.uint32)
@@ -100,7 +108,7 @@ def _forward_bf16(z, w, eps, out, inv):  # pragma: no cover (compiled)
         _narrow(yb, out[i])
 
 
-@numba.njit(nogil=True, cache=True, fastmath=True)
+@_jit
 def _backward_bf16(g, z, inv, w, gz, gw):  # pragma: no cover (compiled)
     h = z.shape[1]
     xb, gb, ob = np.empty(h, np.uint32), np.empty(h, np.uint32), np.empty(h, np.uint32)

@@ -241,7 +241,8 @@ ROUTED_EPOCH_SHARE = 0.6
 
 #: From this many cells, ``encoder="default"`` on a CPU is ``"mlp_routed"``: blended experts
 #: keep more local structure than the single network in about half the time there
-#: (synthetic_20k: kNN 0.262 in 9.3 s against 0.238 in 21.0 s; docs/performance.md). Below,
+#: (synthetic_20k: kNN 0.262 in 9.3 s against 0.238 in 21.0 s when chosen; 0.278 in 10.9 s
+#: since the fused kernels; docs/performance.md). Below,
 #: and on a GPU (where wide single networks were measured), it is ``"mlp_norm"``.
 ROUTED_DEFAULT_CELLS = 10_000
 
