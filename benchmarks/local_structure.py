@@ -291,11 +291,15 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # The routed default's three changes of stop 38, one at a time and together ("before").
     **{
         f"slope{tag}": (f"routed slopes start at {v} (default 0)", {}, {"slope": v})
-        for tag, v in (("50", 0.5), ("25", 0.25), ("10", 0.1), ("05", 0.05), ("_m10", -0.1))
-    },
-    **{
-        f"slope_m{t}": (f"routed slopes start at -0.{t}", {}, {"slope": -int(t) / 100})
-        for t in ("25", "50")
+        for tag, v in (
+            ("50", 0.5),
+            ("25", 0.25),
+            ("10", 0.1),
+            ("05", 0.05),
+            ("_m10", -0.1),
+            ("_m25", -0.25),
+            ("_m50", -0.5),
+        )
     },
     "torch_pass": ("the torch activation pass instead of the numba kernels", {}, {"torch_pass": 1}),
     "share50": ("routed: half the automatic epochs (default 60%)", {}, {"share": 0.5}),

@@ -11,6 +11,9 @@ Same function as the PyTorch pass up to rounding; deterministic (a row's work, a
 gradient's sum over a block's rows, have a fixed order). The kernels release the GIL, so the
 row blocks of :mod:`scglassbox._threads` run them in parallel. Compiled on first use and cached
 on disk by numba where it can write.
+
+``mlp_norm`` keeps the PyTorch pass: its fits (the default below 10,000 cells) are pinned bit
+for bit by the small-set fingerprints, and moving them needs the multi-seed small-set check.
 """
 
 from __future__ import annotations

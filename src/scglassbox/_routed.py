@@ -35,7 +35,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import _kernels
 from ._encoder import ScaleNorm, _PReLUScaleNorm, prelu
 
 #: Rows' routes: ``(pair, near, w)``, see :meth:`RoutedMLP._plan`.
@@ -329,6 +328,9 @@ class RoutedMLP(nn.Module):
 
         ``plan``: the rows' entries of :meth:`route_table`, if the caller looked them up.
         """
+        # Here, not at module level: only CPU training needs numba (models load, map and
+        # attribute without importing it).
+        from . import _kernels
 
         def fused(z: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
             if _kernels.supported(z):  # the numba kernels: about 3x faster on a CPU
