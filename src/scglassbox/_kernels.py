@@ -9,8 +9,9 @@ results are rounded to bfloat16 to nearest, ties to even, as PyTorch rounds.
 
 Same function as the PyTorch pass up to rounding; deterministic (a row's work, and the slope
 gradient's sum over a block's rows, have a fixed order). The kernels release the GIL, so the
-row blocks of :mod:`scglassbox._threads` run them in parallel. Compiled on first use and cached
-on disk by numba where it can write.
+row blocks of :mod:`scglassbox._threads` run them in parallel. Compiled on first use in each
+process (about a second for the bfloat16 pair), never cached on disk: numba's disk cache is
+pickled, and this package neither writes nor loads pickles.
 
 ``mlp_norm`` keeps the PyTorch pass: its fits (the default below 10,000 cells) are pinned bit
 for bit by the small-set fingerprints, and moving them needs the multi-seed small-set check.
@@ -32,12 +33,8 @@ _INF = np.uint32(0x7F800000)
 _QNAN = np.uint32(0x7FC00000)
 
 
-def _jit(fn):
-    """Compile ``fn`` GIL-free, cached on disk where numba finds a writable place for it."""
-    try:
-        return numba.njit(nogil=True, cache=True, fastmath=True)(fn)
-    except RuntimeError:  # no writable cache location (read-only install and home): no cache
-        return numba.njit(nogil=True, fastmath=True)(fn)
+#: The kernels' compile options: no ``cache`` (see the module docstring).
+_jit = numba.njit(nogil=True, fastmath=True)
 
 
 @numba.njit(inline="always")
