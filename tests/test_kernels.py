@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from scglassbox import _kernels
-from scglassbox._kernels import PReLUScaleNormCPU, supported
-from scglassbox._routed import RoutedMLP
+from scglassbox._kernels import GateScaleNormCPU, PReLUScaleNormCPU, supported
+from scglassbox._routed import RoutedMLP, gate_value
 
 EPS = 1e-6
 
@@ -132,5 +132,95 @@ def test_routed_training_uses_the_kernels_with_the_modules_gradients(monkeypatch
         (fn(x) * w).sum().backward()
         grads.append([p.grad.clone() for p in net.parameters()])
     assert len(calls) == 2  # one per hidden layer, in training_forward only
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def _gate_reference(z, slope, scale, offsets):
+    """The routed encoder's gated unit, then ScaleNorm, with autograd's own operators."""
+    y = z * gate_value(z, slope, scale, offsets)
+    return y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) + EPS)
+
+
+def _gate_inputs(tiles, tile, width, seed, dtype=torch.float64):
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(tiles * tile, width, dtype=dtype, generator=gen) * 3
+    slope = torch.rand(width, dtype=dtype, generator=gen) * 2 - 0.5
+    scale = torch.rand(width, dtype=dtype, generator=gen) * 6
+    offsets = torch.randn(tiles, width, dtype=dtype, generator=gen) * 2
+    g = torch.randn(tiles * tile, width, dtype=dtype, generator=gen)
+    return (z, slope, scale, offsets), g
+
+
+@pytest.mark.parametrize(("tiles", "tile", "width"), [(1, 1, 1), (3, 5, 7), (4, 128, 64)])
+def test_gate_float32_matches_float64_autograd(tiles, tile, width):
+    inputs, g = _gate_inputs(tiles, tile, width, tiles * tile * width)
+    ref = [t.clone().requires_grad_() for t in inputs]
+    want = torch.autograd.grad(_gate_reference(*ref), ref, g)
+    leaves = [t.float().requires_grad_() for t in inputs]
+    y = GateScaleNormCPU.apply(*leaves, EPS)
+    y.backward(g.float())
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y.double(), _gate_reference(*inputs), rtol=1e-5, atol=1e-5)
+    for leaf, w in zip(leaves, want, strict=True):
+        assert leaf.grad.dtype == torch.float32
+        torch.testing.assert_close(leaf.grad.double(), w, rtol=1e-4, atol=1e-3)
+
+
+def test_gate_bfloat16_is_the_float32_result_rounded_and_deterministic():
+    (z, slope, scale, offsets), g = _gate_inputs(4, 128, 64, 0, torch.float32)
+    z, g = z.to(torch.bfloat16), g.to(torch.bfloat16)
+    outs = {}
+    for dtype in (torch.bfloat16, torch.float32, "again"):
+        d = torch.bfloat16 if dtype == "again" else dtype
+        x = z.to(d).clone().requires_grad_()
+        params = [t.clone().requires_grad_() for t in (slope, scale, offsets)]
+        y = GateScaleNormCPU.apply(x, *params, EPS)
+        y.backward(g.to(d))
+        outs[dtype] = (y, x.grad, *(p.grad for p in params))
+    y16, gz16, *p16 = outs[torch.bfloat16]
+    y32, gz32, *p32 = outs[torch.float32]
+    assert y16.dtype == gz16.dtype == torch.bfloat16
+    for a, b in ((y16, y32), (gz16, gz32)):
+        assert ((a.float() - b).abs() <= b.abs() * 2**-8 + 1e-30).all()
+    for a, b in zip(p16, p32, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-3)
+    assert all(torch.equal(a, b) for a, b in zip(outs[torch.bfloat16], outs["again"], strict=True))
+
+
+def test_gate_is_finite_far_from_its_hinge():
+    """Huge arguments are clipped (the gate is 0 or 1 there), in the kernel and in torch."""
+    z = torch.tensor([[1e3, -1e3, 3.0, -3.0]], requires_grad=True)
+    slope, scale = torch.full((4,), 0.1), torch.full((4,), 1e30)
+    offsets = torch.zeros(1, 4)
+    y = GateScaleNormCPU.apply(z, slope, scale, offsets, EPS)
+    y.sum().backward()
+    assert torch.isfinite(y).all() and torch.isfinite(z.grad).all()
+    torch.testing.assert_close(y, _gate_reference(z.detach(), slope, scale, offsets))
+    # 1 on the positive side, the slope on the negative one.
+    gates = gate_value(z.detach(), slope, scale, offsets)
+    torch.testing.assert_close(gates, torch.tensor([[1.0, 0.1, 1.0, 0.1]]))
+
+
+def test_gated_routed_training_uses_the_kernels_with_the_modules_gradients(monkeypatch):
+    torch.manual_seed(0)
+    net = RoutedMLP(10, 2, hidden=(24, 16), experts=4, margin=2.0, gate=True)
+    with torch.no_grad():
+        for s in net.slopes:
+            s.uniform_(-0.3, 0.8)
+        for b in net.gate_offsets:
+            b.normal_()
+        net.centroids.normal_()
+    x = torch.randn(400, 10)
+    w = torch.randn(400, 2)
+    calls = []
+    real = GateScaleNormCPU.apply
+    monkeypatch.setattr(GateScaleNormCPU, "apply", lambda *a: calls.append(1) or real(*a))
+    grads = []
+    for fn in (net, net.training_forward):
+        net.zero_grad()
+        (fn(x) * w).sum().backward()
+        grads.append([p.grad.clone() for p in net.parameters()])
+    assert len(calls) == 2
     for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)

@@ -12,30 +12,44 @@ from hypothesis import strategies as st
 import scglassbox as gb
 from scglassbox._contributions import jacobian
 from scglassbox._encoder import build_encoder
-from scglassbox._routed import BLEND, TILE, RoutedMLP, auto_experts
+from scglassbox._routed import BLEND, TILE, RoutedMLP, _squash, auto_experts
 from scglassbox._storage import ModelFormatError
 
 KEY = "glassbox_umap"
 RTOL = 1e-5
 
 
-def _random_routed(seed, n_in, hidden, n_out, experts, margin=0.0, dtype=torch.float32):
+def _random_routed(seed, n_in, hidden, n_out, experts, margin=0.0, dtype=torch.float32, gate=False):
     torch.manual_seed(seed)
-    net = RoutedMLP(n_in, n_out, hidden=hidden, experts=experts, margin=margin)
+    net = RoutedMLP(n_in, n_out, hidden=hidden, experts=experts, margin=margin, gate=gate)
     with torch.no_grad():
         for s in net.slopes:
             s.uniform_(-0.5, 1.5)
         net.centroids.normal_()
+        if gate:
+            for s, b in zip(net.gate_scales, net.gate_offsets, strict=True):
+                s.uniform_(0.2, 6.0)
+                b.normal_()
     return net.to(dtype)
 
 
 def _one_expert(net, k, x):
-    """Expert ``k`` applied to ``x`` by hand, layer by layer (float64)."""
-    h = x.double()
-    for w, a in zip(net.weights[:-1], net.slopes, strict=True):
-        z = h @ w[k].double()
-        z = torch.relu(z) - a.double() * torch.relu(-z)
+    """Expert ``k`` applied to ``x`` by hand, layer by layer (float64).
+
+    Gated: each unit's gate argument is its value less its value at the centroid, plus the
+    unit's offset; the centroid goes through the same layers (its gates' argument is the offset).
+    """
+    h, c = x.double(), net.centroids[k].double()[None]
+    for i, (w, a) in enumerate(zip(net.weights[:-1], net.slopes, strict=True)):
+        a = a.double()
+        z, zc = h @ w[k].double(), c @ w[k].double()
+        if net.gate:
+            s, b = net.gate_scales[i].double(), net.gate_offsets[i][k].double()
+            z, zc = z * _squash(a, s * (z - zc + b)), zc * _squash(a, s * b)
+        else:
+            z = torch.relu(z) - a * torch.relu(-z)
         h = z / torch.sqrt(z.pow(2).mean(-1, keepdim=True) + net.norm.eps)
+        c = zc / torch.sqrt(zc.pow(2).mean(-1, keepdim=True) + net.norm.eps)
     return h @ net.weights[-1][k].double()
 
 
@@ -48,6 +62,7 @@ routed_nets = st.builds(
     experts=st.integers(1, 6),
     # 0: hard routes; otherwise a share of the rows blends two experts.
     margin=st.sampled_from([0.0, 2.0, 20.0]),
+    gate=st.booleans(),
 )
 
 
@@ -96,9 +111,10 @@ def test_each_row_is_its_nearest_centroids_expert(spec):
         torch.testing.assert_close(net(x[perm]), net(x)[perm], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("gate", [False, True])
 @pytest.mark.parametrize("margin", [0.0, 3.0])
-def test_training_forward_matches_forward(margin):
-    net = _random_routed(0, 12, [32, 32], 2, experts=5, margin=margin)
+def test_training_forward_matches_forward(margin, gate):
+    net = _random_routed(0, 12, [32, 32], 2, experts=5, margin=margin, gate=gate)
     x = torch.randn(700, 12)
     with torch.no_grad():
         y = net(x)
@@ -108,9 +124,10 @@ def test_training_forward_matches_forward(margin):
     assert (bf - y[:650]).abs().max() < 0.05 * y.abs().max()
 
 
+@pytest.mark.parametrize("gate", [False, True])
 @pytest.mark.parametrize("margin", [0.0, 3.0])
-def test_training_forward_gradients_match_forward(margin):
-    net = _random_routed(1, 8, [16], 2, experts=3, margin=margin).double()
+def test_training_forward_gradients_match_forward(margin, gate):
+    net = _random_routed(1, 8, [16], 2, experts=3, margin=margin, gate=gate).double()
     x = torch.randn(300, 8, dtype=torch.float64)
     w = torch.randn(300, 2, dtype=torch.float64)
     grads = []
@@ -122,10 +139,11 @@ def test_training_forward_gradients_match_forward(margin):
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.parametrize("gate", [False, True])
 @pytest.mark.parametrize("margin", [0.0, 3.0])
-def test_looked_up_routes_give_the_same_values_and_gradients(margin):
+def test_looked_up_routes_give_the_same_values_and_gradients(margin, gate):
     """Training looks each cell's route up in route_table: the same as computing it."""
-    net = _random_routed(2, 10, [16, 16], 2, experts=4, margin=margin).double()
+    net = _random_routed(2, 10, [16, 16], 2, experts=4, margin=margin, gate=gate).double()
     x = torch.randn(500, 10, dtype=torch.float64) * 2
     table = net.route_table(x, chunk=128)  # chunked: the same as in one piece
     for a, b in zip(table, net._plan(x), strict=True):
@@ -233,6 +251,7 @@ def test_auto_experts():
         ({"blend": "0.1"}, "blend"),
         ({"margin": np.nan}, "margin"),
         ({"depth": 2}, "unknown keys"),
+        ({"gate": 1}, "must be True or False"),
     ],
 )
 def test_build_errors(kwargs, match):
@@ -240,12 +259,15 @@ def test_build_errors(kwargs, match):
         build_encoder("mlp_routed", 4, 2, **kwargs)
 
 
-@pytest.fixture(scope="module")
-def routed_fit(wine):
+@pytest.fixture(scope="module", params=[False, True], ids=["prelu", "gated"])
+def routed_fit(wine, request):
     X, _ = wine
+    kwargs = {"experts": 3, "hidden": (32, 32)}
+    if request.param:
+        kwargs["gate"] = True
     model = gb.GlassBoxUMAP(
         encoder="mlp_routed",
-        encoder_kwargs={"experts": 3, "hidden": (32, 32)},
+        encoder_kwargs=kwargs,
         epochs=20,
         random_state=0,
         quiet=True,
@@ -263,7 +285,9 @@ def test_fit_is_exact_reproducible_and_uses_every_expert(routed_fit):
         "experts": 3,
         "blend": BLEND,
         "margin": model.encoder_.margin,
+        "gate": model.encoder_.gate,
     }
+    assert model.encoder_.gate == ("gate" in model.encoder_kwargs)
     assert model.encoder_.margin > 0
     C = model.compute_contributions(X)
     assert np.abs(C.sum(-1) - emb).max() / np.abs(emb).max() <= RTOL
@@ -314,6 +338,30 @@ def test_crafted_margin_is_refused_and_old_models_route_hard(routed_fit, tmp_pat
     assert np.abs(C.sum(-1) - back.transform(X)).max() / np.abs(emb).max() <= RTOL
 
 
+def test_models_saved_before_gates_have_prelu_experts(wine, tmp_path):
+    """A stored architecture without ``gate`` (older files) rebuilds PReLU experts."""
+    X, _ = wine
+    kw = {"experts": 2, "hidden": (16,), "gate": False}
+    model = gb.GlassBoxUMAP(encoder="mlp_routed", encoder_kwargs=kw, epochs=3, random_state=0)
+    emb = model.fit_transform(X)
+    assert model.encoder_.architecture["gate"] is False
+    assert not any("gate" in k for k in model.encoder_.state_dict())
+    with np.load(model.save(tmp_path / "m.npz"), allow_pickle=False) as z:
+        arrays = dict(z)
+    meta = json.loads(str(arrays["__meta__"]))
+    del meta["architecture"]["gate"]
+    np.savez(tmp_path / "old.npz", **{**arrays, "__meta__": np.array(json.dumps(meta))})
+    back = gb.GlassBoxUMAP.load(tmp_path / "old.npz")
+    assert back.encoder_.gate is False
+    np.testing.assert_array_equal(back.transform(X), emb)
+    # A crafted flag is refused, and so is a gated architecture without the gates' weights.
+    for bad, match in (("yes", "must be a bool"), (True, "missing")):
+        meta["architecture"]["gate"] = bad
+        np.savez(tmp_path / "bad.npz", **{**arrays, "__meta__": np.array(json.dumps(meta))})
+        with pytest.raises(ModelFormatError, match=match):
+            gb.GlassBoxUMAP.load(tmp_path / "bad.npz")
+
+
 def test_too_many_experts_is_refused_and_changes_nothing(synthetic):
     before = synthetic.copy()
     with pytest.raises(ValueError, match="exceeds the number of cells"):
@@ -323,11 +371,13 @@ def test_too_many_experts_is_refused_and_changes_nothing(synthetic):
     assert set(synthetic.obsm) == set(before.obsm) and set(synthetic.uns) == set(before.uns)
 
 
+@pytest.mark.parametrize("gate", [False, True])
 @pytest.mark.parametrize("fmt", ["h5ad", "zarr"])
-def test_anndata_round_trip_is_exact(synthetic, tmp_path, fmt):
+def test_anndata_round_trip_is_exact(synthetic, tmp_path, fmt, gate):
     """Through scanpy's PCA and a file: the stored model recomputes exact contributions."""
+    kwargs = {"experts": 2, "gate": gate}
     gb.tl.glassbox_umap(
-        synthetic, encoder="mlp_routed", encoder_kwargs={"experts": 2}, epochs=5, quiet=True
+        synthetic, encoder="mlp_routed", encoder_kwargs=kwargs, epochs=5, quiet=True
     )
     path = tmp_path / f"a.{fmt}"
     getattr(synthetic, f"write_{fmt}")(path)
@@ -337,6 +387,7 @@ def test_anndata_round_trip_is_exact(synthetic, tmp_path, fmt):
     assert np.abs(np.asarray(C).sum(-1) - emb).max() / np.abs(emb).max() <= RTOL
     est = gb.GlassBoxUMAP.from_adata(back)
     assert est.encoder_.architecture["experts"] == 2
+    assert est.encoder_.gate is gate
     X = back[:, list(back.uns[KEY]["var_names"])].X
     np.testing.assert_array_equal(est.transform(X), emb)
 

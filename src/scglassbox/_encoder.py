@@ -587,7 +587,7 @@ def build_encoder(
     conv = name in CONV_ENCODERS
     allowed = {"hidden", "channels", "norm"} if conv else {"hidden"}
     if name == "mlp_routed":
-        allowed = {"hidden", "experts", "blend", "margin"}
+        allowed = {"hidden", "experts", "blend", "margin", "gate"}
     unknown = set(kwargs) - allowed
     if unknown:
         raise ValueError(
@@ -609,7 +609,12 @@ def build_encoder(
         )
         # The margin is set when a fit places the centroids; a stored model passes it back.
         margin = check_real(kwargs.get("margin", 0.0), "encoder_kwargs['margin']", min=0)
-        return RoutedMLP(n_in, n_out, hidden=hidden, experts=experts, blend=blend, margin=margin)
+        gate = kwargs.get("gate", False)
+        if not isinstance(gate, bool):
+            raise ValueError(f"encoder_kwargs['gate'] must be True or False, got {gate!r}.")
+        return RoutedMLP(
+            n_in, n_out, hidden=hidden, experts=experts, blend=blend, margin=margin, gate=bool(gate)
+        )
     hidden = _widths(kwargs, "hidden", DEFAULT_CONV_HIDDEN if conv else DEFAULT_HIDDEN)
     if not conv:
         return GlassBoxMLP(

@@ -100,15 +100,20 @@ def encoder_spec(block: dict) -> tuple[str, int, int, dict, tuple[int, ...] | No
                 min=0,
                 error=ModelFormatError,
             )
+        # Models saved before gates existed have PReLU experts.
+        kwargs["gate"] = _flag(arch, "gate")
     if name in CONV_ENCODERS:
         kwargs["channels"] = _int_list(arch, "channels")
-        norm = scalar(arch.get("norm", False))
-        if not isinstance(norm, bool):
-            raise ModelFormatError(
-                f"model field architecture['norm'] must be a bool, got {norm!r}."
-            )
-        kwargs["norm"] = norm
+        kwargs["norm"] = _flag(arch, "norm")
     return name, n_in, n_out, kwargs, shape
+
+
+def _flag(arch: dict, key: str) -> bool:
+    """``arch[key]`` as a bool (``False`` when absent)."""
+    value = scalar(arch.get(key, False))
+    if not isinstance(value, bool):
+        raise ModelFormatError(f"model field architecture[{key!r}] must be a bool, got {value!r}.")
+    return bool(value)
 
 
 def _int_list(arch: dict, key: str) -> tuple[int, ...]:
