@@ -113,19 +113,23 @@ def test_supported():
     assert not supported(torch.zeros(2, 3, 4))
 
 
-def test_routed_training_uses_the_kernels_with_the_modules_gradients(monkeypatch):
+@pytest.mark.parametrize("gate", [False, True])
+def test_routed_training_uses_the_kernels_with_the_modules_gradients(monkeypatch, gate):
     """float32 training through the kernels: values and gradients of the modules' forward."""
     torch.manual_seed(0)
-    net = RoutedMLP(10, 2, hidden=(24, 16), experts=4, margin=2.0)
+    net = RoutedMLP(10, 2, hidden=(24, 16), experts=4, margin=2.0, gate=gate)
     with torch.no_grad():
         for s in net.slopes:
             s.uniform_(-0.3, 0.8)
+        for b in getattr(net, "gate_offsets", []):
+            b.normal_()
         net.centroids.normal_()
     x = torch.randn(400, 10)
     w = torch.randn(400, 2)
     calls = []
-    real = PReLUScaleNormCPU.apply
-    monkeypatch.setattr(PReLUScaleNormCPU, "apply", lambda *a: calls.append(1) or real(*a))
+    kernel = GateScaleNormCPU if gate else PReLUScaleNormCPU
+    real = kernel.apply
+    monkeypatch.setattr(kernel, "apply", lambda *a: calls.append(1) or real(*a))
     grads = []
     for fn in (net, net.training_forward):
         net.zero_grad()
@@ -200,27 +204,3 @@ def test_gate_is_finite_far_from_its_hinge():
     # 1 on the positive side, the slope on the negative one.
     gates = gate_value(z.detach(), slope, scale, offsets)
     torch.testing.assert_close(gates, torch.tensor([[1.0, 0.1, 1.0, 0.1]]))
-
-
-def test_gated_routed_training_uses_the_kernels_with_the_modules_gradients(monkeypatch):
-    torch.manual_seed(0)
-    net = RoutedMLP(10, 2, hidden=(24, 16), experts=4, margin=2.0, gate=True)
-    with torch.no_grad():
-        for s in net.slopes:
-            s.uniform_(-0.3, 0.8)
-        for b in net.gate_offsets:
-            b.normal_()
-        net.centroids.normal_()
-    x = torch.randn(400, 10)
-    w = torch.randn(400, 2)
-    calls = []
-    real = GateScaleNormCPU.apply
-    monkeypatch.setattr(GateScaleNormCPU, "apply", lambda *a: calls.append(1) or real(*a))
-    grads = []
-    for fn in (net, net.training_forward):
-        net.zero_grad()
-        (fn(x) * w).sum().backward()
-        grads.append([p.grad.clone() for p in net.parameters()])
-    assert len(calls) == 2
-    for a, b in zip(*grads, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)

@@ -65,6 +65,15 @@ def _narrow(bits, row16):
 
 
 @_inline
+def _normalise(out, s, eps) -> np.float32:
+    """Divide the row ``out`` by its root mean square (``s``: its sum of squares); the scale."""
+    inv = _F1 / np.sqrt(s / np.float32(out.shape[0]) + eps)
+    for j in range(out.shape[0]):
+        out[j] *= inv
+    return inv
+
+
+@_inline
 def _act_norm(x, w, eps, out) -> np.float32:
     """``out = prelu(x) * inv`` with ``inv`` the row's inverse RMS; returns ``inv``."""
     s = _F0
@@ -72,10 +81,7 @@ def _act_norm(x, w, eps, out) -> np.float32:
         v = max(x[j], _F0) + w[j] * min(x[j], _F0)
         out[j] = v
         s += v * v
-    inv = _F1 / np.sqrt(s / np.float32(x.shape[0]) + eps)
-    for j in range(x.shape[0]):
-        out[j] *= inv
-    return inv
+    return _normalise(out, s, eps)
 
 
 @_inline
@@ -138,10 +144,7 @@ def _gate_norm(x, w, scale, off, eps, out) -> np.float32:
         v = x[j] * (w[j] + (_F1 - w[j]) * _HALF * (_F1 + u / np.sqrt(_F1 + u * u)))
         out[j] = v
         s += v * v
-    inv = _F1 / np.sqrt(s / np.float32(x.shape[0]) + eps)
-    for j in range(x.shape[0]):
-        out[j] *= inv
-    return inv
+    return _normalise(out, s, eps)
 
 
 @_inline_gate
