@@ -204,3 +204,10 @@ def test_gate_is_finite_far_from_its_hinge():
     # 1 on the positive side, the slope on the negative one.
     gates = gate_value(z.detach(), slope, scale, offsets)
     torch.testing.assert_close(gates, torch.tensor([[1.0, 0.1, 1.0, 0.1]]))
+
+
+def test_gate_offsets_must_tile_the_rows():
+    with pytest.raises(ValueError, match="do not tile"):
+        GateScaleNormCPU.apply(
+            torch.zeros(10, 4), torch.zeros(4), torch.ones(4), torch.zeros(3, 4), EPS
+        )

@@ -269,6 +269,8 @@ class GateScaleNormCPU(torch.autograd.Function):
         z = z.contiguous()
         w, s, o = (t.detach().to(torch.float32).contiguous() for t in (slope, scale, offset))
         tile = z.shape[0] // max(o.shape[0], 1)
+        if tile * o.shape[0] != z.shape[0]:
+            raise ValueError(f"{o.shape[0]} offset rows do not tile {z.shape[0]} rows.")
         out = torch.empty_like(z)
         inv = torch.empty(z.shape[0], dtype=torch.float32)
         kernel = _gate_forward_bf16 if z.dtype == torch.bfloat16 else _gate_forward_f32

@@ -22,13 +22,13 @@ the default's cost per cell (measured in docs/performance.md).
 
 With ``gate=True`` (``encoder_kwargs``; fits default to :data:`GATE`) each expert's units are
 **gated**: a unit's value ``z`` (bias-free, ``z = W h``) is multiplied by
-``g = a + (1 - a) s(gamma (z - c_k + b_k))``, where ``s`` is a sigmoid (:func:`_squash`),
-``c_k`` is the unit's value at the expert's centroid and ``a`` (the PReLU slope), ``gamma``
-and ``b_k`` are learned. The units bend near
-the expert's own cells, not on cones through the mean cell, and the value path stays
-bias-free: with every gate value frozen (as the normalisation scales are during attribution)
-the layer is ``diag(g) W h``, so ``f(x) = A(x) x`` and the split is exact as before. ``c_k``
-depends on the weights only, never on the cell.
+``g = a + (1 - a) s(gamma (z - z_k + b_k))``, where ``s`` is a sigmoid (:func:`_squash`),
+``z_k`` is the unit's value at expert ``k``'s centroid, and ``a`` (the PReLU slope),
+``gamma`` and ``b_k`` are learned. The units bend near the expert's own cells, not on cones
+through the mean cell, and the value path stays bias-free: with every gate value frozen (as
+the normalisation scales are during attribution) the layer is ``diag(g) W h``, so
+``f(x) = A(x) x`` and the split is exact as before. ``z_k`` depends on the weights only,
+never on the cell.
 
 The experts run together as one batched matrix product over tiles of :data:`TILE` rows that
 belong to one expert each; the PReLU slopes are shared by the experts, so the default
@@ -82,8 +82,8 @@ SLOPE_INIT = 0.0
 #: what it has; models saved before gates existed have none). Off: gates kept more local
 #: structure for the fitted cells of every 20,000-cell set (+0.01 to +0.02 at 60% of the
 #: epochs, +0.003 to +0.016 at half, about the default's time), but not for new cells mapped
-#: with ``transform`` (-0.001 to -0.005), and a gated step costs about a tenth more
-#: (docs/performance.md).
+#: with ``transform`` (-0.001 to -0.005), and a gated fit of the same epochs takes a tenth to
+#: a fifth longer (docs/performance.md).
 GATE = False
 #: The gates' starting sharpness ``gamma`` (learned from there): 2 kept the most local
 #: structure of 1, 2, 3, 4 and 6 (two seeds each, within noise from 2 to 6; 1 less).
@@ -284,9 +284,9 @@ class RoutedMLP(nn.Module):
         return rows, expert[::TILE], position
 
     def centred_offsets(self) -> list[torch.Tensor]:
-        """Each hidden layer's gate offsets ``b_k - c_k``, ``(experts, width)``.
+        """Each hidden layer's gate offsets ``b_k - z_k``, ``(experts, width)``.
 
-        ``c_k`` is the layer's value at expert ``k``'s centroid, taken through the expert's
+        ``z_k`` is the layer's value at expert ``k``'s centroid, taken through the expert's
         own layers (the centroid's gates have argument ``b_k``). Depends on the weights only,
         so it is computed once per pass, outside autocast.
         """
