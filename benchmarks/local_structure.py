@@ -304,45 +304,36 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "torch_pass": ("the torch activation pass instead of the numba kernels", {}, {"torch_pass": 1}),
     "share50": ("routed: half the automatic epochs (default 60%)", {}, {"share": 0.5}),
     "before": (
-        "the routed default before stop 38: slopes 0.25, torch pass, half the epochs, no gates",
+        "the routed default before stop 38: slopes 0.25, torch pass, half the epochs",
         {},
-        {"slope": 0.25, "torch_pass": 1, "share": 0.5, "gate": False},
+        {"slope": 0.25, "torch_pass": 1, "share": 0.5},
     ),
     # Stop 39: gated experts (encoder_kwargs gate=True, not the default), their starting
     # sharpness, and the default given the gates' extra time as epochs instead.
-    "routed_gate": ("routed: gated experts", {}, {"gate": True}),
+    "routed_gate": (
+        "routed: gated experts",
+        {"encoder": "mlp_routed", "encoder_kwargs": {"gate": True}},
+        {},
+    ),
     "routed_gate_share50": (
         "routed: gated experts, half the automatic epochs",
-        {},
-        {"gate": True, "share": 0.5},
+        {"encoder": "mlp_routed", "encoder_kwargs": {"gate": True}},
+        {"share": 0.5},
     ),
     "share70": ("routed: 70% of the automatic epochs (default 60%)", {}, {"share": 0.7}),
     **{
         f"routed_gate_s{v}": (
             f"routed: gated experts starting at sharpness {v} (default 2)",
-            {},
-            {"gate": True, "gate_scale": v},
+            {"encoder": "mlp_routed", "encoder_kwargs": {"gate": True}},
+            {"gate_scale": v},
         )
         for v in (1, 3, 4, 6, 8)
     },
     "routed_gate_nob_share50": (
         "routed: gates bending at the centroid only (offsets fixed at 0), half the epochs",
-        {},
-        {"gate": True, "gate_offsets_fixed": True, "share": 0.5},
+        {"encoder": "mlp_routed", "encoder_kwargs": {"gate": True}},
+        {"gate_offsets_fixed": True, "share": 0.5},
     ),
-    "nogate_share70": (
-        "routed: PReLU experts with 70% of the automatic epochs",
-        {},
-        {"gate": False, "share": 0.7},
-    ),
-    **{
-        f"routed_gate_s{v}": (
-            f"routed gates start at sharpness {v} (default 2)",
-            {},
-            {"gate_scale": v},
-        )
-        for v in (1, 3, 4, 6, 8)
-    },
     "gated16": ("gated mixture, 16 maps, softmax gates", {}, {"gated": (16, (128, 128), True)}),
     "gated32": ("gated mixture, 32 maps, softmax gates", {}, {"gated": (32, (128, 128), True)}),
     "hyper16": ("gated mixture, 16 maps, free gates", {}, {"gated": (16, (128, 128), False)}),
@@ -382,10 +373,6 @@ def fit_variant(
         from scglassbox import _routed
 
         _routed.SLOPE_INIT = proto["slope"]
-    if "gate" in proto:
-        from scglassbox import _fit
-
-        _fit.ROUTED_GATE = proto["gate"]
     if proto.get("gate_offsets_fixed"):
         from scglassbox import _routed
 

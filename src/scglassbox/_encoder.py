@@ -613,7 +613,7 @@ def build_encoder(
         if not isinstance(gate, bool):
             raise ValueError(f"encoder_kwargs['gate'] must be True or False, got {gate!r}.")
         return RoutedMLP(
-            n_in, n_out, hidden=hidden, experts=experts, blend=blend, margin=margin, gate=bool(gate)
+            n_in, n_out, hidden=hidden, experts=experts, blend=blend, margin=margin, gate=gate
         )
     hidden = _widths(kwargs, "hidden", DEFAULT_CONV_HIDDEN if conv else DEFAULT_HIDDEN)
     if not conv:

@@ -32,7 +32,6 @@ from ._params import (
     device_type,
     encoder_epochs,
 )
-from ._routed import GATE as ROUTED_GATE
 from ._routed import RoutedMLP, auto_experts
 from ._sampling import alias_table
 from ._training import UMAPModule
@@ -196,7 +195,6 @@ def _fit_encoder(
         encoder_kwargs.setdefault("hidden", hidden)
     if isinstance(name, str) and name == "mlp_routed":
         encoder_kwargs.setdefault("experts", auto_experts(n))
-        encoder_kwargs.setdefault("gate", ROUTED_GATE)
     # The encoder reads images in their own shape, or the input map's output when it projects.
     shape = tuple(getattr(est, "input_shape_", None) or (n_features,))
     if int(np.prod(shape)) != n_features:  # set by an earlier fit: X came another way

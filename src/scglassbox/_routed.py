@@ -20,15 +20,14 @@ at a cost per cell that grows with the weights. Routing gives each region of exp
 a network of its own while each cell still pays for one expert: K times the weights at about
 the default's cost per cell (measured in docs/performance.md).
 
-With ``gate=True`` (``encoder_kwargs``; fits default to :data:`GATE`) each expert's units are
-**gated**: a unit's value ``z`` (bias-free, ``z = W h``) is multiplied by
-``g = a + (1 - a) s(gamma (z - z_k + b_k))``, where ``s`` is a sigmoid (:func:`_squash`),
-``z_k`` is the unit's value at expert ``k``'s centroid, and ``a`` (the PReLU slope),
-``gamma`` and ``b_k`` are learned. The units bend near the expert's own cells, not on cones
-through the mean cell, and the value path stays bias-free: with every gate value frozen (as
-the normalisation scales are during attribution) the layer is ``diag(g) W h``, so
-``f(x) = A(x) x`` and the split is exact as before. ``z_k`` depends on the weights only,
-never on the cell.
+With ``gate=True`` (``encoder_kwargs``; off by default) each expert's units are **gated**: a
+unit's value ``z`` (bias-free, ``z = W h``) is multiplied by ``g = a + (1 - a) s(gamma (z -
+z_k + b_k))``, where ``s`` is a sigmoid (:func:`_squash`), ``z_k`` is the unit's value at
+expert ``k``'s centroid, and ``a`` (the PReLU slope), ``gamma`` and ``b_k`` are learned. The
+units bend near the expert's own cells, not on cones through the mean cell, and the value path
+stays bias-free: with every gate value frozen (as the normalisation scales are during
+attribution) the layer is ``diag(g) W h``, so ``f(x) = A(x) x`` and the split is exact as
+before. ``z_k`` depends on the weights only, never on the cell.
 
 The experts run together as one batched matrix product over tiles of :data:`TILE` rows that
 belong to one expert each; the PReLU slopes are shared by the experts, so the default
@@ -78,13 +77,6 @@ BLEND = 0.2
 #: more local structure than ``nn.PReLU``'s 0.25 on every 20,000-cell set (+0.006 to +0.012;
 #: 0.1: +0.002, 0.5 and negative slopes: less; docs/performance.md).
 SLOPE_INIT = 0.0
-#: Whether fits' routed experts are gated unless ``encoder_kwargs`` says (a stored model says
-#: what it has; models saved before gates existed have none). Off: gates kept more local
-#: structure for the fitted cells of every 20,000-cell set (+0.01 to +0.02 at 60% of the
-#: epochs, +0.003 to +0.016 at half, about the default's time), but not for new cells mapped
-#: with ``transform`` (-0.001 to -0.005), and a gated fit of the same epochs takes a tenth to
-#: a fifth longer (docs/performance.md).
-GATE = False
 #: The gates' starting sharpness ``gamma`` (learned from there): 2 kept the most local
 #: structure of 1, 2, 3, 4 and 6 (two seeds each, within noise from 2 to 6; 1 less).
 GATE_SCALE_INIT = 2.0
@@ -150,7 +142,12 @@ class RoutedMLP(nn.Module):
         model passes it back).
     gate
         Gated units that bend around each expert's centroid (see the module docstring)
-        instead of PReLUs.
+        instead of PReLUs. Off by default: gates kept more local structure for the fitted
+        cells of every 20,000-cell set (+0.01 to +0.02 at 60% of the epochs, +0.003 to +0.016
+        at half, about the default's time), but not for new cells mapped with ``transform``
+        (-0.001 to -0.005), and a gated fit of the same epochs takes a tenth to a fifth longer
+        (docs/performance.md). A stored model says what it has; models saved before gates
+        existed have none.
     """
 
     #: Trains in bfloat16 under ``precision='auto'``, like the default encoder.
@@ -430,7 +427,7 @@ class RoutedMLP(nn.Module):
             if gate is not None:
                 if _kernels.supported(z):
                     return _kernels.GateScaleNormCPU.apply(z, slope, *gate, self.norm.eps)
-                return self.norm(z * gate_value(z, slope, *gate))
+                return self._modules_activation(z, slope, gate)  # nothing frozen in training
             if _kernels.supported(z):  # the numba kernels: about 3x faster on a CPU
                 return _kernels.PReLUScaleNormCPU.apply(z, slope, self.norm.eps)
             return _PReLUScaleNorm.apply(z, slope, True, self.norm.eps)
