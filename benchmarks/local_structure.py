@@ -302,42 +302,61 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         )
     },
     "torch_pass": ("the torch activation pass instead of the numba kernels", {}, {"torch_pass": 1}),
-    "share50": ("routed: half the automatic epochs (default 60%)", {}, {"share": 0.5}),
+    "share50": ("routed: half the automatic epochs (the default from stop 40)", {}, {"share": 0.5}),
     "before": (
-        "the routed default before stop 38: slopes 0.25, torch pass, half the epochs",
+        "the routed default before stop 38: slopes 0.25, torch pass, half the epochs, Adam",
         {},
-        {"slope": 0.25, "torch_pass": 1, "share": 0.5},
+        {"slope": 0.25, "torch_pass": 1, "share": 0.5, "muon": 0},
     ),
     # Stop 39: gated experts (encoder_kwargs gate=True, not the default), their starting
-    # sharpness, and the default given the gates' extra time as epochs instead.
+    # sharpness, and the default given the gates' extra time as epochs instead. Trained as
+    # the default then was (Adam, 60% of the automatic epochs), as recorded.
     "routed_gate": (
-        "routed: gated experts",
+        "routed: gated experts (Adam, 60% of the epochs, as in stop 39)",
         {"encoder": "mlp_routed", "encoder_kwargs": {"gate": True}},
-        {},
+        {"muon": 0, "share": 0.6},
     ),
     "routed_gate_share50": (
-        "routed: gated experts, half the automatic epochs",
+        "routed: gated experts, half the automatic epochs (Adam)",
         {"encoder": "mlp_routed", "encoder_kwargs": {"gate": True}},
-        {"share": 0.5},
+        {"muon": 0, "share": 0.5},
     ),
-    "share70": ("routed: 70% of the automatic epochs (default 60%)", {}, {"share": 0.7}),
-    # The default's kNN-time curve: 9, 25, 50 and 100 epochs at 20,000 cells (default 15).
+    "share70": ("routed, Adam: 70% of the automatic epochs", {}, {"share": 0.7, "muon": 0}),
+    # Stop 40: Muon on the experts' hidden layers, with half the epochs (was Adam, 60%).
+    "before40": (
+        "routed: the default before stop 40 (Adam, 60% of the automatic epochs)",
+        {},
+        {"muon": 0, "share": 0.6},
+    ),
+    "adam": ("routed: Adam on every weight (no Muon), half the automatic epochs", {}, {"muon": 0}),
+    "muon_lr2x": ("routed: Muon's step size 0.1 (default 0.05)", {}, {"muon": 100 / 3}),
+    "muon_lrhalf": ("routed: Muon's step size 0.025 (default 0.05)", {}, {"muon": 25 / 3}),
+    # The default's kNN-time curve: 9, 25, 50 and 100 epochs at 20,000 cells (default 12),
+    # with Muon and (as before stop 40) with Adam.
     **{
-        f"share{v}": (f"routed: {v}% of the automatic epochs (default 60%)", {}, {"share": v / 100})
+        f"share{v}": (f"routed: {v}% of the automatic epochs (default 50%)", {}, {"share": v / 100})
+        for v in (36, 60, 100, 200, 400)
+    },
+    **{
+        f"adam_share{v}": (
+            f"routed, Adam: {v}% of the automatic epochs",
+            {},
+            {"share": v / 100, "muon": 0},
+        )
         for v in (36, 100, 200, 400)
     },
     **{
         f"routed_gate_s{v}": (
-            f"routed: gated experts starting at sharpness {v} (default 2)",
+            f"routed: gated experts starting at sharpness {v} (default 2; Adam, 60%)",
             {"encoder": "mlp_routed", "encoder_kwargs": {"gate": True}},
-            {"gate_scale": v},
+            {"gate_scale": v, "muon": 0, "share": 0.6},
         )
         for v in (1, 3, 4, 6, 8)
     },
     "routed_gate_nob_share50": (
-        "routed: gates bending at the centroid only (offsets fixed at 0), half the epochs",
+        "routed: gates bending at the centroid only (offsets fixed at 0), half the epochs (Adam)",
         {"encoder": "mlp_routed", "encoder_kwargs": {"gate": True}},
-        {"gate_offsets_fixed": True, "share": 0.5},
+        {"gate_offsets_fixed": True, "share": 0.5, "muon": 0},
     ),
     "gated16": ("gated mixture, 16 maps, softmax gates", {}, {"gated": (16, (128, 128), True)}),
     "gated32": ("gated mixture, 32 maps, softmax gates", {}, {"gated": (32, (128, 128), True)}),
@@ -399,6 +418,8 @@ def fit_variant(
         _kernels.supported = lambda z: False
     if "share" in proto:
         _params.ROUTED_EPOCH_SHARE = proto["share"]
+    if "muon" in proto:
+        _training.MUON_LR_RATIO = proto["muon"]
     if "schedule" in proto:
         _training.UMAPModule.configure_optimizers = _schedule(proto["schedule"])
     if proto.get("compiled"):

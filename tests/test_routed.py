@@ -395,7 +395,7 @@ def test_anndata_round_trip_is_exact(synthetic, tmp_path, fmt, gate):
 def test_routed_epochs():
     from scglassbox._params import encoder_epochs
 
-    assert encoder_epochs(25, "mlp_routed", 20_000) == 15
+    assert encoder_epochs(25, "mlp_routed", 20_000) == 12
     assert encoder_epochs(200, "mlp_routed", 9_999) == 200
     assert encoder_epochs(25, "mlp_norm", 20_000) == 25
 

@@ -231,12 +231,13 @@ def auto_hidden(device: str, n_cells: int) -> tuple[int, ...] | None:
 #: From this many cells, ``"mlp_routed"`` trains this share of the automatic epochs: its
 #: experts learn more per step, and half the steps first met issue 21's time targets
 #: (synthetic_20k: 17.0 s, 1.5x ``sc.tl.umap``, kNN 0.271 against 0.238 for mlp_norm in
-#: 31.6 s). The fused CPU kernels (``_kernels``) made a step about a fifth cheaper, and 0.6
-#: spends that on steps (15 epochs at 20,000 cells: kNN 0.278 against 0.272 at 0.5;
-#: docs/performance.md). Below, a fit is quick and keeps every step (synthetic_5k: +0.017 at
-#: the same time; half: -0.001, noise).
+#: 31.6 s). Muon on the experts' hidden layers (stop 40, ``_optim``) learns more per step
+#: and costs a little more per step: half the epochs with Muon keep more local structure in
+#: less time than 60% with Adam did (synthetic_20k: kNN 0.285 / 0.278 in 9.5-9.7 s against
+#: 0.278 / 0.269 in 10.2-10.4 s; docs/performance.md). Below, a fit is quick and keeps every
+#: step (synthetic_5k: +0.017 at the same time; half: -0.001, noise).
 ROUTED_SHORT_CELLS = 10_000
-ROUTED_EPOCH_SHARE = 0.6
+ROUTED_EPOCH_SHARE = 0.5
 
 
 #: From this many cells, ``encoder="default"`` on a CPU is ``"mlp_routed"``: blended experts

@@ -199,6 +199,10 @@ class RoutedMLP(nn.Module):
             "gate": self.gate,
         }
 
+    def muon_parameters(self) -> list[nn.Parameter]:
+        """The hidden layers' weight stacks, which training steps with Muon (``_optim``)."""
+        return list(self.weights[:-1])
+
     @property
     def blends(self) -> bool:
         """Whether cells within the margin go through their second-nearest expert too."""

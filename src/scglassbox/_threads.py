@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import operator
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
@@ -61,6 +61,10 @@ class RowBlocks:
     def close(self) -> None:
         """Stop the worker threads."""
         self._pool.shutdown(wait=True)
+
+    def map(self, fn: Callable, items: Iterable) -> Iterator:
+        """``map(fn, items)`` on the worker threads, results in order."""
+        return self._pool.map(fn, items)
 
     def loss(
         self,
