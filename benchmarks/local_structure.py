@@ -329,8 +329,16 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"muon": 0, "share": 0.6},
     ),
     "adam": ("routed: Adam on every weight (no Muon), half the automatic epochs", {}, {"muon": 0}),
-    "muon_lr2x": ("routed: Muon's step size 0.1 (default 0.05)", {}, {"muon": 100 / 3}),
-    "muon_lrhalf": ("routed: Muon's step size 0.025 (default 0.05)", {}, {"muon": 25 / 3}),
+    "muon_lr2x": ("routed: Muon's step size 0.05 (default 0.025)", {}, {"muon": 50 / 3}),
+    "muon_lr4x": ("routed: Muon's step size 0.1 (default 0.025)", {}, {"muon": 100 / 3}),
+    **{
+        f"muon_lr2x_share{v}": (
+            f"routed: Muon's step size 0.05, {v}% of the automatic epochs",
+            {},
+            {"muon": 50 / 3, "share": v / 100},
+        )
+        for v in (36, 60, 100, 200)
+    },
     # The default's kNN-time curve: 9, 25, 50 and 100 epochs at 20,000 cells (default 12),
     # with Muon and (as before stop 40) with Adam.
     **{

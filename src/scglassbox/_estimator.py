@@ -143,7 +143,9 @@ class GlassBoxUMAP(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         For a registered encoder: its constructor's keyword arguments.
     lr
         Adam learning rate on the network's weights (constant over training). The
-        canonical name; umap-learn's ``learning_rate`` is the same setting.
+        ``"mlp_routed"`` experts' hidden layers are stepped by Muon at ``lr * 25 / 3``
+        (0.025 by default). The canonical name; umap-learn's ``learning_rate`` is the same
+        setting.
     epochs
         Training epochs; one epoch is ``|E|`` edge draws, as in the reference package.
         ``None``: about 1,000 optimiser steps (at least 10 and at most 500 epochs). The

@@ -42,8 +42,10 @@ BF16_ROWS = 128
 #: Below this many cells a step is too small for bfloat16 to pay for its casts.
 AUTO_BF16_MIN_CELLS = 1000
 #: Muon's step size on an encoder's ``muon_parameters`` (the routed experts' hidden layers),
-#: relative to ``lr``: 0.05 at the default 3e-3. 0 trains them with Adam, as before stop 40.
-MUON_LR_RATIO = 50 / 3
+#: relative to ``lr``: 0.025 at the default 3e-3. 0.05 kept as much at umap-learn's min_dist
+#: 0.1 but less at scanpy's 0.5 (docs/performance.md). 0 trains them with Adam, as before
+#: stop 40.
+MUON_LR_RATIO = 25 / 3
 
 
 def _cpu_has_fast_bf16() -> bool:
