@@ -134,8 +134,8 @@ class GlassBoxUMAP(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         (default: one per 625 cells, 1 to 128) and ``blend`` (the share of cells encoded by a
         blend of their two nearest experts, default 0.2; 0 routes every cell to one expert)
         and ``gate`` (units gated around each expert's centroid, default ``False``: PReLU
-        experts; see docs/method.md); from 10,000 cells it trains 60% of the automatic
-        epochs. For ``"conv"``:
+        experts; see docs/method.md); from 10,000 cells it trains half the automatic
+        epochs, its hidden layers stepped by Muon (see ``lr``). For ``"conv"``:
         ``channels`` (default ``(16, 32)``, one stride-2 convolution each), ``hidden`` (the
         head's widths, default ``(128,)``) and ``norm`` (default ``False``; ``True`` puts
         a scale normalisation after each hidden layer of the head, frozen for attribution as

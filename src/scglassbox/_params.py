@@ -233,9 +233,9 @@ def auto_hidden(device: str, n_cells: int) -> tuple[int, ...] | None:
 #: (synthetic_20k: 17.0 s, 1.5x ``sc.tl.umap``, kNN 0.271 against 0.238 for mlp_norm in
 #: 31.6 s). Muon on the experts' hidden layers (stop 40, ``_optim``) learns more per step
 #: and costs a little more per step: half the epochs with Muon keep more local structure in
-#: less time than 60% with Adam did (synthetic_20k: kNN 0.285 / 0.278 in 9.5-9.7 s against
-#: 0.278 / 0.269 in 10.2-10.4 s; docs/performance.md). Below, a fit is quick and keeps every
-#: step (synthetic_5k: +0.017 at the same time; half: -0.001, noise).
+#: less time than 60% with Adam did (synthetic_20k: kNN 0.283 / 0.278 in 10.1-10.4 s against
+#: 0.278 / 0.269 in 11.3-12.1 s, one run; docs/performance.md). Below, a fit is quick and
+#: keeps every step (synthetic_5k: +0.017 at the same time; half: -0.001, noise).
 ROUTED_SHORT_CELLS = 10_000
 ROUTED_EPOCH_SHARE = 0.5
 
@@ -243,7 +243,7 @@ ROUTED_EPOCH_SHARE = 0.5
 #: From this many cells, ``encoder="default"`` on a CPU is ``"mlp_routed"``: blended experts
 #: keep more local structure than the single network in about half the time there
 #: (synthetic_20k: kNN 0.262 in 9.3 s against 0.238 in 21.0 s when chosen; 0.278 in 10.9 s
-#: since the fused kernels; docs/performance.md). Below,
+#: since the fused kernels; 0.283 with Muon; docs/performance.md). Below,
 #: and on a GPU (where wide single networks were measured), it is ``"mlp_norm"``.
 ROUTED_DEFAULT_CELLS = 10_000
 
