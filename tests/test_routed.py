@@ -400,6 +400,31 @@ def test_routed_epochs():
     assert encoder_epochs(25, "mlp_norm", 20_000) == 25
 
 
+def test_routed_fits_draw_more_negatives(tmp_path):
+    from scglassbox._params import AUTO_NEGATIVES, ROUTED_NEGATIVES, auto_negatives
+
+    assert auto_negatives("mlp_routed") == ROUTED_NEGATIVES == 15
+    assert auto_negatives("mlp_norm") == auto_negatives(torch.nn.Linear(2, 2)) == AUTO_NEGATIVES
+    assert AUTO_NEGATIVES == 5
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(2_000, 8)) + 4 * rng.integers(0, 4, 2_000)[:, None]).astype(np.float32)
+    kw = {"encoder": "mlp_routed", "epochs": 1, "random_state": 0, "quiet": True}
+    auto = gb.GlassBoxUMAP(**kw).fit(X)
+    assert auto.negative_sample_rate is None and auto.negative_sample_rate_ == ROUTED_NEGATIVES
+    # None is the routed number itself, and the number given is the one trained with.
+    same = gb.GlassBoxUMAP(negative_sample_rate=ROUTED_NEGATIVES, **kw).fit(X)
+    np.testing.assert_array_equal(same.embedding_, auto.embedding_)
+    five = gb.GlassBoxUMAP(negative_sample_rate=5, **kw).fit(X)
+    assert five.negative_sample_rate_ == 5
+    assert not np.array_equal(five.embedding_, auto.embedding_)
+    # Stored as the number used (as epochs): a loaded model refits the same way.
+    back = gb.GlassBoxUMAP.load(auto.save(tmp_path / "m.npz"))
+    assert back.negative_sample_rate == back.negative_sample_rate_ == ROUTED_NEGATIVES
+    np.testing.assert_array_equal(back.transform(X), auto.embedding_)
+    single = gb.GlassBoxUMAP(encoder="mlp_norm", epochs=1, random_state=0, quiet=True).fit(X)
+    assert single.negative_sample_rate_ == AUTO_NEGATIVES
+
+
 def test_routed_fit_sizes_its_experts_and_stays_exact(tmp_path):
     rng = np.random.default_rng(0)
     X = (rng.normal(size=(2_600, 8)) + 4 * rng.integers(0, 4, 2_600)[:, None]).astype(np.float32)
