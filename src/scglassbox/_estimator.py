@@ -102,11 +102,11 @@ class GlassBoxUMAP(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     spread
         Scale of the embedded points.
     negative_sample_rate
-        Negative samples per positive edge. ``None`` (default): umap-learn's 5, or
-        :data:`~scglassbox._params.ROUTED_NEGATIVES` (15) for ``"mlp_routed"`` (the CPU default
-        from 10,000 cells), whose experts kept markedly more local structure with more
-        negatives in the same steps (docs/performance.md). The number a fit used is
-        ``negative_sample_rate_``.
+        Negative samples per positive edge. ``None`` (default): umap-learn's 5, or 15 for
+        ``"mlp_routed"`` (the CPU default from 10,000 cells) trained for at least 10 epochs,
+        whose experts kept markedly more local structure with more negatives in the same
+        steps; in shorter fits (the default's 5 epochs from about 50,000 cells) 15 tore cell
+        types apart (docs/performance.md). The number a fit used is ``negative_sample_rate_``.
     repulsion_strength
         Weight of the repulsive term of the loss.
     pca_components

@@ -132,7 +132,9 @@ def training_module(
         a=a,
         b=b,
         negative_sample_rate=(
-            auto_negatives(name) if est.negative_sample_rate is None else est.negative_sample_rate
+            auto_negatives(name, epochs)
+            if est.negative_sample_rate is None
+            else est.negative_sample_rate
         ),
         repulsion_strength=est.repulsion_strength,
         lr=settings["lr"],
