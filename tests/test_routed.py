@@ -400,40 +400,6 @@ def test_routed_epochs():
     assert encoder_epochs(25, "mlp_norm", 20_000) == 25
 
 
-def test_routed_fits_draw_more_negatives(tmp_path):
-    from scglassbox._params import (
-        AUTO_NEGATIVES,
-        ROUTED_NEGATIVES,
-        ROUTED_NEGATIVES_MIN_EPOCHS,
-        auto_negatives,
-    )
-
-    assert auto_negatives("mlp_routed", 10) == ROUTED_NEGATIVES == 15
-    # Short routed fits keep 5: 15 tore cell types apart in 5 epochs at 100,000 cells.
-    assert auto_negatives("mlp_routed", 9) == AUTO_NEGATIVES == 5
-    assert auto_negatives("mlp_norm", 50) == auto_negatives(torch.nn.Linear(2, 2), 50) == 5
-    rng = np.random.default_rng(0)
-    X = (rng.normal(size=(2_000, 8)) + 4 * rng.integers(0, 4, 2_000)[:, None]).astype(np.float32)
-    epochs = ROUTED_NEGATIVES_MIN_EPOCHS
-    kw = {"encoder": "mlp_routed", "epochs": epochs, "random_state": 0, "quiet": True}
-    short = gb.GlassBoxUMAP(**{**kw, "epochs": epochs - 1}).fit(X)
-    assert short.negative_sample_rate_ == AUTO_NEGATIVES
-    auto = gb.GlassBoxUMAP(**kw).fit(X)
-    assert auto.negative_sample_rate is None and auto.negative_sample_rate_ == ROUTED_NEGATIVES
-    # None is the routed number itself, and the number given is the one trained with.
-    same = gb.GlassBoxUMAP(negative_sample_rate=ROUTED_NEGATIVES, **kw).fit(X)
-    np.testing.assert_array_equal(same.embedding_, auto.embedding_)
-    five = gb.GlassBoxUMAP(negative_sample_rate=5, **kw).fit(X)
-    assert five.negative_sample_rate_ == 5
-    assert not np.array_equal(five.embedding_, auto.embedding_)
-    # Stored as the number used (as epochs): a loaded model refits the same way.
-    back = gb.GlassBoxUMAP.load(auto.save(tmp_path / "m.npz"))
-    assert back.negative_sample_rate == back.negative_sample_rate_ == ROUTED_NEGATIVES
-    np.testing.assert_array_equal(back.transform(X), auto.embedding_)
-    single = gb.GlassBoxUMAP(encoder="mlp_norm", epochs=epochs, random_state=0, quiet=True).fit(X)
-    assert single.negative_sample_rate_ == AUTO_NEGATIVES
-
-
 def test_routed_fit_sizes_its_experts_and_stays_exact(tmp_path):
     rng = np.random.default_rng(0)
     X = (rng.normal(size=(2_600, 8)) + 4 * rng.integers(0, 4, 2_600)[:, None]).astype(np.float32)

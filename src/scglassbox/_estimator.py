@@ -102,11 +102,7 @@ class GlassBoxUMAP(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     spread
         Scale of the embedded points.
     negative_sample_rate
-        Negative samples per positive edge. ``None`` (default): umap-learn's 5, or 15 for
-        ``"mlp_routed"`` (the CPU default from 10,000 cells) trained for at least 10 epochs,
-        whose experts kept markedly more local structure with more negatives in the same
-        steps; in shorter fits (the default's 5 epochs from about 50,000 cells) 15 tore cell
-        types apart (docs/performance.md). The number a fit used is ``negative_sample_rate_``.
+        Negative samples per positive edge.
     repulsion_strength
         Weight of the repulsive term of the loss.
     pca_components
@@ -264,7 +260,7 @@ extra_callbacks
         metric: str = "euclidean",
         min_dist: float = 0.1,
         spread: float = 1.0,
-        negative_sample_rate: int | None = None,
+        negative_sample_rate: int = 5,
         repulsion_strength: float = 1.0,
         pca_components: int | None = None,
         encoder: str | nn.Module = "default",
@@ -483,7 +479,6 @@ extra_callbacks
         self.loss_history_ = history
         self.epochs_ = module.epochs
         self.batch_size_ = module.batch_size
-        self.negative_sample_rate_ = module.negative_sample_rate
         self.precision_ = "32" if module.compute_dtype is None else "bf16"
         self._n_features_out = self.n_components
         if best is not None:
