@@ -345,13 +345,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         f"share{v}": (f"routed: {v}% of the automatic epochs (default 50%)", {}, {"share": v / 100})
         for v in (36, 60, 100, 200, 400)
     },
-    # Stop 41: 15 negatives per routed edge (tried as the default) with Muon's momentum 0.9,
-    # starting layouts, float32.
-    "mom90": (
-        "15 negatives per edge, Muon's momentum 0.9 (default 0.95)",
-        {"negative_sample_rate": 15},
-        {"momentum": 0.9},
-    ),
+    # Stop 41: 15 negatives per routed edge (tried as the default) with starting layouts, in
+    # float32. With Muon's momentum 0.9 it is m_mom90_neg15.
     "spectral": (
         "15 negatives per edge, regressing the spectral layout first (init='spectral')",
         {"init": "spectral", "negative_sample_rate": 15},
@@ -525,10 +520,6 @@ def fit_variant(
         from scglassbox import _kernels
 
         _kernels.supported = lambda z: False
-    # Every variant but these was measured with 5 negatives per edge, the default (stop 41
-    # tried 15 for routed fits as the default and kept 5): they keep 5 if the default moves.
-    if name != "default":
-        kwargs.setdefault("negative_sample_rate", 5)
     if "share" in proto:
         _params.ROUTED_EPOCH_SHARE = proto["share"]
     if "muon" in proto:
