@@ -462,6 +462,37 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         )
         for v in (30, 200)
     },
+    # Stop 42: every expert starts as a copy of the first, so the starting map is one
+    # continuous network (k-means boundaries cut no cell type apart at the start).
+    "tied": ("routed: every expert starts with the same weights", {}, {"tied": True}),
+    **{
+        f"tied_neg{v}": (
+            f"routed: experts start with the same weights, {v} negatives per edge",
+            {"negative_sample_rate": v},
+            {"tied": True},
+        )
+        for v in (10, 15)
+    },
+    # Stop 42: the seam pull (_routed.SEAM_PULL): a blended cell's two expert outputs are
+    # pulled together in training, so experts agree where they meet.
+    **{
+        f"seam{v}" + ("" if k == 5 else f"_neg{k}"): (
+            f"routed: seam pull {v} per edge, {k} negatives per edge",
+            {"negative_sample_rate": k},
+            {"seam": v},
+        )
+        for v in (1, 2, 4, 8, 16, 32, 64)
+        for k in (5, 10, 15)
+    },
+    **{
+        f"seam{v}d{round(100 * d)}": (
+            f"routed: seam pull {v}, decaying to 0 over {d:.0%} of the steps, 15 negatives",
+            {"negative_sample_rate": 15},
+            {"seam": v, "seam_decay": d},
+        )
+        for v in (16, 32, 64)
+        for d in (0.5, 1.0)
+    },
     "gated16": ("gated mixture, 16 maps, softmax gates", {}, {"gated": (16, (128, 128), True)}),
     "gated32": ("gated mixture, 32 maps, softmax gates", {}, {"gated": (32, (128, 128), True)}),
     "hyper16": ("gated mixture, 16 maps, free gates", {}, {"gated": (16, (128, 128), False)}),
@@ -480,6 +511,11 @@ def fit_variant(
 
     _, kwargs, proto = VARIANTS[name]
     kwargs = dict(kwargs)
+    if name != "default":
+        # Every other variant ran before stop 42's default (15 negatives and the seam pull for
+        # routed fits): pin what it ran unless it says otherwise.
+        kwargs.setdefault("negative_sample_rate", 5)
+        proto = {"seam": 0.0, **proto}
     X = np.ascontiguousarray(data["X"], dtype=np.float32)
     graph = data.get("connectivities")
     # The pruned edge count the fit itself uses (graph.nnz gave 24 default epochs, not 25, on
@@ -512,6 +548,26 @@ def fit_variant(
                 b.requires_grad_(False)
 
         _routed.RoutedMLP.__init__ = fixed
+    if proto.get("tied"):
+        import torch
+
+        from scglassbox import _routed
+
+        init_tied = _routed.RoutedMLP.__init__
+
+        def tied(self, *args, **kw):
+            init_tied(self, *args, **kw)
+            with torch.no_grad():
+                for w in self.weights:
+                    w.copy_(w[:1].expand_as(w))
+
+        _routed.RoutedMLP.__init__ = tied
+    if "seam" in proto:
+        from scglassbox import _routed
+
+        _routed.SEAM_PULL = float(proto["seam"])
+        # A constant pull unless the variant decays it (the default: over half the steps).
+        _routed.SEAM_PULL_STEPS = float(proto.get("seam_decay", float("inf")))
     if "gate_scale" in proto:
         from scglassbox import _routed
 

@@ -164,6 +164,104 @@ def test_looked_up_routes_give_the_same_values_and_gradients(margin, gate):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("gate", [False, True])
+def test_seam_pull_is_the_gradient_of_the_seam_penalty(gate):
+    """In training, a blended row's two expert outputs are pulled together: the gradient of
+    ``pull / 2 * |E_1(x) - E_2(x)|^2`` is added for each blended row that is not padding,
+    and the values (hence the reported loss) do not change."""
+    net = _random_routed(4, 8, [16], 2, experts=4, margin=6.0, gate=gate).double()
+    x = torch.randn(400, 8, dtype=torch.float64) * 2
+    rows = 350  # the last 50 rows are padding: cut off, no pull
+    w = torch.randn(rows, 2, dtype=torch.float64)
+    pair, near, _ = net._plan(x)
+    blended = torch.nonzero(near[:rows]).squeeze(1)
+    assert 20 < len(blended) < rows
+    net.seam_pull = 0.7
+    net.zero_grad()
+    y = net.training_forward(x, rows=rows)
+    (y * w).sum().backward()
+    got = [p.grad.clone() for p in net.parameters()]
+    torch.testing.assert_close(y, net(x)[:rows].detach())
+    net.zero_grad()
+    net.seam_pull = 0.0
+    penalty = sum(
+        (
+            _one_expert(net, int(pair[i, 0]), x[i : i + 1])
+            - _one_expert(net, int(pair[i, 1]), x[i : i + 1])
+        )
+        .pow(2)
+        .sum()
+        for i in blended
+    )
+    ((net.training_forward(x, rows=rows) * w).sum() + 0.7 / 2 * penalty).backward()
+    for a, b in zip(got, [p.grad for p in net.parameters()], strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def _seam_gaps(net, x):
+    """``|E_1(x) - E_2(x)|`` of the blended rows of ``x``: their two experts' outputs."""
+    pair, near, _ = net._plan(x)
+    x, pair = x[near].double(), pair[near]
+    with torch.no_grad():
+        out = [torch.empty(len(x), net.n_out, dtype=torch.float64) for _ in range(2)]
+        for j in range(2):
+            for k in torch.unique(pair[:, j]):
+                rows = pair[:, j] == k
+                out[j][rows] = _one_expert(net, int(k), x[rows])
+    return (out[0] - out[1]).norm(dim=1)
+
+
+def test_seam_pull_brings_the_experts_together_where_they_meet(monkeypatch):
+    """Trained with the pull, two experts map the cells they share to nearby points; without
+    it, to points further apart (where a map can tear a cell type in two)."""
+    from scglassbox import _routed
+
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(4_000, 8)) + 3 * rng.integers(0, 3, 4_000)[:, None]).astype(np.float32)
+    default, gaps = _routed.SEAM_PULL, {}
+    for pull in (0.0, default):
+        monkeypatch.setattr(_routed, "SEAM_PULL", pull)
+        model = gb.GlassBoxUMAP(
+            encoder="mlp_routed", encoder_kwargs={"experts": 8}, epochs=10, random_state=0,
+            quiet=True,
+        )  # fmt: skip
+        emb = model.fit_transform(X)
+        assert model.encoder_.seam_pull == 0  # set for training only
+        x = torch.from_numpy(model.input_map_.centred(X))
+        gaps[pull] = float(_seam_gaps(model.encoder_, x).median() / emb.std(0).mean())
+    assert default > 0 and gaps[default] < 0.5 * gaps[0.0], gaps
+
+
+def test_seam_pull_starts_at_its_strength_per_edge_and_is_gone_halfway(monkeypatch):
+    import lightning.pytorch as lp
+
+    from scglassbox import _routed
+
+    seen = []
+
+    class Record(lp.Callback):
+        def on_train_batch_end(self, trainer, module, *args):
+            seen.append(module.encoder.seam_pull)
+
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(2_000, 6)) + 4 * rng.integers(0, 4, 2_000)[:, None]).astype(np.float32)
+    kw = {"encoder": "mlp_routed", "epochs": 4, "random_state": 0, "quiet": True}
+    model = gb.GlassBoxUMAP(**kw, extra_callbacks=[Record()]).fit(X)
+    steps = len(seen)
+    start = _routed.SEAM_PULL / model.batch_size_
+    assert steps >= 8 and _routed.SEAM_PULL_STEPS == 0.5
+    expected = [start * max(0.0, 1 - i / (_routed.SEAM_PULL_STEPS * steps)) for i in range(steps)]
+    np.testing.assert_allclose(seen, expected, rtol=1e-12, atol=0)
+    assert seen[0] == start > 0 and seen[steps // 2] == 0 and model.encoder_.seam_pull == 0
+    # Without it, the same fit gives another map (the pull acts), and the single network
+    # has none.
+    monkeypatch.setattr(_routed, "SEAM_PULL", 0.0)
+    free = gb.GlassBoxUMAP(**kw).fit(X)
+    assert not np.array_equal(free.embedding_, model.embedding_)
+    single = gb.GlassBoxUMAP(encoder="mlp_norm", epochs=1, quiet=True).fit(X)
+    assert not hasattr(single.encoder_, "seam_pull")
+
+
 def test_training_looks_the_routes_up_and_drops_them_after_the_fit():
     from scglassbox._training import UMAPModule
 
@@ -398,6 +496,31 @@ def test_routed_epochs():
     assert encoder_epochs(25, "mlp_routed", 20_000) == 12
     assert encoder_epochs(200, "mlp_routed", 9_999) == 200
     assert encoder_epochs(25, "mlp_norm", 20_000) == 25
+
+
+def test_routed_fits_draw_more_negatives(tmp_path):
+    from scglassbox._params import AUTO_NEGATIVES, ROUTED_NEGATIVES, auto_negatives
+
+    assert auto_negatives("mlp_routed") == ROUTED_NEGATIVES == 15
+    assert auto_negatives("mlp_norm") == auto_negatives(torch.nn.Linear(2, 2)) == AUTO_NEGATIVES
+    assert AUTO_NEGATIVES == 5
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(2_000, 8)) + 4 * rng.integers(0, 4, 2_000)[:, None]).astype(np.float32)
+    kw = {"encoder": "mlp_routed", "epochs": 1, "random_state": 0, "quiet": True}
+    auto = gb.GlassBoxUMAP(**kw).fit(X)
+    assert auto.negative_sample_rate is None and auto.negative_sample_rate_ == ROUTED_NEGATIVES
+    # None is the routed number itself, and the number given is the one trained with.
+    same = gb.GlassBoxUMAP(negative_sample_rate=ROUTED_NEGATIVES, **kw).fit(X)
+    np.testing.assert_array_equal(same.embedding_, auto.embedding_)
+    five = gb.GlassBoxUMAP(negative_sample_rate=5, **kw).fit(X)
+    assert five.negative_sample_rate_ == 5
+    assert not np.array_equal(five.embedding_, auto.embedding_)
+    # Stored as the number used (as epochs): a loaded model refits the same way.
+    back = gb.GlassBoxUMAP.load(auto.save(tmp_path / "m.npz"))
+    assert back.negative_sample_rate == back.negative_sample_rate_ == ROUTED_NEGATIVES
+    np.testing.assert_array_equal(back.transform(X), auto.embedding_)
+    single = gb.GlassBoxUMAP(encoder="mlp_norm", epochs=1, random_state=0, quiet=True).fit(X)
+    assert single.negative_sample_rate_ == AUTO_NEGATIVES
 
 
 def test_routed_fit_sizes_its_experts_and_stays_exact(tmp_path):

@@ -102,7 +102,11 @@ class GlassBoxUMAP(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     spread
         Scale of the embedded points.
     negative_sample_rate
-        Negative samples per positive edge.
+        Negative samples per positive edge. ``None`` (default): umap-learn's 5, or
+        :data:`~scglassbox._params.ROUTED_NEGATIVES` (15) for ``"mlp_routed"`` (the CPU default
+        from 10,000 cells), whose experts kept markedly more local structure with more
+        negatives in the same steps (docs/performance.md). The number a fit used is
+        ``negative_sample_rate_``.
     repulsion_strength
         Weight of the repulsive term of the loss.
     pca_components
@@ -260,7 +264,7 @@ extra_callbacks
         metric: str = "euclidean",
         min_dist: float = 0.1,
         spread: float = 1.0,
-        negative_sample_rate: int = 5,
+        negative_sample_rate: int | None = None,
         repulsion_strength: float = 1.0,
         pca_components: int | None = None,
         encoder: str | nn.Module = "default",
@@ -479,6 +483,7 @@ extra_callbacks
         self.loss_history_ = history
         self.epochs_ = module.epochs
         self.batch_size_ = module.batch_size
+        self.negative_sample_rate_ = module.negative_sample_rate
         self.precision_ = "32" if module.compute_dtype is None else "bf16"
         self._n_features_out = self.n_components
         if best is not None:

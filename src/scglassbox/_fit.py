@@ -28,6 +28,7 @@ from ._params import (
     auto_batch_size,
     auto_epochs,
     auto_hidden,
+    auto_negatives,
     default_encoder,
     device_type,
     encoder_epochs,
@@ -130,7 +131,9 @@ def training_module(
         sampler=sampler,
         a=a,
         b=b,
-        negative_sample_rate=est.negative_sample_rate,
+        negative_sample_rate=(
+            auto_negatives(name) if est.negative_sample_rate is None else est.negative_sample_rate
+        ),
         repulsion_strength=est.repulsion_strength,
         lr=settings["lr"],
         batch_size=batch_size,

@@ -61,6 +61,8 @@ def to_block(est: GlassBoxUMAP) -> dict:
             continue
         params[k] = float(v) if isinstance(v, float) else v
     params.update(epochs=int(est.epochs_), lr=float(lr), a=est.a_, b=est.b_)
+    # The negatives used, as the epochs: a refit of a loaded model trains the same way.
+    params["negative_sample_rate"] = int(est.negative_sample_rate_)
     if getattr(est, "batch_size_", None) is not None:
         params["batch_size_used"] = int(est.batch_size_)
     if getattr(est, "precision_", None) is not None:
@@ -128,6 +130,7 @@ def from_block(cls: type, block: dict, encoder: nn.Module | None = None) -> Any:
     est.input_shape_ = _input_shape(block, mean.shape[0])
     est._n_features_out = est.n_components
     est.epochs_ = est.epochs
+    est.negative_sample_rate_ = est.negative_sample_rate
     if "batch_size_used" in fitted:
         est.batch_size_ = int(fitted["batch_size_used"])
     if "precision_used" in fitted:

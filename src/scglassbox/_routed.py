@@ -82,6 +82,34 @@ SLOPE_INIT = 0.0
 GATE_SCALE_INIT = 2.0
 #: The gates' argument is clipped to +-this (see :func:`_squash`).
 GATE_CLIP = 1e4
+#: Training pulls the two expert outputs of each blended cell together (the gradient of
+#: ``pull / 2 * |E_1(x) - E_2(x)|^2``, see :class:`_SeamPull`) with this strength per edge of
+#: a step at the first step, decaying linearly to 0 at :data:`SEAM_PULL_STEPS` of the steps.
+#: Without it, 15 negatives per edge tore cell types in two exactly along the experts'
+#: boundaries (each piece one group of experts); pulls of 4 and 8 held at 20,000 cells but
+#: not at 100,000 (5 epochs), 16 and 32 held everywhere measured (docs/performance.md).
+SEAM_PULL = 32.0
+#: ... the share of the steps over which it decays: free experts in the second half kept a
+#: little more local structure than a constant pull.
+SEAM_PULL_STEPS = 0.5
+
+
+class _SeamPull(torch.autograd.Function):
+    """The seam pull: the identity on ``(y1, y2)`` whose backward pass adds a penalty's gradient.
+
+    The penalty is ``sum_i scale_i / 2 * |y1_i - y2_i|^2``: it pulls a blended cell's two
+    expert outputs together without entering the reported loss.
+    """
+
+    @staticmethod
+    def forward(ctx, y1: torch.Tensor, y2: torch.Tensor, scale: torch.Tensor):
+        ctx.save_for_backward((y1 - y2) * scale)
+        return y1.view_as(y1), y2.view_as(y2)
+
+    @staticmethod
+    def backward(ctx, g1: torch.Tensor, g2: torch.Tensor):
+        (d,) = ctx.saved_tensors
+        return g1 + d, g2 - d, None
 
 
 def gate_value(
@@ -184,6 +212,9 @@ class RoutedMLP(nn.Module):
         self.blend, self.margin = float(blend), float(margin)
         # Every hidden layer's normalisation (no weights): attribution_mode freezes its scale.
         self.norm = ScaleNorm()
+        #: Training only (the trainer sets it each step, 0 outside a fit): the seam pull per
+        #: blended cell, :data:`SEAM_PULL` (decayed) over the step's edge count.
+        self.seam_pull = 0.0
 
     @property
     def architecture(self) -> dict:
@@ -384,10 +415,13 @@ class RoutedMLP(nn.Module):
         activation: Activation,
         compute_dtype: torch.dtype | None = None,
         plan: Plan | None = None,
+        pull_rows: int | None = None,
     ) -> torch.Tensor:
         """Every row through its expert, and the rows within the margin through a second.
 
         ``plan``: the rows' :meth:`_plan`, when the caller has it (from :meth:`route_table`).
+        ``pull_rows``: in training, the first ``pull_rows`` rows' blended outputs get the seam
+        pull (see :data:`SEAM_PULL`); the rest are padding.
         """
         n = x.shape[0]
         pair, is_near, w_all = self._plan(x) if plan is None else plan
@@ -406,8 +440,12 @@ class RoutedMLP(nn.Module):
         y = self._output(*parts)
         if near is None:
             return y
-        first = y[:n].index_copy(0, near, w * y[near])
-        return first.index_add(0, near, (1.0 - w) * y[n:])
+        y1, y2 = y.index_select(0, near), y[n:]
+        if pull_rows is not None and self.seam_pull > 0:
+            scale = (near < pull_rows).to(y.dtype)[:, None] * self.seam_pull
+            y1, y2 = _SeamPull.apply(y1, y2, scale)
+        first = y[:n].index_copy(0, near, w * y1)
+        return first.index_add(0, near, (1.0 - w) * y2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._encode(x, self._modules_activation)
@@ -436,5 +474,5 @@ class RoutedMLP(nn.Module):
                 return _kernels.PReLUScaleNormCPU.apply(z, slope, self.norm.eps)
             return _PReLUScaleNorm.apply(z, slope, True, self.norm.eps)
 
-        y = self._encode(x, fused, compute_dtype, plan)
+        y = self._encode(x, fused, compute_dtype, plan, x.shape[0] if rows is None else rows)
         return y if rows is None else y[:rows]

@@ -24,6 +24,7 @@ from lightning.pytorch.accelerators import CPUAccelerator
 from torch import nn
 from torch.utils.data import DataLoader
 
+from . import _routed
 from ._encoder import training_forward
 from ._graph import EdgeList
 from ._logging import progress_enabled
@@ -149,6 +150,8 @@ class UMAPModule(lp.LightningModule):
         self._blocks: RowBlocks | None = None
         # A routed encoder's routes of every cell (fixed during the fit), looked up each step.
         self._plans: tuple[torch.Tensor, ...] | None = None
+        # A routed encoder's seam pull at the first step (see _routed.SEAM_PULL).
+        self._seam = 0.0
 
     def on_fit_start(self) -> None:
         dev = self.device
@@ -164,11 +167,16 @@ class UMAPModule(lp.LightningModule):
         table = getattr(self.encoder, "route_table", None)
         # From the features as training reads them, so the routes are those it would compute.
         self._plans = None if table is None else table(self.features)
+        self._seam = 0.0
+        if hasattr(self.encoder, "seam_pull"):  # routed experts: see _routed.SEAM_PULL
+            self._seam = _routed.SEAM_PULL / self.batch_size
         self._gen = torch.Generator(device=dev)
         self._gen.manual_seed(self.seed + 7919 * self.global_rank)
 
     def on_fit_end(self) -> None:
         self._plans = None  # the fit's own: not kept with the model
+        if hasattr(self.encoder, "seam_pull"):
+            self.encoder.seam_pull = 0.0
 
     def expected_rows(self) -> float:
         """Expected number of distinct cells encoded per step."""
@@ -254,8 +262,16 @@ class UMAPModule(lp.LightningModule):
         # -log q = softplus(s), -log(1 - q) = softplus(-s): stable cross-entropy terms.
         return (F.softplus(s_pos).sum() + self.repulsion_strength * F.softplus(-s_neg).sum()) / n
 
+    def _seam_share(self) -> float:
+        """The seam pull's share of its start at this step: 1 decaying linearly to 0."""
+        span = _routed.SEAM_PULL_STEPS
+        done = self.global_step / max(1, self.epochs * self.steps_per_epoch)
+        return max(0.0, 1.0 - done / span) if span > 0 else 0.0
+
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
         n, gen, dev = self.batch_size, self._gen, self.device
+        if self._seam:
+            self.encoder.seam_pull = self._seam * self._seam_share()
         idx = draw(self.alias_prob, self.alias, n, gen)
         ends = torch.cat([self.heads.index_select(0, idx), self.tails.index_select(0, idx)])
         nodes, inverse = _unique(ends, self.n_nodes)
