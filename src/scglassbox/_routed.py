@@ -14,6 +14,12 @@ within the margin pay for a second expert. ``w`` is a constant of the route (no 
 ``f(x) = (w A_1(x) + (1 - w) A_2(x)) x`` is still an exact split. The margin is the
 :data:`BLEND` quantile of the gaps of the cells the centroids are placed on.
 
+A blend is continuous but can stretch: two experts that place the cells they share far apart
+tear a cell type into two pieces joined by a trail of blended cells. Training therefore adds
+the **seam pull** (:data:`SEAM_PULL`, :class:`_SeamPull`), the gradient of
+``pull / 2 * |E_1(x) - E_2(x)|^2`` for each blended cell of a step, so the experts agree where
+they meet. It acts on gradients only: the map and its contributions are those of the weights.
+
 Why: a bias-free network's linear pieces are cones through the mean cell, so a tight cluster
 far from it gets few of them, and the map cannot unfold its local structure; width buys pieces
 at a cost per cell that grows with the weights. Routing gives each region of expression space
