@@ -500,6 +500,19 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
 }
 
 
+def _after_routed_init(fn: Any) -> None:
+    """Make every RoutedMLP built from now on (in this process) call ``fn(net)`` once built."""
+    from scglassbox import _routed
+
+    init = _routed.RoutedMLP.__init__
+
+    def patched(self, *args, **kw):
+        init(self, *args, **kw)
+        fn(self)
+
+    _routed.RoutedMLP.__init__ = patched
+
+
 def fit_variant(
     name: str, data: dict[str, Any], seed: int, accelerator: str = "cpu", min_dist: float = 0.1
 ) -> dict[str, Any]:
@@ -538,30 +551,21 @@ def fit_variant(
 
         _routed.SLOPE_INIT = proto["slope"]
     if proto.get("gate_offsets_fixed"):
-        from scglassbox import _routed
 
-        init = _routed.RoutedMLP.__init__
-
-        def fixed(self, *args, **kw):
-            init(self, *args, **kw)
-            for b in getattr(self, "gate_offsets", []):
+        def fixed(net) -> None:
+            for b in getattr(net, "gate_offsets", []):
                 b.requires_grad_(False)
 
-        _routed.RoutedMLP.__init__ = fixed
+        _after_routed_init(fixed)
     if proto.get("tied"):
         import torch
 
-        from scglassbox import _routed
-
-        init_tied = _routed.RoutedMLP.__init__
-
-        def tied(self, *args, **kw):
-            init_tied(self, *args, **kw)
+        def tied(net) -> None:
             with torch.no_grad():
-                for w in self.weights:
+                for w in net.weights:
                     w.copy_(w[:1].expand_as(w))
 
-        _routed.RoutedMLP.__init__ = tied
+        _after_routed_init(tied)
     if "seam" in proto:
         from scglassbox import _routed
 

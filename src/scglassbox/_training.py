@@ -167,15 +167,16 @@ class UMAPModule(lp.LightningModule):
         table = getattr(self.encoder, "route_table", None)
         # From the features as training reads them, so the routes are those it would compute.
         self._plans = None if table is None else table(self.features)
-        self._seam = 0.0
-        if hasattr(self.encoder, "seam_pull"):  # routed experts: see _routed.SEAM_PULL
-            self._seam = _routed.SEAM_PULL / self.batch_size
+        # Routed experts only: see _routed.SEAM_PULL.
+        self._seam = (
+            _routed.SEAM_PULL / self.batch_size if hasattr(self.encoder, "seam_pull") else 0.0
+        )
         self._gen = torch.Generator(device=dev)
         self._gen.manual_seed(self.seed + 7919 * self.global_rank)
 
     def on_fit_end(self) -> None:
         self._plans = None  # the fit's own: not kept with the model
-        if hasattr(self.encoder, "seam_pull"):
+        if self._seam:
             self.encoder.seam_pull = 0.0
 
     def expected_rows(self) -> float:
