@@ -24,7 +24,7 @@ from lightning.pytorch.accelerators import CPUAccelerator
 from torch import nn
 from torch.utils.data import DataLoader
 
-from . import _routed
+from . import _loss, _routed
 from ._encoder import training_forward
 from ._graph import EdgeList
 from ._logging import progress_enabled
@@ -152,6 +152,8 @@ class UMAPModule(lp.LightningModule):
         self._plans: tuple[torch.Tensor, ...] | None = None
         # A routed encoder's seam pull at the first step (see _routed.SEAM_PULL).
         self._seam = 0.0
+        # Whether the loss runs as the fused CPU pass of _loss (routed encoders on a CPU).
+        self._fused_loss = False
 
     def on_fit_start(self) -> None:
         dev = self.device
@@ -171,6 +173,10 @@ class UMAPModule(lp.LightningModule):
         self._seam = (
             _routed.SEAM_PULL / self.batch_size if hasattr(self.encoder, "seam_pull") else 0.0
         )
+        # The fused loss only where it was measured (routed CPU fits, whose many negatives
+        # made the loss a seventh of a step); the single network's fits stay bit for bit as
+        # the small-set fingerprints pin them.
+        self._fused_loss = dev.type == "cpu" and self._plans is not None
         self._gen = torch.Generator(device=dev)
         self._gen.manual_seed(self.seed + 7919 * self.global_rank)
 
@@ -253,6 +259,12 @@ class UMAPModule(lp.LightningModule):
     ) -> torch.Tensor:
         """The step's loss terms for the edges in ``part`` (divided by the step's edge count)."""
         n, k = self.batch_size, self.negative_sample_rate
+        if self._fused_loss and _loss.supported(emb):
+            heads, tails = inverse[:n][part], inverse[n:][part]
+            negs = neg.view(n, k)[part]
+            return _loss.UMAPLossCPU.apply(
+                emb, heads, tails, negs, self.a, self.b, self.repulsion_strength, DIST_EPS, n
+            )
         # index_select, not emb[idx]: its backward (index_add) is deterministic on CPU, while
         # advanced indexing accumulates duplicate rows in a thread-dependent order.
         head = emb.index_select(0, inverse[:n][part])
