@@ -493,6 +493,78 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         for v in (16, 32, 64)
         for d in (0.5, 1.0)
     },
+    # Stop 43: the default with the loss in PyTorch's operators (before the fused CPU loss).
+    "torch_loss": (
+        "the default with the loss in PyTorch's operators (stop 42's default)",
+        {"negative_sample_rate": 15},
+        {"seam": 32.0, "seam_decay": 0.5, "torch_loss": True},
+    ),
+    # Stop 43: the default (15 negatives, the decaying seam pull) with more or fewer experts.
+    **{
+        f"experts{v}": (
+            f"routed: the default with {v} experts (automatic: one per 625 cells, at most 128)",
+            {"encoder": "mlp_routed", "encoder_kwargs": {"experts": v}, "negative_sample_rate": 15},
+            {"seam": 32.0, "seam_decay": 0.5},
+        )
+        for v in (16, 48, 50, 64, 96, 128)
+    },
+    **{
+        f"experts{v}h{w}": (
+            f"routed: the default with {v} experts of hidden ({w}, {w})",
+            {
+                "encoder": "mlp_routed",
+                "encoder_kwargs": {"experts": v, "hidden": (w, w)},
+                "negative_sample_rate": 15,
+            },
+            {"seam": 32.0, "seam_decay": 0.5},
+        )
+        for v in (32, 48, 64, 96, 128, 192, 256)
+        for w in (32, 48, 64, 96)
+    },
+    **{
+        f"experts{v}h{w}t{t}": (
+            f"routed: the default with {v} experts of hidden ({w}, {w}), {t}-row tiles",
+            {
+                "encoder": "mlp_routed",
+                "encoder_kwargs": {"experts": v, "hidden": (w, w)},
+                "negative_sample_rate": 15,
+            },
+            {"seam": 32.0, "seam_decay": 0.5, "tile": t},
+        )
+        for v in (64, 96, 128, 192, 256)
+        for w in (32, 48)
+        for t in (32, 64)
+    },
+    **{
+        f"experts{v}h{w}_seam{p}d{round(100 * d)}": (
+            f"routed: {v} experts of hidden ({w}, {w}), seam pull {p} decaying to 0 over "
+            f"{d:.0%} of the steps (default 32 over 50%)",
+            {
+                "encoder": "mlp_routed",
+                "encoder_kwargs": {"experts": v, "hidden": (w, w)},
+                "negative_sample_rate": 15,
+            },
+            {"seam": float(p), "seam_decay": d},
+        )
+        for v in (64, 96, 128, 192, 256)
+        for w in (48, 64)
+        for p in (32, 64, 128)
+        for d in (0.5, 1.0)
+    },
+    **{
+        f"experts{v}h{w}_spectral": (
+            f"routed: {v} experts of hidden ({w}, {w}), regressing the spectral layout first",
+            {
+                "encoder": "mlp_routed",
+                "encoder_kwargs": {"experts": v, "hidden": (w, w)},
+                "negative_sample_rate": 15,
+                "init": "spectral",
+            },
+            {"seam": 32.0, "seam_decay": 0.5},
+        )
+        for v in (64, 96, 128)
+        for w in (48, 64)
+    },
     "gated16": ("gated mixture, 16 maps, softmax gates", {}, {"gated": (16, (128, 128), True)}),
     "gated32": ("gated mixture, 32 maps, softmax gates", {}, {"gated": (32, (128, 128), True)}),
     "hyper16": ("gated mixture, 16 maps, free gates", {}, {"gated": (16, (128, 128), False)}),
@@ -576,6 +648,10 @@ def fit_variant(
         from scglassbox import _routed
 
         _routed.GATE_SCALE_INIT = float(proto["gate_scale"])
+    if proto.get("torch_loss"):
+        from scglassbox import _loss
+
+        _loss.supported = lambda emb: False
     if proto.get("torch_pass"):
         from scglassbox import _kernels
 
@@ -695,6 +771,7 @@ def child(spec: dict[str, Any]) -> None:
         import numpy as np
 
         name = f"{spec['dataset']}_{spec['variant']}_{spec['seed']}.npy"
+        Path(spec["save"]).mkdir(parents=True, exist_ok=True)
         np.save(Path(spec["save"]) / name, emb)
     print("RESULT " + json.dumps({**spec, **record, "knn": knn}), flush=True)
 

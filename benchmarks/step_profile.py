@@ -7,6 +7,12 @@ process, on the CPU::
     python benchmarks/step_profile.py                 # both parts, a few minutes
     python benchmarks/step_profile.py --skip-compile  # without the torch.compile rows
     python benchmarks/step_profile.py --dataset synthetic_100k --fit-only   # 100,000 cells
+    python benchmarks/step_profile.py --phases        # wall clock per phase of a step
+
+``--phases`` times a default fit's phases by wall clock (the worker threads' work included,
+which cProfile does not see): the row blocks' encoder forward, loss and encoder backward,
+the Muon and Adam updates, edge sampling; and, in a fresh process, what numba costs before
+the first step (its import, its first compile, the kernels the fit compiles).
 
 1. ``fit``: ``GlassBoxUMAP(random_state=0).fit(X_pca, graph=connectivities)`` at defaults,
    under cProfile: the fit's total, the training loop, the threaded encoder + loss pass,
@@ -61,6 +67,104 @@ def fit_split(X, graph) -> list[tuple[str, float]]:
     rows.append(("before training", total - rows[1][1]))
     rows[0] = (f"whole fit ({est.epochs_} epochs)", total)
     return rows
+
+
+def phase_split(X, graph) -> list[tuple[str, float]]:
+    """Wall-clock seconds of each phase of a default fit (timers around package functions)."""
+    from collections import defaultdict
+
+    import torch
+
+    import scglassbox as gb
+    from scglassbox import _routed, _threads, _training
+
+    gb.GlassBoxUMAP(random_state=0, quiet=True, epochs=1).fit(X[:2000], graph=graph[:2000, :2000])
+    times: dict[str, float] = defaultdict(float)
+
+    def timed(label, fn):
+        def wrapper(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                times[label] += time.perf_counter() - t
+
+        return wrapper
+
+    blocks_loss = _threads.RowBlocks.loss
+    phases = ("row blocks: encoder forward", "row blocks: loss", "row blocks: encoder backward")
+
+    def loss(self, *args):
+        # RowBlocks.loss maps its three phases over the pool in this order: time each map
+        # until its last block is done.
+        pool, labels = self._pool, iter(phases)
+
+        class Timed:
+            def map(self, fn, items):
+                t = time.perf_counter()
+                out = list(pool.map(fn, items))
+                times[next(labels)] += time.perf_counter() - t
+                return iter(out)
+
+        self._pool = Timed()
+        try:
+            return blocks_loss(self, *args)
+        finally:
+            self._pool = pool
+
+    step = _training.UMAPModule.training_step
+    blocks_map, place = _threads.RowBlocks.map, _routed.RoutedMLP.place
+    patches = [
+        (_threads.RowBlocks, "loss", timed("row blocks: the whole step's pass", loss)),
+        # Muon spreads its matrices over the pool with RowBlocks.map: wait for them here.
+        (_threads.RowBlocks, "map", timed("Muon updates", lambda *a: iter(list(blocks_map(*a))))),
+        (_routed.RoutedMLP, "place", timed("k-means placement of the experts", place)),
+        (_routed.RoutedMLP, "route_table", timed("route table", _routed.RoutedMLP.route_table)),
+        (torch.optim.Adam, "step", timed("Adam updates", torch.optim.Adam.step)),
+        (_training, "draw", timed("edge sampling", _training.draw)),
+        (_training, "_unique", timed("the step's distinct cells", _training._unique)),
+        (_training.UMAPModule, "training_step", timed("training steps", step)),
+    ]
+    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
+    for owner, name, fn in patches:
+        setattr(owner, name, fn)
+    try:
+        t = time.perf_counter()
+        est = gb.GlassBoxUMAP(random_state=0, quiet=True).fit(X, graph=graph)
+        total = time.perf_counter() - t
+    finally:
+        for owner, name, fn in saved:
+            setattr(owner, name, fn)
+    return [(f"whole fit ({est.epochs_} epochs)", total), *sorted(times.items())]
+
+
+#: Run in a fresh process: numba's costs before a routed fit's first step.
+NUMBA_COSTS = """
+import time
+t = time.perf_counter(); import numba; print("numba import", time.perf_counter() - t)
+import torch
+from scglassbox import _kernels, _loss
+t = time.perf_counter(); numba.njit(lambda x: x + 1)(1.0)
+print("numba's first compile (a one-line function)", time.perf_counter() - t)
+for dtype in (torch.bfloat16, torch.float32):
+    z = torch.randn(256, 64).to(dtype).requires_grad_(); w = torch.zeros(64, requires_grad=True)
+    t = time.perf_counter(); _kernels.PReLUScaleNormCPU.apply(z, w, 1e-5).sum().backward()
+    print(f"compile: PReLU + ScaleNorm kernels, {dtype}", time.perf_counter() - t)
+e = torch.randn(50, 2, requires_grad=True); i = torch.arange(10)
+t = time.perf_counter()
+_loss.UMAPLossCPU.apply(e, i, i + 1, i[:, None] + 2, 1.6, 0.9, 1.0, 1e-3, 10)
+print("compile: the fused loss", time.perf_counter() - t)
+"""
+
+
+def numba_costs() -> list[tuple[str, float]]:
+    """Seconds numba takes in a fresh process before a routed fit's first step."""
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-c", NUMBA_COSTS], capture_output=True, text=True, check=True
+    ).stdout
+    return [(line.rsplit(" ", 1)[0], float(line.rsplit(" ", 1)[1])) for line in out.splitlines()]
 
 
 def op_shares(X, graph) -> list[tuple[str, float]]:
@@ -129,6 +233,7 @@ def main() -> None:
     parser.add_argument("--skip-compile", action="store_true")
     parser.add_argument("--dataset", default="synthetic_20k", help="a prepared set of run.py")
     parser.add_argument("--fit-only", action="store_true", help="only the fit's split")
+    parser.add_argument("--phases", action="store_true", help="only the wall-clock phases")
     args = parser.parse_args()
     import torch
 
@@ -137,6 +242,14 @@ def main() -> None:
     (args.cache / "runs").mkdir(parents=True, exist_ok=True)
     run.ensure_datasets([args.dataset], args.cache, args.cache / "runs")
     data = run.load_dataset(args.dataset, args.cache)
+    if args.phases:
+        print(f"| phase of a default fit on {args.dataset} (wall clock) | s |\n|---|--:|")
+        for label, s in phase_split(data["X"], data["connectivities"]):
+            print(f"| {label} | {s:.2f} |")
+        print("\n| numba, in a fresh process | s |\n|---|--:|")
+        for label, s in numba_costs():
+            print(f"| {label} | {s:.2f} |")
+        return
     print(f"| stage of a default fit on {args.dataset} | s |\n|---|--:|")
     for label, s in fit_split(data["X"], data["connectivities"]):
         print(f"| {label} | {s:.2f} |")
