@@ -262,6 +262,26 @@ def test_seam_pull_starts_at_its_strength_per_edge_and_is_gone_halfway(monkeypat
     assert not hasattr(single.encoder_, "seam_pull")
 
 
+def test_seam_pull_decays_over_the_steps_this_process_runs():
+    """Under DDP each rank runs its share of an epoch's steps (Lightning's
+    ``num_training_batches``): the pull still lets go halfway through those."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(2_000, 6)) + 4 * rng.integers(0, 4, 2_000)[:, None]).astype(np.float32)
+    est = gb.GlassBoxUMAP(encoder="mlp_routed", epochs=4, random_state=0, quiet=True)
+    module, *_ = est._training_module(X, None, None)
+    per_rank = module.steps_per_epoch // 2
+    assert per_rank >= 2
+    shares = []
+    for step in range(4 * per_rank):
+        module._trainer = SimpleNamespace(num_training_batches=per_rank, global_step=step)
+        shares.append(module._seam_share())
+    np.testing.assert_allclose(
+        shares, [max(0.0, 1 - s / (2 * per_rank)) for s in range(4 * per_rank)]
+    )
+
+
 def test_training_looks_the_routes_up_and_drops_them_after_the_fit():
     from scglassbox._training import UMAPModule
 

@@ -278,7 +278,12 @@ class UMAPModule(lp.LightningModule):
     def _seam_share(self) -> float:
         """The seam pull's share of its start at this step: 1 decaying linearly to 0."""
         span = _routed.SEAM_PULL_STEPS
-        done = self.global_step / max(1, self.epochs * self.steps_per_epoch)
+        # The steps this process runs: fewer than epochs * steps_per_epoch per rank under
+        # DDP (each rank gets its share of the step numbers) or with limit_train_batches.
+        per_epoch = self.trainer.num_training_batches
+        if not math.isfinite(per_epoch):
+            per_epoch = self.steps_per_epoch
+        done = self.global_step / max(1, self.epochs * int(per_epoch))
         return max(0.0, 1.0 - done / span) if span > 0 else 0.0
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
