@@ -565,6 +565,20 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         for v in (64, 96, 128)
         for w in (48, 64)
     },
+    **{
+        f"experts{v}h{w}b{round(100 * b)}": (
+            f"routed: {v} experts of hidden ({w}, {w}), {b:.0%} of the cells blend (default 20%)",
+            {
+                "encoder": "mlp_routed",
+                "encoder_kwargs": {"experts": v, "hidden": (w, w), "blend": b},
+                "negative_sample_rate": 15,
+            },
+            {"seam": 32.0, "seam_decay": 0.5},
+        )
+        for v in (64, 96, 128)
+        for w in (48, 64)
+        for b in (0.3, 0.4, 0.5)
+    },
     "gated16": ("gated mixture, 16 maps, softmax gates", {}, {"gated": (16, (128, 128), True)}),
     "gated32": ("gated mixture, 32 maps, softmax gates", {}, {"gated": (32, (128, 128), True)}),
     "hyper16": ("gated mixture, 16 maps, free gates", {}, {"gated": (16, (128, 128), False)}),
