@@ -278,8 +278,8 @@ class UMAPModule(lp.LightningModule):
     def _seam_share(self) -> float:
         """The seam pull's share of its start at this step: 1 decaying linearly to 0."""
         span = _routed.SEAM_PULL_STEPS
-        # The steps this process runs: fewer than epochs * steps_per_epoch per rank under
-        # DDP (each rank gets its share of the step numbers) or with limit_train_batches.
+        # The steps this process runs: under DDP each rank gets its share of the step
+        # numbers, fewer than epochs * steps_per_epoch.
         per_epoch = self.trainer.num_training_batches
         if not math.isfinite(per_epoch):
             per_epoch = self.steps_per_epoch
