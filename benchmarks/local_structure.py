@@ -493,6 +493,12 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         for v in (16, 32, 64)
         for d in (0.5, 1.0)
     },
+    # Stop 43: the default (15 negatives, the decaying seam pull) with Muon's momentum 0.9.
+    "pull_mom90": (
+        "the default with Muon's momentum 0.9 (default 0.95)",
+        {"negative_sample_rate": 15},
+        {"seam": 32.0, "seam_decay": 0.5, "momentum": 0.9},
+    ),
     # Stop 43: the default with the loss in PyTorch's operators (before the fused CPU loss).
     "torch_loss": (
         "the default with the loss in PyTorch's operators (stop 42's default)",
