@@ -81,6 +81,18 @@ def _routed(
     return desc, {**kwargs, "epochs_factor": factor, "same_epochs": 1}, proto
 
 
+def _pinned(
+    desc: str, encoder_kwargs: dict | None = None, kwargs: dict | None = None, **proto: Any
+) -> tuple:
+    """A variant trained as stop 42's routed default (15 negatives per edge, the seam pull 32
+    decaying to 0 over half the steps), pinned so it does not move with the package's
+    defaults; ``encoder_kwargs`` makes it ``encoder="mlp_routed"`` with those settings."""
+    fit_kwargs = {"negative_sample_rate": 15, **(kwargs or {})}
+    if encoder_kwargs is not None:
+        fit_kwargs = {"encoder": "mlp_routed", "encoder_kwargs": encoder_kwargs, **fit_kwargs}
+    return desc, fit_kwargs, {"seam": 32.0, "seam_decay": 0.5, **proto}
+
+
 def _schedule(kind: str):
     """A replacement for UMAPModule.configure_optimizers with another learning-rate shape."""
     import math
@@ -494,63 +506,45 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         for d in (0.5, 1.0)
     },
     # Stop 43: the default (15 negatives, the decaying seam pull) with Muon's momentum 0.9.
-    "pull_mom90": (
-        "the default with Muon's momentum 0.9 (default 0.95)",
-        {"negative_sample_rate": 15},
-        {"seam": 32.0, "seam_decay": 0.5, "momentum": 0.9},
-    ),
+    "pull_mom90": _pinned("the default with Muon's momentum 0.9 (default 0.95)", momentum=0.9),
     # Stop 43: the default with the loss in PyTorch's operators (before the fused CPU loss).
-    "torch_loss": (
-        "the default with the loss in PyTorch's operators (stop 42's default)",
-        {"negative_sample_rate": 15},
-        {"seam": 32.0, "seam_decay": 0.5, "torch_loss": True},
+    "torch_loss": _pinned(
+        "the default with the loss in PyTorch's operators (stop 42's default)", torch_loss=True
     ),
-    # Stop 43: the default (15 negatives, the decaying seam pull) with more or fewer experts.
+    # Stop 43: the default with more or fewer experts, other widths, tiles, pulls, starting
+    # layouts and blend shares.
     **{
-        f"experts{v}": (
+        f"experts{v}": _pinned(
             f"routed: the default with {v} experts (automatic: one per 625 cells, at most 128)",
-            {"encoder": "mlp_routed", "encoder_kwargs": {"experts": v}, "negative_sample_rate": 15},
-            {"seam": 32.0, "seam_decay": 0.5},
+            {"experts": v},
         )
         for v in (16, 48, 50, 64, 96, 128)
     },
     **{
-        f"experts{v}h{w}": (
+        f"experts{v}h{w}": _pinned(
             f"routed: the default with {v} experts of hidden ({w}, {w})",
-            {
-                "encoder": "mlp_routed",
-                "encoder_kwargs": {"experts": v, "hidden": (w, w)},
-                "negative_sample_rate": 15,
-            },
-            {"seam": 32.0, "seam_decay": 0.5},
+            {"experts": v, "hidden": (w, w)},
         )
         for v in (32, 48, 64, 96, 128, 192, 256)
         for w in (32, 48, 64, 96)
     },
     **{
-        f"experts{v}h{w}t{t}": (
+        f"experts{v}h{w}t{t}": _pinned(
             f"routed: the default with {v} experts of hidden ({w}, {w}), {t}-row tiles",
-            {
-                "encoder": "mlp_routed",
-                "encoder_kwargs": {"experts": v, "hidden": (w, w)},
-                "negative_sample_rate": 15,
-            },
-            {"seam": 32.0, "seam_decay": 0.5, "tile": t},
+            {"experts": v, "hidden": (w, w)},
+            tile=t,
         )
         for v in (64, 96, 128, 192, 256)
         for w in (32, 48)
         for t in (32, 64)
     },
     **{
-        f"experts{v}h{w}_seam{p}d{round(100 * d)}": (
+        f"experts{v}h{w}_seam{p}d{round(100 * d)}": _pinned(
             f"routed: {v} experts of hidden ({w}, {w}), seam pull {p} decaying to 0 over "
             f"{d:.0%} of the steps (default 32 over 50%)",
-            {
-                "encoder": "mlp_routed",
-                "encoder_kwargs": {"experts": v, "hidden": (w, w)},
-                "negative_sample_rate": 15,
-            },
-            {"seam": float(p), "seam_decay": d},
+            {"experts": v, "hidden": (w, w)},
+            seam=float(p),
+            seam_decay=d,
         )
         for v in (64, 96, 128, 192, 256)
         for w in (48, 64)
@@ -558,28 +552,18 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         for d in (0.5, 1.0)
     },
     **{
-        f"experts{v}h{w}_spectral": (
+        f"experts{v}h{w}_spectral": _pinned(
             f"routed: {v} experts of hidden ({w}, {w}), regressing the spectral layout first",
-            {
-                "encoder": "mlp_routed",
-                "encoder_kwargs": {"experts": v, "hidden": (w, w)},
-                "negative_sample_rate": 15,
-                "init": "spectral",
-            },
-            {"seam": 32.0, "seam_decay": 0.5},
+            {"experts": v, "hidden": (w, w)},
+            {"init": "spectral"},
         )
         for v in (64, 96, 128)
         for w in (48, 64)
     },
     **{
-        f"experts{v}h{w}b{round(100 * b)}": (
+        f"experts{v}h{w}b{round(100 * b)}": _pinned(
             f"routed: {v} experts of hidden ({w}, {w}), {b:.0%} of the cells blend (default 20%)",
-            {
-                "encoder": "mlp_routed",
-                "encoder_kwargs": {"experts": v, "hidden": (w, w), "blend": b},
-                "negative_sample_rate": 15,
-            },
-            {"seam": 32.0, "seam_decay": 0.5},
+            {"experts": v, "hidden": (w, w), "blend": b},
         )
         for v in (64, 96, 128)
         for w in (48, 64)
