@@ -85,8 +85,9 @@ def _pinned(
     desc: str, encoder_kwargs: dict | None = None, kwargs: dict | None = None, **proto: Any
 ) -> tuple:
     """A variant trained as stop 42's routed default (15 negatives per edge, the seam pull 32
-    decaying to 0 over half the steps), pinned so it does not move with the package's
-    defaults; ``encoder_kwargs`` makes it ``encoder="mlp_routed"`` with those settings."""
+    decaying to 0 over half the steps; one expert of (64, 64) per 625 cells and no repulsion
+    ramp, as to stop 43), pinned so it does not move with the package's defaults;
+    ``encoder_kwargs`` makes it ``encoder="mlp_routed"`` with those settings."""
     fit_kwargs = {"negative_sample_rate": 15, **(kwargs or {})}
     if encoder_kwargs is not None:
         fit_kwargs = {"encoder": "mlp_routed", "encoder_kwargs": encoder_kwargs, **fit_kwargs}
@@ -534,8 +535,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
             {"experts": v, "hidden": (w, w)},
             tile=t,
         )
-        for v in (64, 96, 128, 192, 256)
-        for w in (32, 48)
+        for v in (32, 64, 96, 128, 192, 256)
+        for w in (32, 48, 64)
         for t in (32, 64)
     },
     **{
@@ -569,11 +570,148 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         for w in (48, 64)
         for b in (0.3, 0.4, 0.5)
     },
+    # Stop 44: the tears of many experts. Experts that start as copies of one network (one
+    # continuous map at the start), and Muon steps scaled by each expert's share of the signal
+    # (Muon moves every expert's matrix by the same spectral norm, however few of the step's
+    # cells reached it: ``mscale``: by min(1, |M_k| / mean |M|), ``M`` the momentum).
+    **{
+        f"experts{v}h{w}_{tag}": _pinned(
+            f"routed: {v} experts of hidden ({w}, {w}), {desc}",
+            {"experts": v, "hidden": (w, w)},
+            **proto,
+        )
+        for v in (32, 48, 64, 96, 128)
+        for w in (48, 64)
+        for tag, desc, proto in (
+            ("tied", "every expert starting as a copy of the first", {"tied": True}),
+            ("mscale", "Muon steps scaled by each expert's momentum norm", {"mscale": "mean"}),
+            (
+                "mscalegrad",
+                "Muon steps scaled by sqrt(experts x each expert's share of |G|^2)",
+                {"mscale": "grad"},
+            ),
+            (
+                "tied_mscale",
+                "copies of the first at the start, Muon steps scaled by momentum norm",
+                {"tied": True, "mscale": "mean"},
+            ),
+        )
+    },
+    # Stop 44: more experts with fewer negatives per edge (the weaker sampled repulsion).
+    **{
+        f"experts{v}h{w}_neg{k}": _pinned(
+            f"routed: {v} experts of hidden ({w}, {w}), {k} negatives per edge",
+            {"experts": v, "hidden": (w, w)},
+            {"negative_sample_rate": k},
+        )
+        for v in (48, 64, 96, 128)
+        for w in (48, 64)
+        for k in (8, 10, 12)
+    },
+    # Stop 44: the stop-43 default (32 experts of (64, 64) per 20,000 cells, no ramp).
+    "stop43": _pinned("the stop-43 default: one expert of (64, 64) per 625 cells, no ramp"),
+    # Stop 44: the repulsion ramped up from a third (umap-learn's 5 negatives' worth) to full
+    # over a share of the steps, so the layout forms under weak repulsion.
+    **{
+        f"experts{v}h{w}_ramp{sh:g}": _pinned(
+            f"routed: {v} experts of hidden ({w}, {w}), the repulsion ramped from 1/3 to 1 over "
+            f"{sh:.0%} of the steps",
+            {"experts": v, "hidden": (w, w)},
+            ramp=(1 / 3, sh),
+        )
+        for v in (32, 48, 64, 96, 128)
+        for w in (48, 64)
+        for sh in (0.25, 0.5)
+    },
+    # Stop 44: coarse to fine. The experts start in groups (k-means on their centroids) that
+    # train as one network each until a share of the steps, then each expert on its own.
+    **{
+        f"experts{v}h{w}_coarse{g}s{round(100 * sh)}": _pinned(
+            f"routed: {v} experts of hidden ({w}, {w}) in {g} tied groups for {sh:.0%} of the "
+            "steps",
+            {"experts": v, "hidden": (w, w)},
+            coarse=(g, sh),
+        )
+        for v in (64, 96, 128)
+        for w in (48, 64)
+        for g in (8, 12, 16, 24, 32)
+        for sh in (0.1, 0.15, 0.25, 0.5)
+    },
     "gated16": ("gated mixture, 16 maps, softmax gates", {}, {"gated": (16, (128, 128), True)}),
     "gated32": ("gated mixture, 32 maps, softmax gates", {}, {"gated": (32, (128, 128), True)}),
     "hyper16": ("gated mixture, 16 maps, free gates", {}, {"gated": (16, (128, 128), False)}),
     "gated16s": ("gated mixture, 16 maps, gate MLP (64, 64)", {}, {"gated": (16, (64, 64), True)}),
 }
+
+
+def _muon_scaled(mode: str) -> None:
+    """Scale each expert's Muon step: by ``min(1, |M_k| / mean_j |M_j|)`` (``"mean"``, ``M``
+    the momentum) or by ``min(1, sqrt(experts * the expert's share``
+    of the squared gradient norms (``"grad"``)."""
+    from scglassbox import _optim
+
+    base = _optim.MuonAdam._update
+
+    def update(self, p, lr, momentum):
+        step = base(self, p, lr, momentum)
+        if step is None or p.dim() < 3:
+            return step
+        m = self.state[p]["momentum"]
+        src = m if mode == "mean" else p.grad
+        norms = src.flatten(1).norm(dim=1)
+        if mode == "mean":
+            scale = (norms / norms.mean().clamp_min(1e-12)).clamp(max=1.0)
+        else:
+            share = norms.square() / norms.square().sum().clamp_min(1e-24)
+            scale = (share * norms.shape[0]).sqrt().clamp(max=1.0)
+        return step.mul_(scale.view(-1, *([1] * (step.dim() - 1))).to(step.dtype))
+
+    _optim.MuonAdam._update = update
+
+
+def _coarse_start(groups: int, share: float) -> None:
+    """Coarse to fine: the experts are grouped (k-means on their centroids) and each group's
+    experts start as copies of one another and get the group's summed gradient, so they stay
+    one network, until ``share`` of the steps; then each trains on its own."""
+    import numpy as np
+    import torch
+    from sklearn.cluster import KMeans
+
+    from scglassbox import _routed, _training
+
+    place = _routed.RoutedMLP.place
+
+    def placed(self, features, seed):
+        place(self, features, seed)
+        c = self.centroids.cpu().numpy()
+        g = KMeans(min(groups, len(c)), n_init=1, random_state=seed % 2**32).fit_predict(c)
+        group = torch.from_numpy(g).to(self.centroids.device)
+        first = torch.from_numpy(np.unique(g, return_index=True)[1])[group]
+        self._coarse = True
+        params = [*self.weights, *getattr(self, "gate_offsets", [])]
+        with torch.no_grad():
+            for p in params:
+                p.copy_(p.index_select(0, first))
+
+        def tie(grad):
+            if not self._coarse:
+                return grad
+            total = grad.new_zeros(int(group.max()) + 1, *grad.shape[1:])
+            return total.index_add_(0, group, grad).index_select(0, group)
+
+        for p in params:
+            p.register_hook(tie)
+
+    _routed.RoutedMLP.place = placed
+    step = _training.UMAPModule.training_step
+
+    def training_step(self, batch, batch_idx):
+        per_epoch = self.trainer.num_training_batches
+        done = self.global_step / max(1, self.epochs * int(per_epoch))
+        self.encoder._coarse = done < share
+        return step(self, batch, batch_idx)
+
+    _training.UMAPModule.training_step = training_step
 
 
 def _after_routed_init(fn: Any) -> None:
@@ -602,9 +740,13 @@ def fit_variant(
     kwargs = dict(kwargs)
     if name != "default":
         # Every other variant ran before stop 42's default (15 negatives and the seam pull for
-        # routed fits): pin what it ran unless it says otherwise.
+        # routed fits) and stop 44's (96 experts of (48, 48) per 20,000 cells, the repulsion
+        # ramp): pin what it ran unless it says otherwise.
+        from scglassbox import _routed
+
         kwargs.setdefault("negative_sample_rate", 5)
-        proto = {"seam": 0.0, **proto}
+        proto = {"seam": 0.0, "ramp": (1.0, 0.5), **proto}
+        _routed.CELLS_PER_EXPERT, _routed.NARROW_CELLS = 625, 0
     X = np.ascontiguousarray(data["X"], dtype=np.float32)
     graph = data.get("connectivities")
     # The pruned edge count the fit itself uses (graph.nnz gave 24 default epochs, not 25, on
@@ -642,6 +784,10 @@ def fit_variant(
                     w.copy_(w[:1].expand_as(w))
 
         _after_routed_init(tied)
+    if "ramp" in proto:  # routed fits' repulsion ramp (1.0: none)
+        _training.REPULSION_START, _training.REPULSION_RAMP_STEPS = proto["ramp"]
+    if "coarse" in proto:
+        _coarse_start(*proto["coarse"])
     if "seam" in proto:
         from scglassbox import _routed
 
@@ -668,6 +814,8 @@ def fit_variant(
         from scglassbox import _optim
 
         _optim.MuonAdam.__init__.__kwdefaults__["momentum"] = proto["momentum"]
+    if "mscale" in proto:
+        _muon_scaled(proto["mscale"])
     if "schedule" in proto:
         _training.UMAPModule.configure_optimizers = _schedule(proto["schedule"])
     if proto.get("compiled"):

@@ -459,7 +459,8 @@ def test_large_graphs_take_larger_steps():
             init="random", random_state=0, encoder=encoder
         )._training_module(X, graph, None)
         assert routed.encoder.architecture["name"] == "mlp_routed"
-        assert routed.encoder.architecture["experts"] == 96  # one per 625 cells, 60,000 // 625
+        assert routed.encoder.architecture["experts"] == 128  # one per 208 cells, at most 128
+        assert routed.encoder.architecture["hidden"] == [64, 64]  # 469 cells each
         assert routed.batch_size == module.batch_size and routed.epochs == 5
     fixed, *_ = gb.GlassBoxUMAP(init="random", num_batches=50)._training_module(X, graph, None)
     assert fixed.batch_size == 10_000

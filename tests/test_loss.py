@@ -64,6 +64,20 @@ def test_value_and_gradient_are_the_torch_losss(seed, rep, spread):
     )
 
 
+def test_the_value_can_weigh_the_negatives_apart_from_the_gradient():
+    """With ``rep_value`` the value is the loss at that repulsion, the gradient at ``rep``."""
+    emb64, heads, tails, negs = _pairs(4)
+    emb64.requires_grad_()
+    value = _reference(emb64, heads, tails, negs, 1.0, 500)
+    (grad,) = torch.autograd.grad(_reference(emb64, heads, tails, negs, 0.4, 500), emb64)
+    emb = emb64.detach().float().requires_grad_()
+    got = _loss.UMAPLossCPU.apply(emb, heads, tails, negs, A, B, 0.4, DIST_EPS, 500, 1.0)
+    (got_grad,) = torch.autograd.grad(got, emb)
+    torch.testing.assert_close(got.double(), value.detach(), rtol=2e-6, atol=0)
+    scale = grad.abs().max()
+    torch.testing.assert_close(got_grad.double() / scale, grad / scale, rtol=0, atol=2e-5)
+
+
 def test_deterministic_and_the_inputs_are_left_alone():
     emb, heads, tails, negs = _pairs(3)
     emb = emb.float().requires_grad_()
@@ -110,13 +124,26 @@ def test_the_modules_loss_takes_it_with_the_torch_losss_value_and_gradients():
     emb = torch.randn(cells, 2, generator=gen) * 3
     inverse = torch.randint(cells, (2 * n,), generator=gen)
     neg = torch.randint(cells, (n * k,), generator=gen)
-    module = SimpleNamespace(batch_size=n, negative_sample_rate=k, a=A, b=B, repulsion_strength=1.0)
-    module._log_q_terms = lambda dsq: _training.UMAPModule._log_q_terms(module, dsq)
-    results = []
+    results = {}
+    # (full repulsion, this step's): the value weighs the negatives by the first, the
+    # gradient by the second (the ramp of REPULSION_START).
+    for full, step in ((1.0, 1.0), (1.0, 0.4), (0.4, 0.4)):
+        module = SimpleNamespace(
+            batch_size=n, negative_sample_rate=k, a=A, b=B, repulsion_strength=full
+        )
+        module._repulsion = step
+        module._log_q_terms = lambda dsq, m=module: _training.UMAPModule._log_q_terms(m, dsq)
+        for fused in (True, False):
+            module._fused_loss = fused
+            e = emb.clone().requires_grad_()
+            loss = _training.UMAPModule._loss(module, e, inverse, neg, slice(100, 350))
+            results[full, step, fused] = (loss, *torch.autograd.grad(loss, e))
+    for key in ((1.0, 1.0), (1.0, 0.4), (0.4, 0.4)):
+        fused, torch_ = results[(*key, True)], results[(*key, False)]
+        torch.testing.assert_close(fused[0], torch_[0], rtol=1e-5, atol=0)
+        torch.testing.assert_close(fused[1], torch_[1], rtol=1e-4, atol=1e-7)
     for fused in (True, False):
-        module._fused_loss = fused
-        e = emb.clone().requires_grad_()
-        loss = _training.UMAPModule._loss(module, e, inverse, neg, slice(100, 350))
-        results.append((loss, *torch.autograd.grad(loss, e)))
-    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-5, atol=0)
-    torch.testing.assert_close(results[0][1], results[1][1], rtol=1e-4, atol=1e-7)
+        ramped = results[1.0, 0.4, fused]
+        torch.testing.assert_close(ramped[0], results[1.0, 1.0, fused][0], rtol=1e-6, atol=0)
+        torch.testing.assert_close(ramped[1], results[0.4, 0.4, fused][1], rtol=1e-6, atol=0)
+    assert not torch.allclose(results[1.0, 1.0, True][1], results[0.4, 0.4, True][1])

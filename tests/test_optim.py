@@ -60,6 +60,39 @@ def test_one_step_is_nesterov_muon_and_plain_adam():
     torch.testing.assert_close(w.detach(), expected, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_chunks_split_the_work_and_not_the_update(dtype):
+    """Any number of chunks moves every matrix as one task per stack does (the matrices are
+    orthogonalised one by one), in as many tasks as asked, a stack at most one per matrix."""
+    shapes = ((7, 5, 6), (7, 6, 6), (4, 3))
+    runs = []
+    for chunks in (1, 2, 3, 9):
+        gen = torch.Generator().manual_seed(5)
+        params = [
+            torch.nn.Parameter(torch.randn(s, generator=torch.Generator().manual_seed(1)))
+            for s in shapes
+        ]
+        tasks = []
+
+        def recording_map(fn, items, tasks=tasks):
+            items = list(items)
+            tasks.append(len(items))
+            return map(fn, items)
+
+        opt = MuonAdam(
+            params, [], lr=1e-2, muon_lr=0.05, ns_dtype=dtype, map_fn=recording_map, chunks=chunks
+        )
+        for _ in range(3):
+            for p in params:
+                p.grad = torch.randn(p.shape, generator=gen)
+            opt.step()
+        runs.append([p.detach().clone() for p in params])
+        assert tasks == [2 * min(chunks, 7) + 1] * 3
+    for run in runs[1:]:
+        for a, b in zip(runs[0], run, strict=True):
+            assert torch.equal(a, b)
+
+
 def test_no_gradient_no_move_and_map_fn_used():
     w, b = _params()
     before = w.detach().clone()

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import scglassbox as gb
 from scglassbox._contributions import jacobian
 from scglassbox._encoder import build_encoder
-from scglassbox._routed import BLEND, TILE, RoutedMLP, _squash, auto_experts
+from scglassbox._routed import BLEND, TILE, RoutedMLP, _squash, auto_experts, auto_hidden
 from scglassbox._storage import ModelFormatError
 
 KEY = "glassbox_umap"
@@ -282,6 +282,41 @@ def test_seam_pull_decays_over_the_steps_this_process_runs():
     )
 
 
+def test_repulsion_ramps_up_over_half_the_steps_and_the_loss_stays_the_full_objective(
+    monkeypatch,
+):
+    import lightning.pytorch as lp
+
+    from scglassbox import _training
+
+    seen = []
+
+    class Record(lp.Callback):
+        def on_train_batch_end(self, trainer, module, *args):
+            seen.append(module._repulsion)
+
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(2_000, 6)) + 4 * rng.integers(0, 4, 2_000)[:, None]).astype(np.float32)
+    kw = {"encoder": "mlp_routed", "epochs": 4, "random_state": 0, "quiet": True}
+    model = gb.GlassBoxUMAP(**kw, repulsion_strength=2.0, extra_callbacks=[Record()]).fit(X)
+    steps = len(seen)
+    start, span = _training.REPULSION_START, _training.REPULSION_RAMP_STEPS
+    assert steps >= 8 and start == pytest.approx(1 / 3) and span == 0.5
+    expected = [2.0 * (start + (1 - start) * min(1.0, i / (span * steps))) for i in range(steps)]
+    np.testing.assert_allclose(seen, expected, rtol=1e-12, atol=0)
+    assert seen[0] == pytest.approx(2.0 / 3) and seen[steps // 2] == seen[-1] == 2.0
+    # The ramp acts: without it the same fit gives another map. (The loss it reports is the
+    # full objective's: test_loss.py.)
+    monkeypatch.setattr(_training, "REPULSION_START", 1.0)
+    flat = gb.GlassBoxUMAP(**kw, repulsion_strength=2.0).fit(X)
+    assert not np.array_equal(flat.embedding_, model.embedding_)
+    # The single network's repulsion does not ramp.
+    seen.clear()
+    monkeypatch.setattr(_training, "REPULSION_START", 1 / 3)
+    gb.GlassBoxUMAP(encoder="mlp_norm", epochs=1, quiet=True, extra_callbacks=[Record()]).fit(X)
+    assert seen and set(seen) == {1.0}
+
+
 def test_training_looks_the_routes_up_and_drops_them_after_the_fit():
     from scglassbox._training import UMAPModule
 
@@ -350,10 +385,13 @@ def test_place_is_seeded_and_sets_the_margin_from_blend():
         a.place(feats[:3], seed=0)
 
 
-def test_auto_experts():
-    """One expert per 625 cells, 1 to 128."""
-    sizes = (10, 624, 1250, 2_500, 20_000, 40_000, 80_000, 100_000, 10**6)
-    assert [auto_experts(n) for n in sizes] == [1, 1, 2, 4, 32, 64, 128, 128, 128]
+def test_auto_experts_and_their_widths():
+    """One expert per 208 cells, 1 to 128; (48, 48) wide while they have at most 400 cells
+    each, (64, 64) from there on."""
+    sizes = (10, 207, 416, 2_500, 10_000, 20_000, 26_624, 40_000, 51_200, 51_201, 10**6)
+    assert [auto_experts(n) for n in sizes] == [1, 1, 2, 12, 48, 96, 128, 128, 128, 128, 128]
+    widths = [auto_hidden(n) for n in sizes]
+    assert widths == [(48, 48)] * 9 + [(64, 64)] * 2
 
 
 @pytest.mark.parametrize(
@@ -548,8 +586,8 @@ def test_routed_fit_sizes_its_experts_and_stays_exact(tmp_path):
     X = (rng.normal(size=(2_600, 8)) + 4 * rng.integers(0, 4, 2_600)[:, None]).astype(np.float32)
     model = gb.GlassBoxUMAP(encoder="mlp_routed", epochs=2, random_state=0, quiet=True)
     emb = model.fit_transform(X)
-    assert model.encoder_.architecture["experts"] == 4
-    assert model.encoder_.architecture["hidden"] == [64, 64]
+    assert model.encoder_.architecture["experts"] == 2_600 // 208 == 12
+    assert model.encoder_.architecture["hidden"] == [48, 48]
     C = model.compute_contributions(X[:500])
     assert np.abs(C.sum(-1) - emb[:500]).max() / np.abs(emb).max() <= RTOL
     back = gb.GlassBoxUMAP.load(model.save(tmp_path / "m.npz"))
@@ -580,7 +618,13 @@ def test_default_fit_from_ten_thousand_cells_is_routed_blended_and_exact(tmp_pat
     model = gb.GlassBoxUMAP(epochs=1, random_state=0, quiet=True)
     emb = model.fit_transform(X)
     arch = model.encoder_.architecture
-    assert arch["name"] == "mlp_routed" and arch["experts"] == n // 625
+    assert arch["name"] == "mlp_routed" and arch["experts"] == n // 208 == 48
+    assert arch["hidden"] == [48, 48]
+    # Experts given: the encoder's default widths, unless hidden is given too.
+    given = gb.GlassBoxUMAP(
+        epochs=1, encoder="mlp_routed", encoder_kwargs={"experts": 8}, random_state=0, quiet=True
+    ).fit(X[:3000])
+    assert given.encoder_.architecture["hidden"] == [64, 64]
     assert arch["blend"] == BLEND and arch["margin"] > 0
     C = model.compute_contributions(X[:1000])
     assert np.abs(C.sum(-1) - emb[:1000]).max() / np.abs(emb).max() <= RTOL

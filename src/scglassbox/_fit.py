@@ -34,6 +34,7 @@ from ._params import (
     encoder_epochs,
 )
 from ._routed import RoutedMLP, auto_experts
+from ._routed import auto_hidden as auto_routed_hidden
 from ._sampling import alias_table
 from ._training import UMAPModule
 from ._warnings import warn
@@ -197,6 +198,10 @@ def _fit_encoder(
     if hidden is not None and _is_mlp(name):
         encoder_kwargs.setdefault("hidden", hidden)
     if isinstance(name, str) and name == "mlp_routed":
+        if "experts" not in encoder_kwargs:
+            # Widths for the automatic experts' share of the cells; given experts keep the
+            # encoder's default widths unless hidden is given too.
+            encoder_kwargs.setdefault("hidden", auto_routed_hidden(n))
         encoder_kwargs.setdefault("experts", auto_experts(n))
     # The encoder reads images in their own shape, or the input map's output when it projects.
     shape = tuple(getattr(est, "input_shape_", None) or (n_features,))

@@ -8,6 +8,10 @@ points it joins, and the backward pass only scales that gradient. Same function 
 rounding (the sum is accumulated in float64); deterministic (the pairs are visited in a fixed
 order); releases the GIL, so the row blocks of :mod:`scglassbox._threads` run their parts in
 parallel. Compiled on first use in each process, never cached on disk (see ``_kernels``).
+
+The repulsion's weight in the gradient can differ from its weight in the value: training
+ramps the repulsion up (``_training.REPULSION_START``) while the reported loss stays the
+full objective, so epochs compare (``restore_best_weights`` picks the lowest).
 """
 
 from __future__ import annotations
@@ -24,16 +28,18 @@ _F2 = np.float32(2.0)
 
 @numba.njit(nogil=True, fastmath=True, error_model="numpy")
 def _pairs(emb, heads, tails, negs, log_a, b, rep, eps, grad):  # pragma: no cover (compiled)
-    """Sum of the terms of ``heads[i]``-``tails[i]`` edges and their negatives; adds to ``grad``.
+    """The edges' and the negatives' terms of ``heads[i]``-``tails[i]`` edges; adds to ``grad``.
 
     With ``d2`` a pair's squared distance plus ``eps``, ``s = log_a + b log d2`` and ``p =
-    e^s``: an edge's term is ``softplus(s) = log(1 + p)``, a negative's ``rep * softplus(-s) =
-    rep * (log(1 + p) - s)``; ``negs`` holds ``k`` rows per edge. Written with ``p`` (three
+    e^s``: an edge's term is ``softplus(s) = log(1 + p)``, a negative's ``softplus(-s) =
+    log(1 + p) - s``; ``negs`` holds ``k`` rows per edge. Returns the two sums, unweighted;
+    ``grad`` gets the gradient of ``edges + rep * negatives``. Written with ``p`` (three
     transcendental calls a pair): with softplus and sigmoid terms it took a fifth longer.
     """
     k = negs.shape[1]
     dim = emb.shape[1]
-    total = 0.0
+    attraction = 0.0
+    repulsion = 0.0
     for i in range(heads.shape[0]):
         h = heads[i]
         for q in range(k + 1):
@@ -49,16 +55,16 @@ def _pairs(emb, heads, tails, negs, log_a, b, rep, eps, grad):  # pragma: no cov
             # ds/d(d2) = b / d2 and d(d2)/d(diff) = 2 diff.
             c = _F2 * b / ((_F1 + p) * d2)
             if q == 0:  # attraction: -log q
-                total += soft
+                attraction += soft
                 c *= p
             else:  # repulsion: -log(1 - q)
-                total += rep * (soft - s)
+                repulsion += soft - s
                 c *= -rep
             for j in range(dim):
                 g = c * (emb[h, j] - emb[r, j])
                 grad[h, j] += g
                 grad[r, j] -= g
-    return total
+    return attraction, repulsion
 
 
 def supported(emb: torch.Tensor) -> bool:
@@ -69,17 +75,18 @@ def supported(emb: torch.Tensor) -> bool:
 class UMAPLossCPU(torch.autograd.Function):
     """``(sum of edge terms + rep * sum of negative terms) / n`` and its gradient.
 
-    ``forward(emb, heads, tails, negs, a, b, rep, eps, n)``: ``emb`` the step's points (see
-    :func:`supported`), ``heads``/``tails`` their rows for each edge, ``negs`` ``(edges, k)``
-    rows of each edge's negatives, ``n`` the divisor (the step's edge count). Only ``emb``
-    gets a gradient, computed in the forward pass and saved.
+    ``forward(emb, heads, tails, negs, a, b, rep, eps, n, rep_value=None)``: ``emb`` the
+    step's points (see :func:`supported`), ``heads``/``tails`` their rows for each edge,
+    ``negs`` ``(edges, k)`` rows of each edge's negatives, ``n`` the divisor (the step's edge
+    count). The value weighs the negatives by ``rep_value`` (``rep`` when ``None``), the
+    gradient by ``rep``. Only ``emb`` gets a gradient, computed in the forward pass and saved.
     """
 
     @staticmethod
-    def forward(ctx, emb, heads, tails, negs, a, b, rep, eps, n):
+    def forward(ctx, emb, heads, tails, negs, a, b, rep, eps, n, rep_value=None):
         x = emb.detach().contiguous()
         grad = np.zeros(x.shape, dtype=np.float32)
-        total = _pairs(
+        attraction, repulsion = _pairs(
             x.numpy(),
             heads.contiguous().numpy(),
             tails.contiguous().numpy(),
@@ -93,9 +100,10 @@ class UMAPLossCPU(torch.autograd.Function):
         g = torch.from_numpy(grad)
         g /= n
         ctx.save_for_backward(g)
+        total = attraction + (rep if rep_value is None else rep_value) * repulsion
         return emb.new_tensor(total / n)
 
     @staticmethod
     def backward(ctx, out):
         (g,) = ctx.saved_tensors
-        return g * out, None, None, None, None, None, None, None, None
+        return g * out, None, None, None, None, None, None, None, None, None

@@ -14,6 +14,7 @@ exact contributions and what a model stores do not.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Sequence
 
 import torch
@@ -69,6 +70,10 @@ class MuonAdam(torch.optim.Optimizer):
         The dtype of the Newton-Schulz products (bfloat16 where it is fast).
     map_fn
         How the matrices' updates are spread over threads (``map`` runs them in turn).
+    chunks
+        Each stack's matrices are updated in this many groups (``map_fn``'s tasks), so that
+        threads share the work evenly whatever the stacks' sizes. The matrices are
+        orthogonalised one by one either way: any number gives the same update.
     """
 
     def __init__(
@@ -82,25 +87,41 @@ class MuonAdam(torch.optim.Optimizer):
         ns_steps: int = NS_STEPS,
         ns_dtype: torch.dtype = torch.float32,
         map_fn: Callable = map,
+        chunks: int = 1,
     ) -> None:
         if any(p.dim() < 2 for p in matrices):
             raise ValueError("Muon's parameters must have at least 2 dimensions")
         super().__init__(list(matrices), {"lr": muon_lr, "momentum": momentum})
         self.ns_steps, self.ns_dtype, self.map_fn = ns_steps, ns_dtype, map_fn
+        self.chunks = max(1, int(chunks))
         others = list(others)
         self.adam = torch.optim.Adam(others, lr=lr) if others else None
 
-    def _update(self, p: torch.Tensor, lr: float, momentum: float) -> torch.Tensor | None:
-        """The parameter's Muon step (computed, not applied; ``None`` without a gradient)."""
+    def _update(
+        self, p: torch.Tensor, rows: slice, lr: float, momentum: float
+    ) -> torch.Tensor | None:
+        """The Muon step of ``p[rows]`` (computed, not applied; ``None`` without a gradient).
+
+        Its momentum buffer must exist (:meth:`step` makes it): tasks share it by rows.
+        """
         if p.grad is None:
             return None
-        state = self.state[p]
-        if "momentum" not in state:
-            state["momentum"] = torch.zeros_like(p)
-        buf = state["momentum"]
-        buf.lerp_(p.grad, 1.0 - momentum)
-        step = orthogonalise(p.grad.lerp(buf, momentum), self.ns_steps, self.ns_dtype)
+        grad, buf = p.grad[rows], self.state[p]["momentum"][rows]
+        buf.lerp_(grad, 1.0 - momentum)
+        step = orthogonalise(grad.lerp(buf, momentum), self.ns_steps, self.ns_dtype)
         return step.mul_(-lr * max(1.0, p.shape[-1] / p.shape[-2]) ** 0.5)
+
+    def _tasks(self, params: Sequence[torch.Tensor]) -> list[tuple[torch.Tensor, slice]]:
+        """``(parameter, rows)``: each stack split into :attr:`chunks` groups of matrices."""
+        tasks = []
+        for p in params:
+            if p.grad is not None and "momentum" not in self.state[p]:
+                self.state[p]["momentum"] = torch.zeros_like(p)
+            n = p.shape[0] if p.dim() > 2 else 1
+            k = min(self.chunks, n)
+            bounds = [n * i // k for i in range(k + 1)] if p.dim() > 2 else [None, None]
+            tasks += [(p, slice(a, b)) for a, b in itertools.pairwise(bounds)]
+        return tasks
 
     @torch.no_grad()
     def step(self, closure: Callable | None = None):
@@ -109,12 +130,12 @@ class MuonAdam(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            params = group["params"]
             lr, mom = group["lr"], group["momentum"]
-            steps = list(self.map_fn(lambda p, lr=lr, mom=mom: self._update(p, lr, mom), params))
-            for p, s in zip(params, steps, strict=True):
+            tasks = self._tasks(group["params"])
+            steps = list(self.map_fn(lambda t, lr=lr, mom=mom: self._update(*t, lr, mom), tasks))
+            for (p, rows), s in zip(tasks, steps, strict=True):
                 if s is not None:
-                    p.add_(s)
+                    p[rows].add_(s)
         if self.adam is not None:
             self.adam.step()
         return loss

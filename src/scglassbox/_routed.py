@@ -66,8 +66,12 @@ TILE = 128
 TILE_GROUP = 4
 #: k-means places the centroids on at most this many cells (sampled with the fit's seed).
 PLACE_CELLS = 50_000
-#: Cells per expert when ``experts`` is not given (see :func:`auto_experts`).
-CELLS_PER_EXPERT = 625
+#: Cells per expert when ``experts`` is not given (see :func:`auto_experts`): 96 experts at
+#: 20,000 cells. With the repulsion ramp (``_training.REPULSION_START``) 96 experts of (48,
+#: 48) kept more local structure than 32 of (64, 64) on every 20,000-cell set (synthetic_20k
+#: 0.320-0.324 against 0.302-0.305 over six seeds; docs/performance.md); without the ramp,
+#: 48 and more experts tore cell types at some seeds.
+CELLS_PER_EXPERT = 208
 #: At most this many experts when ``experts`` is not given: at 100,000 cells 128 experts kept
 #: more neighbours than 64 for training and for new cells alike, within ``sc.tl.umap``'s
 #: time (docs/performance.md).
@@ -76,6 +80,14 @@ MAX_AUTO_EXPERTS = 128
 #: local structure than fewer large ones for less time (32 x (64, 64): kNN 0.285 in 36 s;
 #: 32 x (128, 128): 0.282 in 58 s; synthetic_20k, docs/performance.md).
 ROUTED_HIDDEN = (64, 64)
+#: ... and for experts of at most :data:`NARROW_CELLS` cells each when neither ``hidden`` nor
+#: ``experts`` is given (:func:`auto_hidden`): 96 x (48, 48) at 20,000 cells cost about what 32
+#: x (64, 64) cost (a (48, 48) expert makes two thirds of the products per cell), where 96 x
+#: (64, 64) took two fifths longer. At 100,000 cells (128 experts, about 780 cells each) (64,
+#: 64) kept more than (48, 48) (0.121 against 0.118).
+NARROW_HIDDEN = (48, 48)
+#: ... see :data:`NARROW_HIDDEN`: between the 208 and 780 cells per expert measured.
+NARROW_CELLS = 400
 #: Share of cells (by their gap, on the placement sample) that blend two experts; 0 routes
 #: every cell to one expert (hard routes, with seams).
 BLEND = 0.2
@@ -150,6 +162,16 @@ def _exact_dtype(device: torch.device) -> torch.dtype:
 def auto_experts(n_cells: int) -> int:
     """Experts for ``n_cells`` cells: one per :data:`CELLS_PER_EXPERT`, 1 to 128."""
     return int(min(MAX_AUTO_EXPERTS, max(1, n_cells // CELLS_PER_EXPERT)))
+
+
+def auto_hidden(n_cells: int) -> tuple[int, ...]:
+    """Each automatic expert's widths for ``n_cells`` cells (:func:`auto_experts` experts).
+
+    :data:`NARROW_HIDDEN` while the experts have at most :data:`NARROW_CELLS` cells each,
+    :data:`ROUTED_HIDDEN` from there on (the number of experts stops growing at 128).
+    """
+    narrow = n_cells / auto_experts(n_cells) <= NARROW_CELLS
+    return NARROW_HIDDEN if narrow else ROUTED_HIDDEN
 
 
 #: Experts when nothing chooses them (fits choose from the data size): 20,000 cells' worth.
