@@ -608,6 +608,16 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         for w in (48, 64)
         for k in (8, 10, 12)
     },
+    # Stop 44: the default with fewer Newton-Schulz steps in Muon (5), which grows with the
+    # experts.
+    **{
+        f"ns{k}": (
+            f"the default with {k} Newton-Schulz steps in Muon (5)",
+            {},
+            {"ns_steps": k, "current": True},
+        )
+        for k in (3, 4)
+    },
     # Stop 44: the stop-43 default (32 experts of (64, 64) per 20,000 cells, no ramp).
     "stop43": _pinned("the stop-43 default: one expert of (64, 64) per 625 cells, no ramp"),
     # Stop 44: the repulsion ramped up from a third (umap-learn's 5 negatives' worth) to full
@@ -738,10 +748,11 @@ def fit_variant(
 
     _, kwargs, proto = VARIANTS[name]
     kwargs = dict(kwargs)
-    if name != "default":
-        # Every other variant ran before stop 42's default (15 negatives and the seam pull for
-        # routed fits) and stop 44's (96 experts of (48, 48) per 20,000 cells, the repulsion
-        # ramp): pin what it ran unless it says otherwise.
+    if name != "default" and not proto.get("current"):
+        # Every other variant (but those marked "current": the package's defaults with one
+        # change) ran before stop 42's default (15 negatives and the seam pull for routed fits)
+        # and stop 44's (96 experts of (48, 48) per 20,000 cells, the repulsion ramp): pin
+        # what it ran unless it says otherwise.
         from scglassbox import _routed
 
         kwargs.setdefault("negative_sample_rate", 5)
@@ -784,6 +795,10 @@ def fit_variant(
                     w.copy_(w[:1].expand_as(w))
 
         _after_routed_init(tied)
+    if "ns_steps" in proto:
+        from scglassbox import _optim
+
+        _optim.MuonAdam.__init__.__kwdefaults__["ns_steps"] = proto["ns_steps"]
     if "ramp" in proto:  # routed fits' repulsion ramp (1.0: none)
         _training.REPULSION_START, _training.REPULSION_RAMP_STEPS = proto["ramp"]
     if "coarse" in proto:

@@ -134,8 +134,10 @@ class GlassBoxUMAP(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         1,000 cells or more, where the wider network costs little and keeps more local
         structure (measured in docs/performance.md). The widths used are stored with the
         model, so a model trained on a GPU loads and maps new cells anywhere. For
-        ``"mlp_routed"``: ``hidden`` (each expert's, default ``(64, 64)``), ``experts``
-        (default: one per 625 cells, 1 to 128) and ``blend`` (the share of cells encoded by a
+        ``"mlp_routed"``: ``hidden`` (each expert's; default ``(48, 48)`` while the automatic
+        experts have at most 400 cells each, ``(64, 64)`` beyond or when ``experts`` is
+        given), ``experts`` (default: one per 208 cells, 1 to 128) and ``blend`` (the share
+        of cells encoded by a
         blend of their two nearest experts, default 0.2; 0 routes every cell to one expert)
         and ``gate`` (units gated around each expert's centroid, default ``False``: PReLU
         experts; see docs/method.md); from 10,000 cells it trains half the automatic

@@ -69,7 +69,7 @@ PLACE_CELLS = 50_000
 #: Cells per expert when ``experts`` is not given (see :func:`auto_experts`): 96 experts at
 #: 20,000 cells. With the repulsion ramp (``_training.REPULSION_START``) 96 experts of (48,
 #: 48) kept more local structure than 32 of (64, 64) on every 20,000-cell set (synthetic_20k
-#: 0.320-0.324 against 0.302-0.305 over six seeds; docs/performance.md); without the ramp,
+#: 0.319-0.324 against 0.296-0.305 over six seeds; docs/performance.md); without the ramp,
 #: 48 and more experts tore cell types at some seeds.
 CELLS_PER_EXPERT = 208
 #: At most this many experts when ``experts`` is not given: at 100,000 cells 128 experts kept
@@ -82,7 +82,8 @@ MAX_AUTO_EXPERTS = 128
 ROUTED_HIDDEN = (64, 64)
 #: ... and for experts of at most :data:`NARROW_CELLS` cells each when neither ``hidden`` nor
 #: ``experts`` is given (:func:`auto_hidden`): 96 x (48, 48) at 20,000 cells cost about what 32
-#: x (64, 64) cost (a (48, 48) expert makes two thirds of the products per cell), where 96 x
+#: x (64, 64) cost in the encoder's pass (a (48, 48) expert makes two thirds of the products
+#: per cell; Muon's updates grow with the experts, so the fit took 4-24% longer), where 96 x
 #: (64, 64) took two fifths longer. At 100,000 cells (128 experts, about 780 cells each) (64,
 #: 64) kept more than (48, 48) (0.121 against 0.118).
 NARROW_HIDDEN = (48, 48)
