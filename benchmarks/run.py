@@ -34,6 +34,7 @@ CACHE_VERSION = 1
 SKLEARN_SETS = {"wine": "load_wine", "digits": "load_digits", "breast_cancer": "load_breast_cancer"}
 SYNTHETIC_SETS = {
     "synthetic_5k": 5_000,
+    "synthetic_10k": 10_000,
     "synthetic_20k": 20_000,
     "synthetic_100k": 100_000,
     "synthetic_20k_noisy": 20_000,
@@ -49,9 +50,12 @@ SYNTHETIC_OPTIONS = {
     "synthetic_100k_branching": {"generator": "trajectory", "seed": 3},
 }
 DATASETS = (*SKLEARN_SETS, "pbmc68k_reduced", *SYNTHETIC_SETS)
-#: The issue's sets; synthetic_100k (scaling) and the other 20k sets run only when named.
+#: The issue's sets; synthetic_100k (scaling), synthetic_10k (where the routed CPU default
+#: starts) and the other 20k sets run only when named.
 DEFAULT_DATASETS = tuple(
-    d for d in DATASETS if d != "synthetic_100k" and d not in SYNTHETIC_OPTIONS
+    d
+    for d in DATASETS
+    if d not in ("synthetic_10k", "synthetic_100k") and d not in SYNTHETIC_OPTIONS
 )
 QUICK_DATASETS = ("wine", "pbmc68k_reduced")
 EQUAL_EPOCH_DATASETS = ("pbmc68k_reduced", "synthetic_5k")
