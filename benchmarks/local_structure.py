@@ -618,6 +618,13 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         )
         for k in (3, 4)
     },
+    # Stop 44: the default with Muon on the second hidden layer only (Adam on the first):
+    # Muon's work grows with the experts.
+    "muon_second": (
+        "the default with Muon on the experts' second hidden layer only (Adam on the first)",
+        {},
+        {"muon_second": True, "current": True},
+    ),
     # Stop 44: the stop-43 default (32 experts of (64, 64) per 20,000 cells, no ramp).
     "stop43": _pinned("the stop-43 default: one expert of (64, 64) per 625 cells, no ramp"),
     # Stop 44: the repulsion ramped up from a third (umap-learn's 5 negatives' worth) to full
@@ -795,6 +802,10 @@ def fit_variant(
                     w.copy_(w[:1].expand_as(w))
 
         _after_routed_init(tied)
+    if proto.get("muon_second"):
+        from scglassbox import _routed
+
+        _routed.RoutedMLP.muon_parameters = lambda self: list(self.weights[1:-1])
     if "ns_steps" in proto:
         from scglassbox import _optim
 
