@@ -667,10 +667,14 @@ def _muon_scaled(mode: str) -> None:
     of the squared gradient norms (``"grad"``)."""
     from scglassbox import _optim
 
-    base = _optim.MuonAdam._update
+    base, tasks = _optim.MuonAdam._update, _optim.MuonAdam._tasks
 
-    def update(self, p, lr, momentum):
-        step = base(self, p, lr, momentum)
+    def whole(self, params):  # one task per stack: the norms' mean is over all its experts
+        self.chunks = 1
+        return tasks(self, params)
+
+    def update(self, p, rows, lr, momentum):
+        step = base(self, p, rows, lr, momentum)
         if step is None or p.dim() < 3:
             return step
         m = self.state[p]["momentum"]
@@ -683,7 +687,7 @@ def _muon_scaled(mode: str) -> None:
             scale = (share * norms.shape[0]).sqrt().clamp(max=1.0)
         return step.mul_(scale.view(-1, *([1] * (step.dim() - 1))).to(step.dtype))
 
-    _optim.MuonAdam._update = update
+    _optim.MuonAdam._update, _optim.MuonAdam._tasks = update, whole
 
 
 def _coarse_start(groups: int, share: float) -> None:
@@ -723,9 +727,7 @@ def _coarse_start(groups: int, share: float) -> None:
     step = _training.UMAPModule.training_step
 
     def training_step(self, batch, batch_idx):
-        per_epoch = self.trainer.num_training_batches
-        done = self.global_step / max(1, self.epochs * int(per_epoch))
-        self.encoder._coarse = done < share
+        self.encoder._coarse = self._progress() < share
         return step(self, batch, batch_idx)
 
     _training.UMAPModule.training_step = training_step

@@ -14,7 +14,6 @@ exact contributions and what a model stores do not.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterable, Sequence
 
 import torch
@@ -117,10 +116,12 @@ class MuonAdam(torch.optim.Optimizer):
         for p in params:
             if p.grad is not None and "momentum" not in self.state[p]:
                 self.state[p]["momentum"] = torch.zeros_like(p)
-            n = p.shape[0] if p.dim() > 2 else 1
+            if p.dim() == 2:  # one matrix
+                tasks.append((p, slice(None)))
+                continue
+            n = p.shape[0]
             k = min(self.chunks, n)
-            bounds = [n * i // k for i in range(k + 1)] if p.dim() > 2 else [None, None]
-            tasks += [(p, slice(a, b)) for a, b in itertools.pairwise(bounds)]
+            tasks += [(p, slice(n * i // k, n * (i + 1) // k)) for i in range(k)]
         return tasks
 
     @torch.no_grad()

@@ -186,7 +186,6 @@ class UMAPModule(lp.LightningModule):
         routed = hasattr(self.encoder, "seam_pull")
         self._seam = _routed.SEAM_PULL / self.batch_size if routed else 0.0
         self._ramp = routed and REPULSION_START < 1
-        self._repulsion = self.repulsion_strength
         # The fused loss only where it was measured (routed CPU fits, whose many negatives
         # made the loss a seventh of a step); the single network's fits stay bit for bit as
         # the small-set fingerprints pin them.
