@@ -625,6 +625,17 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {},
         {"muon_second": True, "current": True},
     ),
+    # Stop 45: larger steps. Muon's cost is per step, and a larger step encodes fewer cells
+    # per edge (more of its edges share a cell), so fewer, larger steps cost less per epoch.
+    **{
+        f"b{b // 1000}ke{e}": (
+            f"the default with {b:,} edges per step (10,000 at 20,000 cells) and {e} epochs (12)",
+            {"batch_size": b, "epochs": e},
+            {"current": True},
+        )
+        for b in (10_000, 12_500, 15_000, 20_000)
+        for e in (8, 9, 10, 11, 12, 14, 16, 18, 20)
+    },
     # Stop 44: the stop-43 default (32 experts of (64, 64) per 20,000 cells, no ramp).
     "stop43": _pinned("the stop-43 default: one expert of (64, 64) per 625 cells, no ramp"),
     # Stop 44: the repulsion ramped up from a third (umap-learn's 5 negatives' worth) to full

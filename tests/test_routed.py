@@ -632,3 +632,64 @@ def test_default_fit_from_ten_thousand_cells_is_routed_blended_and_exact(tmp_pat
     np.testing.assert_array_equal(back.transform(X), emb)
     hidden = gb.GlassBoxUMAP(epochs=1, encoder_kwargs={"hidden": (16,)}, quiet=True).fit(X)
     assert hidden.encoder_.architecture["name"] == "mlp_norm"
+
+
+def test_training_splits_a_steps_tiles_over_threads_exactly():
+    """With row blocks, a routed step's tiles (not its rows) go to the threads: same loss and
+    gradients as the whole step encoded at once, seam pull included."""
+    from scglassbox import _routed
+
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(3_000, 6)) + 5 * rng.integers(0, 5, 3_000)[:, None]).astype(np.float32)
+    est = gb.GlassBoxUMAP(encoder="mlp_routed", epochs=1, random_state=0, quiet=True)
+    module, *_ = est._training_module(X, None, None)
+    module.on_fit_start()
+    # float32: in bfloat16 each tile's weight gradient is rounded on its own, so another
+    # tiling rounds differently.
+    module.compute_dtype, module.features = None, module.features.float()
+    module.encoder.seam_pull = 0.5
+    n, k = module.batch_size, module.negative_sample_rate
+    nodes = torch.from_numpy(np.sort(rng.choice(3_000, 900, replace=False)))
+    inverse = torch.from_numpy(rng.integers(0, 900, 2 * n))
+    neg = torch.from_numpy(rng.integers(0, 900, n * k))
+    params = [p for p in module.encoder.parameters() if p.requires_grad]
+
+    def loss_fn(emb, part=slice(None)):
+        return module._loss(emb, inverse, neg, part)
+
+    want_loss = loss_fn(module._encode_cells(nodes))
+    want = torch.autograd.grad(want_loss, params)
+    with module.row_blocks(2):
+        encode, tiles, combine = module._tiled_step(nodes)
+        h, _ = tiles
+        assert h.shape[1] == _routed.TRAIN_TILE and h.shape[0] % (2 * _routed.TILE_GROUP) == 0
+        got_loss = module._blocks.loss(encode, params, tiles, loss_fn, n, combine, 4)
+        got = torch.autograd.grad(got_loss, params)
+    torch.testing.assert_close(got_loss, want_loss, rtol=1e-6, atol=0)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    # Fewer padded rows than two blocks of rows, each tiled apart.
+    x = module.features.index_select(0, nodes)
+    plan = tuple(t.index_select(0, nodes) for t in module._plans)
+    halves = [
+        module.encoder.tile_rows(x[s], tuple(t[s] for t in plan), 1, _routed.TRAIN_TILE)
+        for s in (slice(0, 450), slice(450, None))
+    ]
+    assert h.shape[0] < sum(t.h.shape[0] for t in halves)
+    module.on_fit_end()
+
+
+@pytest.mark.parametrize("tile", [1, 4, 64])
+@pytest.mark.parametrize("group", [1, 4, 8])
+def test_counting_sort_tiles_like_the_module(tile, group):
+    from scglassbox import _kernels
+
+    net = _random_routed(2, 5, [8], 2, experts=7)
+    g = torch.Generator().manual_seed(tile * 10 + group)
+    for n in (1, 5, 100, 1000):
+        route = torch.randint(0, 7, (n,), generator=g)
+        route[route == 3] = 4  # an expert without rows
+        want = net._tiles(torch.zeros(n, 5), route, group, tile)
+        got = _kernels.tiles(route, 7, tile, group)
+        for a, b in zip(got, want, strict=True):
+            assert torch.equal(a, b)

@@ -73,3 +73,43 @@ def test_fit_with_row_blocks_is_reproducible_and_restores_threads(wine, monkeypa
     assert set(seen) == {(1, expect_blocks)}
     np.testing.assert_array_equal(a.embedding_, b.embedding_)
     assert exactness(a.embedding_, a.compute_contributions(X)) <= 1e-5
+
+
+def test_row_blocks_split_tuples_and_combine_the_outputs():
+    """Blocks of several tensors split alike; ``combine`` runs on the joined outputs."""
+    g = torch.Generator().manual_seed(1)
+    w = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(40, 5, dtype=torch.float64, generator=g)
+    scale = torch.rand(40, 1, dtype=torch.float64, generator=g)
+    order = torch.randperm(40, generator=g)
+    pairs = torch.randint(40, (90, 2), generator=g)
+
+    def encode(xb, sb):
+        return (xb @ w) * sb
+
+    def combine(out):  # no parameters: a reordering and a mix of rows
+        y = out.index_select(0, order)
+        return y + 0.5 * y.roll(1, 0)
+
+    def loss_fn(emb, part=slice(None)):
+        a, b = emb[pairs[part, 0]], emb[pairs[part, 1]]
+        return torch.log1p((a - b).pow(2).sum(1)).sum() / 90
+
+    want_loss = loss_fn(combine(encode(x, scale)))
+    (want,) = torch.autograd.grad(want_loss, [w])
+    blocks = RowBlocks(2, align=128)
+    try:
+        # align=4 overrides the blocks' 128: two blocks of 20 rows, not one of 40.
+        seen = []
+
+        def spy(xb, sb):
+            seen.append(xb.shape[0])
+            return encode(xb, sb)
+
+        got_loss = blocks.loss(spy, [w], (x, scale), loss_fn, 90, combine, align=4)
+        (got,) = torch.autograd.grad(got_loss, [w])
+    finally:
+        blocks.close()
+    assert sorted(seen) == [20, 20]
+    torch.testing.assert_close(got_loss, want_loss, rtol=1e-12, atol=0)
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-14)

@@ -318,3 +318,50 @@ class GateScaleNormCPU(torch.autograd.Function):
             ),
             None,
         )
+
+
+@numba.njit(nogil=True)
+def _tile_order(route, fill, end, tile, rows, position, tile_expert):  # pragma: no cover
+    """The counting sort of :func:`tiles`: ``fill`` holds each expert's first tiled row."""
+    for i in range(route.shape[0]):
+        e = route[i]
+        rows[fill[e]] = i
+        position[i] = fill[e]
+        fill[e] += 1
+    first = rows[0]
+    begin = 0
+    for e in range(end.shape[0]):
+        for p in range(fill[e], end[e]):  # the last tile padded with copies of its last row
+            rows[p] = rows[fill[e] - 1]
+        for t in range(begin // tile, end[e] // tile):
+            tile_expert[t] = e
+        begin = end[e]
+    for p in range(begin, rows.shape[0]):  # extra tiles: expert 0 on the first row
+        rows[p] = first
+    for t in range(begin // tile, tile_expert.shape[0]):
+        tile_expert[t] = 0
+
+
+def tiles(
+    route: torch.Tensor, experts: int, tile: int, group: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``RoutedMLP._tiles`` as one counting sort: the same three tensors, in O(rows).
+
+    ``(rows, tile_experts, position)``: each expert's rows (in order) fill whole tiles of
+    ``tile`` rows, the last one padded with copies of its last row; the number of tiles is
+    padded to a multiple of ``group`` with tiles of expert 0 on the first tiled row.
+    ``position[i]`` is where row ``i`` sits. A stable sort in PyTorch took about 1 ms of a
+    20,000-cell step's 15,000 rows, which now run in one thread.
+    """
+    r = route.detach().to(torch.int64).contiguous().numpy()
+    counts = np.bincount(r, minlength=experts)
+    end = np.cumsum(-(-counts // tile) * tile)
+    tiles_ = int(end[-1]) // tile if r.shape[0] else 0
+    tiles_ += -tiles_ % group
+    rows = np.empty(tiles_ * tile, np.int64)
+    position = np.empty(r.shape[0], np.int64)
+    tile_expert = np.empty(tiles_, np.int64)
+    if r.shape[0]:
+        fill = end - -(-counts // tile) * tile
+        _tile_order(r, fill, end, tile, rows, position, tile_expert)
+    return torch.from_numpy(rows), torch.from_numpy(tile_expert), torch.from_numpy(position)

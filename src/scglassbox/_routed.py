@@ -45,6 +45,7 @@ from __future__ import annotations
 import itertools
 import warnings
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -54,6 +55,22 @@ from ._encoder import ScaleNorm, _PReLUScaleNorm, prelu
 
 #: Rows' routes: ``(pair, near, w)``, see :meth:`RoutedMLP._plan`.
 Plan = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+class Tiled(NamedTuple):
+    """A batch of rows in tiles of one expert each (:meth:`RoutedMLP.tile_rows`)."""
+
+    #: The tiles' rows, ``(tiles, tile, n_in)``.
+    h: torch.Tensor
+    #: Each tile's expert.
+    experts: torch.Tensor
+    #: Where each row (blended rows' second copies after the rows) sits in the tiled order.
+    position: torch.Tensor
+    #: The rows that blend two experts (``None``: none do), and their first expert's weight.
+    near: torch.Tensor | None
+    w: torch.Tensor | None
+
+
 #: A gated layer's ``(scale, offsets)``, offsets one row per tile; ``None`` without gates.
 Gate = tuple[torch.Tensor, torch.Tensor] | None
 #: A hidden layer's activation and normalisation: ``(z, slope, gate) -> h``.
@@ -64,6 +81,10 @@ TILE = 128
 #: The number of tiles is padded to a multiple of this: fewer distinct shapes for oneDNN's
 #: bfloat16 kernel cache, which keeps one kernel per shape.
 TILE_GROUP = 4
+#: Rows per tile in CPU training, where a step's tiles are split over threads (see
+#: ``UMAPModule._tiled_step``): half a tile of padding per expert, against :data:`TILE`'s
+#: smaller per-tile costs. 64 made a 20,000-cell step's encoder pass faster than 128 or 32.
+TRAIN_TILE = 64
 #: k-means places the centroids on at most this many cells (sampled with the fit's seed).
 PLACE_CELLS = 50_000
 #: Cells per expert when ``experts`` is not given (see :func:`auto_experts`): 96 experts at
@@ -316,22 +337,23 @@ class RoutedMLP(nn.Module):
         return self._distances(x).argmin(1)
 
     def _tiles(
-        self, x: torch.Tensor, route: torch.Tensor
+        self, x: torch.Tensor, route: torch.Tensor, group: int = TILE_GROUP, tile: int = TILE
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(rows, tile_experts, position)``: the tiled row order and its inverse.
 
-        Each expert's rows fill whole tiles (the last one padded with copies of its last row);
-        ``position[i]`` is where row ``i`` of ``x`` sits in the tiled order.
+        Each expert's rows fill whole tiles of ``tile`` rows (the last one padded with copies
+        of its last row); ``position[i]`` is where row ``i`` of ``x`` sits in the tiled order.
+        The number of tiles is padded to a multiple of ``group``.
         """
         dev = x.device
         counts = torch.bincount(route, minlength=self.experts)
-        padded = (counts + TILE - 1) // TILE * TILE
+        padded = (counts + tile - 1) // tile * tile
         start = torch.cumsum(counts, 0) - counts
         tiled_start = torch.cumsum(padded, 0) - padded
         order = torch.argsort(route, stable=True)
         expert = torch.repeat_interleave(torch.arange(self.experts, device=dev), padded)
-        # Extra tiles (expert 0's first row) keep the number of tiles a multiple of TILE_GROUP.
-        extra = -(expert.shape[0] // TILE) % TILE_GROUP * TILE
+        # Extra tiles (expert 0's first row) keep the number of tiles a multiple of group.
+        extra = -(expert.shape[0] // tile) % group * tile
         local = torch.arange(expert.shape[0], device=dev) - tiled_start[expert]
         rows = order[start[expert] + torch.minimum(local, counts[expert] - 1)]
         if extra:
@@ -342,7 +364,7 @@ class RoutedMLP(nn.Module):
         position[order] = (
             tiled_start[sorted_route] + torch.arange(len(order), device=dev) - start[sorted_route]
         )
-        return rows, expert[::TILE], position
+        return rows, expert[::tile], position
 
     def centred_offsets(self) -> list[torch.Tensor]:
         """Each hidden layer's gate offsets ``b_k - z_k``, ``(experts, width)``.
@@ -363,31 +385,29 @@ class RoutedMLP(nn.Module):
                 c = self.norm(zc * _squash(slope, scale * offset))[:, None]
         return out
 
-    def _hidden(
+    def _layers(
         self,
-        x: torch.Tensor,
-        route: torch.Tensor,
+        h: torch.Tensor,
+        experts: torch.Tensor,
         activation: Activation,
-        offsets: list[torch.Tensor] | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The last hidden layer of every tile, the tiles' experts and the rows' positions.
+        compute_dtype: torch.dtype | None = None,
+    ) -> torch.Tensor:
+        """Tiles ``h`` ``(tiles, tile, n_in)`` through their experts ``experts`` (one per tile).
 
-        ``offsets``: :meth:`centred_offsets` for a gated encoder (``None`` otherwise).
+        Hidden layers under autocast to ``compute_dtype`` (if any), the output layer in
+        float32, as the default encoder's (see ``training_forward`` there). Returns the
+        outputs ``(tiles * tile, n_out)`` in the tiled order.
         """
-        rows, experts, position = self._tiles(x, route)
-        h = x.index_select(0, rows).view(experts.shape[0], TILE, -1)
-        for i, (w, slope) in enumerate(zip(self.weights[:-1], self.slopes, strict=True)):
-            z = torch.bmm(h, w.index_select(0, experts).to(h.dtype))
-            gate = None
-            if offsets is not None:
-                gate = (self.gate_scales[i], offsets[i].index_select(0, experts))
-            h = activation(z.view(-1, z.shape[-1]), slope, gate).view(z.shape)
-        return h, experts, position
-
-    def _output(self, h: torch.Tensor, experts: torch.Tensor, position: torch.Tensor):
-        """The output layer, in float32, back in the rows' order."""
+        offsets = self.centred_offsets() if self.gate else None
+        with torch.autocast(h.device.type, dtype=compute_dtype, enabled=compute_dtype is not None):
+            for i, (w, slope) in enumerate(zip(self.weights[:-1], self.slopes, strict=True)):
+                z = torch.bmm(h, w.index_select(0, experts).to(h.dtype))
+                gate = None
+                if offsets is not None:
+                    gate = (self.gate_scales[i], offsets[i].index_select(0, experts))
+                h = activation(z.view(-1, z.shape[-1]), slope, gate).view(z.shape)
         w = self.weights[-1].index_select(0, experts)
-        return torch.bmm(h.to(w.dtype), w).view(-1, self.n_out).index_select(0, position)
+        return torch.bmm(h.to(w.dtype), w).view(-1, self.n_out)
 
     def _modules_activation(self, z: torch.Tensor, slope: torch.Tensor, gate: Gate) -> torch.Tensor:
         if gate is None:
@@ -438,6 +458,55 @@ class RoutedMLP(nn.Module):
         parts = [self._plan(part) for part in x.split(chunk)]
         return tuple(torch.cat(t) for t in zip(*parts, strict=True))  # type: ignore[return-value]
 
+    def tile_rows(
+        self,
+        x: torch.Tensor,
+        plan: Plan | None = None,
+        group: int = TILE_GROUP,
+        tile: int = TILE,
+        tiler: Callable | None = None,
+    ) -> Tiled:
+        """The rows ``x`` in tiles of one expert each, and how to put their outputs back.
+
+        Every row goes to its expert, and the rows within the margin to a second one too.
+        ``plan``: the rows' :meth:`_plan`, when the caller has it (from :meth:`route_table`).
+        ``group``: the number of tiles is a multiple of it; ``tile``: rows per tile.
+        ``tiler(route, experts, tile, group)``: instead of :meth:`_tiles` (same result).
+        """
+        pair, is_near, w_all = self._plan(x) if plan is None else plan
+        near = w = None
+        if self.blends:
+            near = torch.nonzero(is_near).squeeze(1)
+            route = torch.cat([pair[:, 0], pair.index_select(0, near)[:, 1]])
+            w = w_all.index_select(0, near)[:, None]
+            x = torch.cat([x, x.index_select(0, near)])
+        else:
+            route = pair[:, 0]
+        if tiler is None:
+            rows, experts, position = self._tiles(x, route, group, tile)
+        else:
+            rows, experts, position = tiler(route, self.experts, tile, group)
+        h = x.index_select(0, rows).view(experts.shape[0], tile, -1)
+        return Tiled(h, experts, position, near, w)
+
+    def untile(self, y: torch.Tensor, tiled: Tiled, pull_rows: int | None = None) -> torch.Tensor:
+        """The rows' outputs from their tiles' ``y`` (:meth:`_layers`), blended where near.
+
+        ``pull_rows``: in training, the first ``pull_rows`` rows' blended outputs get the seam
+        pull (see :data:`SEAM_PULL`); the rest are padding.
+        """
+        y = y.index_select(0, tiled.position)
+        near, w = tiled.near, tiled.w
+        if near is None:
+            return y
+        n = y.shape[0] - near.shape[0]
+        y1, y2 = y.index_select(0, near), y[n:]
+        if pull_rows is not None and self.seam_pull > 0:
+            scale = (near < pull_rows).to(y.dtype)[:, None] * self.seam_pull
+            y1, y2 = _SeamPull.apply(y1, y2, scale)
+        first = y[:n].index_copy(0, near, w * y1)
+        return first.index_add(0, near, (1.0 - w) * y2)
+
     def _encode(
         self,
         x: torch.Tensor,
@@ -448,36 +517,28 @@ class RoutedMLP(nn.Module):
     ) -> torch.Tensor:
         """Every row through its expert, and the rows within the margin through a second.
 
-        ``plan``: the rows' :meth:`_plan`, when the caller has it (from :meth:`route_table`).
-        ``pull_rows``: in training, the first ``pull_rows`` rows' blended outputs get the seam
-        pull (see :data:`SEAM_PULL`); the rest are padding.
+        ``plan`` and ``pull_rows``: see :meth:`tile_rows` and :meth:`untile`.
         """
-        n = x.shape[0]
-        pair, is_near, w_all = self._plan(x) if plan is None else plan
-        near = w = None
-        if self.blends:
-            near = torch.nonzero(is_near).squeeze(1)
-            route = torch.cat([pair[:, 0], pair.index_select(0, near)[:, 1]])
-            w = w_all.index_select(0, near)[:, None]
-            x = torch.cat([x, x.index_select(0, near)])
-        else:
-            route = pair[:, 0]
-        offsets = self.centred_offsets() if self.gate else None
-        with torch.autocast(x.device.type, dtype=compute_dtype, enabled=compute_dtype is not None):
-            parts = self._hidden(x, route, activation, offsets)
-        # The output layer stays float32, as the default encoder's (see training_forward there).
-        y = self._output(*parts)
-        if near is None:
-            return y
-        y1, y2 = y.index_select(0, near), y[n:]
-        if pull_rows is not None and self.seam_pull > 0:
-            scale = (near < pull_rows).to(y.dtype)[:, None] * self.seam_pull
-            y1, y2 = _SeamPull.apply(y1, y2, scale)
-        first = y[:n].index_copy(0, near, w * y1)
-        return first.index_add(0, near, (1.0 - w) * y2)
+        tiled = self.tile_rows(x, plan)
+        y = self._layers(tiled.h, tiled.experts, activation, compute_dtype)
+        return self.untile(y, tiled, pull_rows)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._encode(x, self._modules_activation)
+
+    def _fused(self, z: torch.Tensor, slope: torch.Tensor, gate: Gate) -> torch.Tensor:
+        """The training activation: the numba kernels where they apply (about 3x faster)."""
+        # Here, not at module level: only CPU training needs numba (models load, map and
+        # attribute without importing it).
+        from . import _kernels
+
+        if gate is not None:
+            if _kernels.supported(z):
+                return _kernels.GateScaleNormCPU.apply(z, slope, *gate, self.norm.eps)
+            return self._modules_activation(z, slope, gate)  # nothing frozen in training
+        if _kernels.supported(z):
+            return _kernels.PReLUScaleNormCPU.apply(z, slope, self.norm.eps)
+        return _PReLUScaleNorm.apply(z, slope, True, self.norm.eps)
 
     def training_forward(
         self,
@@ -490,18 +551,16 @@ class RoutedMLP(nn.Module):
 
         ``plan``: the rows' entries of :meth:`route_table`, if the caller looked them up.
         """
-        # Here, not at module level: only CPU training needs numba (models load, map and
-        # attribute without importing it).
-        from . import _kernels
-
-        def fused(z: torch.Tensor, slope: torch.Tensor, gate: Gate) -> torch.Tensor:
-            if gate is not None:
-                if _kernels.supported(z):
-                    return _kernels.GateScaleNormCPU.apply(z, slope, *gate, self.norm.eps)
-                return self._modules_activation(z, slope, gate)  # nothing frozen in training
-            if _kernels.supported(z):  # the numba kernels: about 3x faster on a CPU
-                return _kernels.PReLUScaleNormCPU.apply(z, slope, self.norm.eps)
-            return _PReLUScaleNorm.apply(z, slope, True, self.norm.eps)
-
-        y = self._encode(x, fused, compute_dtype, plan, x.shape[0] if rows is None else rows)
+        y = self._encode(x, self._fused, compute_dtype, plan, x.shape[0] if rows is None else rows)
         return y if rows is None else y[:rows]
+
+    def training_tiles(
+        self, h: torch.Tensor, experts: torch.Tensor, compute_dtype: torch.dtype | None = None
+    ) -> torch.Tensor:
+        """:meth:`_layers` of some of a step's tiles (:meth:`tile_rows`), as training runs them.
+
+        Training splits a step's tiles, not its rows, over threads: split by rows, each
+        thread would pad every expert's last tile, and two threads pad about twice as many
+        rows as one.
+        """
+        return self._layers(h, experts, self._fused, compute_dtype)

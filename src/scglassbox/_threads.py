@@ -68,24 +68,38 @@ class RowBlocks:
 
     def loss(
         self,
-        encode: Callable[[torch.Tensor], torch.Tensor],
+        encode: Callable[..., torch.Tensor],
         params: Sequence[torch.Tensor],
-        x: torch.Tensor,
+        x: torch.Tensor | tuple[torch.Tensor, ...],
         loss_fn: Callable[[torch.Tensor, slice], torch.Tensor],
         n_terms: int,
+        combine: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        align: int | None = None,
     ) -> torch.Tensor:
-        """``sum_i loss_fn(encode(x), part_i)``, every part computed on a worker thread.
+        """``sum_i loss_fn(emb, part_i)``, every block and part computed on a worker thread.
 
-        ``loss_fn(emb, part)`` is the loss over the terms in the slice ``part`` of
-        ``range(n_terms)``; the parts split that range. Returns a tensor equal to the loss
-        whose backward pass gives each parameter exactly the summed block gradients, so the
-        caller's ``loss.backward()`` (Lightning's) works unchanged. Blocks, parts and their
-        sums have a fixed order: results do not depend on thread timing.
+        ``x`` (a tensor, or tensors split alike) is split along its first dimension into
+        blocks that ``encode`` maps on the worker threads; ``emb`` is their outputs
+        concatenated, passed through ``combine`` (in this thread, differentiable, without
+        parameters) if given. ``loss_fn(emb, part)`` is the loss over the terms in the slice
+        ``part`` of ``range(n_terms)``; the parts split that range. Returns a tensor equal to
+        the loss whose backward pass gives each parameter exactly the summed block gradients,
+        so the caller's ``loss.backward()`` (Lightning's) works unchanged. Blocks, parts and
+        their sums have a fixed order: results do not depend on thread timing. ``align``:
+        instead of the blocks' :attr:`align`.
         """
-        size = -(-x.shape[0] // self.workers)
-        size = -(-size // self.align) * self.align
-        outs = list(self._pool.map(encode, x.split(size)))
-        emb = torch.cat([o.detach() for o in outs]).requires_grad_()
+        xs = x if isinstance(x, tuple) else (x,)
+        align = self.align if align is None else align
+        size = -(-xs[0].shape[0] // self.workers)
+        size = -(-size // align) * align
+        blocks_in = list(zip(*(t.split(size) for t in xs), strict=True))
+        outs = list(self._pool.map(lambda b: encode(*b), blocks_in))
+        out = torch.cat([o.detach() for o in outs]).requires_grad_()
+        combined = out
+        if combine is not None:
+            with torch.enable_grad():
+                combined = combine(out)
+        emb = combined.detach().requires_grad_()
         step = -(-n_terms // self.workers)
 
         def part_loss(start: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,13 +109,16 @@ class RowBlocks:
 
         parts = list(self._pool.map(part_loss, range(0, n_terms, step)))
         loss = functools.reduce(operator.add, [p[0] for p in parts])
-        grad_emb = functools.reduce(operator.add, [p[1] for p in parts])
+        grad_out = functools.reduce(operator.add, [p[1] for p in parts])
+        if combine is not None:
+            (grad_out,) = torch.autograd.grad(combined, out, grad_out)
 
         def backward(block: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor | None, ...]:
             out, grad = block
             return torch.autograd.grad(out, params, grad, allow_unused=True)
 
-        blocks = list(self._pool.map(backward, zip(outs, grad_emb.split(size), strict=True)))
+        sizes = [o.shape[0] for o in outs]
+        blocks = list(self._pool.map(backward, zip(outs, grad_out.split(sizes), strict=True)))
         surrogate = loss.new_zeros(())
         for p, grads in zip(params, zip(*blocks, strict=True), strict=True):
             grads = [g for g in grads if g is not None]
