@@ -608,15 +608,15 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         for w in (48, 64)
         for k in (8, 10, 12)
     },
-    # Stop 44: the default with fewer Newton-Schulz steps in Muon (5), which grows with the
-    # experts.
+    # Stop 44: the default with other Newton-Schulz steps in Muon (5), whose work grows with
+    # the experts.
     **{
         f"ns{k}": (
             f"the default with {k} Newton-Schulz steps in Muon (5)",
             {},
             {"ns_steps": k, "current": True},
         )
-        for k in (3, 4)
+        for k in (3, 4, 5)
     },
     # Stop 44: the default with Muon on the second hidden layer only (Adam on the first):
     # Muon's work grows with the experts.
@@ -820,9 +820,7 @@ def fit_variant(
 
         _routed.RoutedMLP.muon_parameters = lambda self: list(self.weights[1:-1])
     if "ns_steps" in proto:
-        from scglassbox import _optim
-
-        _optim.MuonAdam.__init__.__kwdefaults__["ns_steps"] = proto["ns_steps"]
+        _training.MUON_NS_STEPS = proto["ns_steps"]
     if "ramp" in proto:  # routed fits' repulsion ramp (1.0: none)
         _training.REPULSION_START, _training.REPULSION_RAMP_STEPS = proto["ramp"]
     if "coarse" in proto:

@@ -8,6 +8,7 @@ process, on the CPU::
     python benchmarks/step_profile.py --skip-compile  # without the torch.compile rows
     python benchmarks/step_profile.py --dataset synthetic_100k --fit-only   # 100,000 cells
     python benchmarks/step_profile.py --phases        # wall clock per phase of a step
+    python benchmarks/step_profile.py --tiles-ab      # a step's tiles or rows over threads
 
 ``--phases`` times a default fit's phases by wall clock (the worker threads' work included,
 which cProfile does not see): the row blocks' encoder forward, loss and encoder backward,
@@ -233,6 +234,41 @@ def step_times(rows: int, hidden: tuple[int, ...], compile_: bool) -> list[tuple
     return out
 
 
+def tiles_ab(X, graph, rounds: int = 3) -> dict[str, list[float]]:
+    """Whole default fits, in this process, alternating the routed step's two layouts.
+
+    ``"tiles"``: the step's tiles split over the row-block threads (the default since stop
+    45); ``"rows"``: each thread tiles its own block of rows, as before. A first round of
+    both compiles the kernels and is not counted.
+    """
+    import scglassbox as gb
+    from scglassbox import _threads, _training
+
+    mode = ["tiles"]
+    tiled_step, blocks_loss = _training.UMAPModule._tiled_step, _threads.RowBlocks.loss
+
+    def step(self, nodes):
+        return (self._encode_cells, nodes, None) if mode[0] == "rows" else tiled_step(self, nodes)
+
+    def loss(self, encode, params, x, loss_fn, n_terms, combine=None, align=None):
+        align = None if mode[0] == "rows" else align  # the rows' own (bfloat16) alignment
+        return blocks_loss(self, encode, params, x, loss_fn, n_terms, combine, align)
+
+    _training.UMAPModule._tiled_step, _threads.RowBlocks.loss = step, loss
+    times: dict[str, list[float]] = {"tiles": [], "rows": []}
+    try:
+        for r in range(rounds + 1):
+            for m in times:
+                mode[0] = m
+                t = time.perf_counter()
+                gb.GlassBoxUMAP(random_state=0, quiet=True).fit(X, graph=graph)
+                if r:
+                    times[m].append(time.perf_counter() - t)
+    finally:
+        _training.UMAPModule._tiled_step, _threads.RowBlocks.loss = tiled_step, blocks_loss
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, default=run.DEFAULT_CACHE)
@@ -241,6 +277,9 @@ def main() -> None:
     parser.add_argument("--dataset", default="synthetic_20k", help="a prepared set of run.py")
     parser.add_argument("--fit-only", action="store_true", help="only the fit's split")
     parser.add_argument("--phases", action="store_true", help="only the wall-clock phases")
+    parser.add_argument(
+        "--tiles-ab", action="store_true", help="fits with the step's tiles or rows split"
+    )
     args = parser.parse_args()
     import torch
 
@@ -249,6 +288,14 @@ def main() -> None:
     (args.cache / "runs").mkdir(parents=True, exist_ok=True)
     run.ensure_datasets([args.dataset], args.cache, args.cache / "runs")
     data = run.load_dataset(args.dataset, args.cache)
+    if args.tiles_ab:
+        times = tiles_ab(data["X"], data["connectivities"])
+        print(f"| default fit on {args.dataset}, in-process | runs (s) | median (s) |")
+        print("|---|---|--:|")
+        for label, ts in times.items():
+            runs = " / ".join(f"{t:.2f}" for t in ts)
+            print(f"| threads split the step's {label} | {runs} | {sorted(ts)[len(ts) // 2]:.2f} |")
+        return
     if args.phases:
         print(f"| phase of a default fit on {args.dataset} (wall clock) | s |\n|---|--:|")
         for label, s in phase_split(data["X"], data["connectivities"]):
