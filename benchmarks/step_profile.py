@@ -242,19 +242,19 @@ def tiles_ab(X, graph, rounds: int = 3) -> dict[str, list[float]]:
     both compiles the kernels and is not counted.
     """
     import scglassbox as gb
-    from scglassbox import _threads, _training
+    from scglassbox import _training
 
     mode = ["tiles"]
-    tiled_step, blocks_loss = _training.UMAPModule._tiled_step, _threads.RowBlocks.loss
+    tiled_step = _training.UMAPModule._tiled_step
 
     def step(self, nodes):
-        return (self._encode_cells, nodes, None) if mode[0] == "rows" else tiled_step(self, nodes)
+        # "rows": the blocks split the cells, each tiling its own (align None: the rows' own
+        # bfloat16 alignment).
+        if mode[0] == "rows":
+            return self._encode_cells, nodes, None, None
+        return tiled_step(self, nodes)
 
-    def loss(self, encode, params, x, loss_fn, n_terms, combine=None, align=None):
-        align = None if mode[0] == "rows" else align  # the rows' own (bfloat16) alignment
-        return blocks_loss(self, encode, params, x, loss_fn, n_terms, combine, align)
-
-    _training.UMAPModule._tiled_step, _threads.RowBlocks.loss = step, loss
+    _training.UMAPModule._tiled_step = step
     times: dict[str, list[float]] = {"tiles": [], "rows": []}
     try:
         for r in range(rounds + 1):
@@ -265,7 +265,7 @@ def tiles_ab(X, graph, rounds: int = 3) -> dict[str, list[float]]:
                 if r:
                     times[m].append(time.perf_counter() - t)
     finally:
-        _training.UMAPModule._tiled_step, _threads.RowBlocks.loss = tiled_step, blocks_loss
+        _training.UMAPModule._tiled_step = tiled_step
     return times
 
 

@@ -660,10 +660,11 @@ def test_training_splits_a_steps_tiles_over_threads_exactly():
     want_loss = loss_fn(module._encode_cells(nodes))
     want = torch.autograd.grad(want_loss, params)
     with module.row_blocks(2):
-        encode, tiles, combine = module._tiled_step(nodes)
+        encode, tiles, combine, align = module._tiled_step(nodes)
         h, _ = tiles
         assert h.shape[1] == _routed.TRAIN_TILE and h.shape[0] % (2 * _routed.TILE_GROUP) == 0
-        got_loss = module._blocks.loss(encode, params, tiles, loss_fn, n, combine, 4)
+        assert align == _routed.TILE_GROUP
+        got_loss = module._blocks.loss(encode, params, tiles, loss_fn, n, combine, align)
         got = torch.autograd.grad(got_loss, params)
     torch.testing.assert_close(got_loss, want_loss, rtol=1e-6, atol=0)
     for a, b in zip(got, want, strict=True):

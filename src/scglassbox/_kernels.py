@@ -354,14 +354,13 @@ def tiles(
     20,000-cell step's 15,000 rows, which now run in one thread.
     """
     r = route.detach().to(torch.int64).contiguous().numpy()
-    counts = np.bincount(r, minlength=experts)
-    end = np.cumsum(-(-counts // tile) * tile)
-    tiles_ = int(end[-1]) // tile if r.shape[0] else 0
+    padded = -(-np.bincount(r, minlength=experts) // tile) * tile
+    end = np.cumsum(padded)
+    tiles_ = int(end[-1]) // tile
     tiles_ += -tiles_ % group
     rows = np.empty(tiles_ * tile, np.int64)
     position = np.empty(r.shape[0], np.int64)
     tile_expert = np.empty(tiles_, np.int64)
-    if r.shape[0]:
-        fill = end - -(-counts // tile) * tile
-        _tile_order(r, fill, end, tile, rows, position, tile_expert)
+    if r.shape[0]:  # the sort reads the first row
+        _tile_order(r, end - padded, end, tile, rows, position, tile_expert)
     return torch.from_numpy(rows), torch.from_numpy(tile_expert), torch.from_numpy(position)

@@ -271,11 +271,12 @@ class UMAPModule(lp.LightningModule):
         return self._encode(self.features.index_select(0, nodes), plan)
 
     def _tiled_step(self, nodes: torch.Tensor):
-        """``(encode, tiles, combine)`` of a routed step for :meth:`RowBlocks.loss`.
+        """``(encode, tiles, combine, align)`` of a routed step for :meth:`RowBlocks.loss`.
 
         The step's rows are tiled once, by expert, and the threads split the tiles: each
         expert's last tile is padded once per step, not once per thread (at 20,000 cells,
-        two threads' blocks of rows padded 71% more rows than they held).
+        two threads' blocks of rows padded 71% more rows than they held). The tiles come in
+        equal blocks of a multiple of ``TILE_GROUP`` (``align``).
         """
         from . import _kernels  # CPU training only (row blocks): numba
 
@@ -294,7 +295,7 @@ class UMAPModule(lp.LightningModule):
         def combine(y: torch.Tensor) -> torch.Tensor:
             return self.encoder.untile(y, tiled, nodes.shape[0])
 
-        return encode, (tiled.h, tiled.experts), combine
+        return encode, (tiled.h, tiled.experts), combine, _routed.TILE_GROUP
 
     def _log_q_terms(self, dsq: torch.Tensor) -> torch.Tensor:
         # q = 1 / (1 + a d^(2b)) = sigmoid(-s) with s = log a + b log d^2.
@@ -359,18 +360,19 @@ class UMAPModule(lp.LightningModule):
         neg = torch.randint(
             nodes.shape[0], (n * self.negative_sample_rate,), generator=gen, device=dev
         )
-        if self._plans is None:
-            encode, x = self._encode, self.features.index_select(0, nodes)
-        else:  # routes to look up: the blocks split the cells and gather their own rows
-            encode, x = self._encode_cells, nodes
         if self._blocks is None:
-            loss = self._loss(encode(x), inverse, neg, slice(None))
+            if self._plans is None:
+                emb = self._encode(self.features.index_select(0, nodes))
+            else:  # routes to look up
+                emb = self._encode_cells(nodes)
+            loss = self._loss(emb, inverse, neg, slice(None))
         else:
             params = [p for p in self.encoder.parameters() if p.requires_grad]
-            combine, align = None, None
-            if self._plans is not None:  # routed: the blocks split the step's tiles
-                encode, x, combine = self._tiled_step(nodes)
-                align = _routed.TILE_GROUP
+            if self._plans is None:  # the blocks split the step's rows
+                encode, x = self._encode, self.features.index_select(0, nodes)
+                combine = align = None
+            else:  # routed: the blocks split the step's tiles
+                encode, x, combine, align = self._tiled_step(nodes)
             loss = self._blocks.loss(
                 encode,
                 params,
