@@ -229,7 +229,9 @@ def test_seam_pull_brings_the_experts_together_where_they_meet(monkeypatch):
         assert model.encoder_.seam_pull == 0  # set for training only
         x = torch.from_numpy(model.input_map_.centred(X))
         gaps[pull] = float(_seam_gaps(model.encoder_, x).median() / emb.std(0).mean())
-    assert default > 0 and gaps[default] < 0.5 * gaps[0.0], gaps
+    # The pull about halves the gap: 0.47-0.52 of it over seeds 0-3 (stops 45 and 46), so a
+    # bound at half failed at random; without any pull the ratio is 1.
+    assert default > 0 and gaps[default] < 0.6 * gaps[0.0], gaps
 
 
 def test_seam_pull_starts_at_its_strength_per_edge_and_is_gone_halfway(monkeypatch):

@@ -5,12 +5,14 @@ time: two passes over the activations where PyTorch's element-wise operators mak
 twelve (see :class:`~scglassbox._encoder._PReLUScaleNorm`), which were about half of a CPU
 training step of the routed default. bfloat16 activations are read and written as their bit
 patterns (16-bit integers), so no tensor-wide casts are needed; arithmetic is float32, and
-results are rounded to bfloat16 to nearest, ties to even, as PyTorch rounds.
+results are rounded to bfloat16 to nearest, ties to even, as PyTorch rounds. One kernel serves
+both dtypes: ``_load`` and ``_store`` convert each element (an LLVM bitcast, not a view of a
+scratch row, which took twice as long to compile).
 
 Same function as the PyTorch pass up to rounding; deterministic (a row's work, and the slope
 gradient's sum over a block's rows, have a fixed order). The kernels release the GIL, so the
 row blocks of :mod:`scglassbox._threads` run them in parallel. Compiled on first use in each
-process (about a second for the bfloat16 pair), never cached on disk: numba's disk cache is
+process (about 0.6 s for the bfloat16 pair), never cached on disk: numba's disk cache is
 pickled, and this package neither writes nor loads pickles.
 
 ``mlp_norm`` keeps the PyTorch pass: its fits (the default below 10,000 cells) are pinned bit
@@ -22,6 +24,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 import torch
+from numba import types
+from numba.extending import intrinsic, overload
 
 _F0 = np.float32(0.0)
 _F1 = np.float32(1.0)
@@ -46,170 +50,172 @@ _jit_gate = numba.njit(nogil=True, fastmath=True, error_model="numpy")
 _inline_gate = numba.njit(inline="always", error_model="numpy")
 
 
-@_inline
-def _widen(row16, bits):
-    """bfloat16 bits (int16) of a row into float32 bits (uint32)."""
-    for j in range(row16.shape[0]):
-        bits[j] = np.uint32(np.uint16(row16[j])) << _SHIFT
+@intrinsic
+def _f32_of_bits(typingctx, bits):
+    """The float32 whose bit pattern is the uint32 ``bits`` (an LLVM bitcast)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float32))
+
+    return types.float32(types.uint32), codegen
+
+
+@intrinsic
+def _bits_of_f32(typingctx, x):
+    """The bit pattern (uint32) of the float32 ``x`` (an LLVM bitcast)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.uint32))
+
+    return types.uint32(types.float32), codegen
+
+
+def _load(row, j):  # pragma: no cover (compiled code calls the overload below)
+    """``row[j]`` as float32: a bfloat16 row holds int16 bit patterns."""
+    raise NotImplementedError
+
+
+def _store(row, j, v) -> None:  # pragma: no cover (as _load)
+    """``row[j] = v``, the float32 ``v`` rounded to bfloat16 (nearest even) in int16 rows."""
+    raise NotImplementedError
+
+
+@overload(_load)
+def _load_typed(row, j):
+    if row.dtype == types.int16:
+        return lambda row, j: _f32_of_bits(np.uint32(np.uint16(row[j])) << _SHIFT)
+    return lambda row, j: row[j]
+
+
+def _store_bf16(row, j, v):  # pragma: no cover (compiled)
+    u = _bits_of_f32(v)
+    if (u & _ABS) > _INF:  # NaN stays NaN
+        u = _QNAN
+    u = u + _ROUND + ((u >> _SHIFT) & _ONE)
+    row[j] = np.int16(np.uint16(u >> _SHIFT))
+
+
+def _store_f32(row, j, v):  # pragma: no cover (compiled)
+    row[j] = v
+
+
+# numba inlines the store into the loops (as a call it kept the backward pass from
+# vectorising, 10x slower). Inlined code must not pass a conditional expression as an
+# argument: numba 0.68 miscompiled `_store(gz, j, gy * (1 if x > 0 else w[j]))`.
+@overload(_store, inline="always")
+def _store_typed(row, j, v):
+    return _store_bf16 if row.dtype == types.int16 else _store_f32
 
 
 @_inline
-def _narrow(bits, row16):
-    """float32 bits into bfloat16 bits, rounded to nearest even (NaN stays NaN)."""
-    for j in range(bits.shape[0]):
-        u = bits[j]
-        if (u & _ABS) > _INF:
-            u = _QNAN
-        u = u + _ROUND + ((u >> _SHIFT) & _ONE)
-        row16[j] = np.int16(np.uint16(u >> _SHIFT))
-
-
-@_inline
-def _normalise(out, s, eps) -> np.float32:
-    """Divide the row ``out`` by its root mean square (``s``: its sum of squares); the scale."""
-    inv = _F1 / np.sqrt(s / np.float32(out.shape[0]) + eps)
-    for j in range(out.shape[0]):
-        out[j] *= inv
+def _act_norm(z, w, eps, y, out) -> np.float32:
+    """``out = prelu(z) * inv`` with ``inv`` the row's inverse RMS (``y``: scratch); ``inv``."""
+    h = z.shape[0]
+    s = _F0
+    for j in range(h):
+        x = _load(z, j)
+        v = max(x, _F0) + w[j] * min(x, _F0)
+        y[j] = v
+        s += v * v
+    inv = _F1 / np.sqrt(s / np.float32(h) + eps)
+    for j in range(h):
+        _store(out, j, y[j] * inv)
     return inv
 
 
 @_inline
-def _act_norm(x, w, eps, out) -> np.float32:
-    """``out = prelu(x) * inv`` with ``inv`` the row's inverse RMS; returns ``inv``."""
-    s = _F0
-    for j in range(x.shape[0]):
-        v = max(x[j], _F0) + w[j] * min(x[j], _F0)
-        out[j] = v
-        s += v * v
-    return _normalise(out, s, eps)
-
-
-@_inline
-def _act_norm_grad(g, x, w, inv, gx, gw) -> None:
-    """``gx``: the gradient of ``prelu(x) * inv(x)`` along ``g``; adds the slopes' to ``gw``."""
-    h = x.shape[0]
+def _act_norm_grad(g, z, w, inv, gz, gw) -> None:
+    """``gz``: the gradient of ``prelu(z) * inv(z)`` along ``g``; adds the slopes' to ``gw``."""
+    h = z.shape[0]
     dot = _F0
     for j in range(h):
-        dot += g[j] * (max(x[j], _F0) + w[j] * min(x[j], _F0))
+        x = _load(z, j)
+        dot += _load(g, j) * (max(x, _F0) + w[j] * min(x, _F0))
     # d(y * inv)/dy applied to g: inv * (g - out * mean(g * out)), out = y * inv.
     dot = -dot * inv * inv / np.float32(h)
     for j in range(h):
-        y = max(x[j], _F0) + w[j] * min(x[j], _F0)
-        gy = (g[j] + y * dot) * inv
-        gw[j] += gy * min(x[j], _F0)
-        gx[j] = gy * (_F1 if x[j] > _F0 else w[j])
+        x = _load(z, j)
+        y = max(x, _F0) + w[j] * min(x, _F0)
+        gy = (_load(g, j) + y * dot) * inv
+        gw[j] += gy * min(x, _F0)
+        slope = w[j]
+        if x > _F0:
+            slope = _F1
+        _store(gz, j, gy * slope)
 
 
 @_jit
-def _forward_f32(z, w, eps, out, inv):  # pragma: no cover (compiled)
+def _forward(z, w, eps, out, inv):  # pragma: no cover (compiled)
+    y = np.empty(z.shape[1], np.float32)
     for i in range(z.shape[0]):
-        inv[i] = _act_norm(z[i], w, eps, out[i])
+        inv[i] = _act_norm(z[i], w, eps, y, out[i])
 
 
 @_jit
-def _backward_f32(g, z, inv, w, gz, gw):  # pragma: no cover (compiled)
+def _backward(g, z, inv, w, gz, gw):  # pragma: no cover (compiled)
     for i in range(z.shape[0]):
         _act_norm_grad(g[i], z[i], w, inv[i], gz[i], gw)
 
 
-@_jit
-def _forward_bf16(z, w, eps, out, inv):  # pragma: no cover (compiled)
-    h = z.shape[1]
-    xb, yb = np.empty(h, np.uint32), np.empty(h, np.uint32)
-    x, y = xb.view(np.float32), yb.view(np.float32)
-    for i in range(z.shape[0]):
-        _widen(z[i], xb)
-        inv[i] = _act_norm(x, w, eps, y)
-        _narrow(yb, out[i])
-
-
-@_jit
-def _backward_bf16(g, z, inv, w, gz, gw):  # pragma: no cover (compiled)
-    h = z.shape[1]
-    xb, gb, ob = np.empty(h, np.uint32), np.empty(h, np.uint32), np.empty(h, np.uint32)
-    x, gr, o = xb.view(np.float32), gb.view(np.float32), ob.view(np.float32)
-    for i in range(z.shape[0]):
-        _widen(z[i], xb)
-        _widen(g[i], gb)
-        _act_norm_grad(gr, x, w, inv[i], o, gw)
-        _narrow(ob, gz[i])
-
-
 @_inline_gate
-def _gate_norm(x, w, scale, off, eps, out) -> np.float32:
-    """``out = x * gate * inv``, ``gate = w + (1 - w) sigmoid(scale (x + off))``; ``inv``."""
+def _gate_norm(z, w, scale, off, eps, y, out) -> np.float32:
+    """``out = z * gate * inv``, ``gate = w + (1 - w) sigmoid(scale (z + off))``; ``inv``."""
+    h = z.shape[0]
     s = _F0
-    for j in range(x.shape[0]):
-        u = min(max(scale[j] * (x[j] + off[j]), -_CLIP), _CLIP)
-        v = x[j] * (w[j] + (_F1 - w[j]) * _HALF * (_F1 + u / np.sqrt(_F1 + u * u)))
-        out[j] = v
+    for j in range(h):
+        x = _load(z, j)
+        u = min(max(scale[j] * (x + off[j]), -_CLIP), _CLIP)
+        v = x * (w[j] + (_F1 - w[j]) * _HALF * (_F1 + u / np.sqrt(_F1 + u * u)))
+        y[j] = v
         s += v * v
-    return _normalise(out, s, eps)
+    inv = _F1 / np.sqrt(s / np.float32(h) + eps)
+    for j in range(h):
+        _store(out, j, y[j] * inv)
+    return inv
 
 
 @_inline_gate
-def _gate_norm_grad(g, x, w, scale, off, inv, gx, gw, gscale, goff) -> None:
-    """``gx``: the gradient of the gated unit and ScaleNorm along ``g``.
+def _gate_norm_grad(g, z, w, scale, off, inv, gz, gw, gscale, goff) -> None:
+    """``gz``: the gradient of the gated unit and ScaleNorm along ``g``.
 
     Adds the slopes', the gate scales' and the offsets' gradients to ``gw``, ``gscale`` and
     ``goff``.
     """
-    h = x.shape[0]
+    h = z.shape[0]
     dot = _F0
     for j in range(h):
-        u = min(max(scale[j] * (x[j] + off[j]), -_CLIP), _CLIP)
-        dot += g[j] * x[j] * (w[j] + (_F1 - w[j]) * _HALF * (_F1 + u / np.sqrt(_F1 + u * u)))
+        x = _load(z, j)
+        u = min(max(scale[j] * (x + off[j]), -_CLIP), _CLIP)
+        dot += _load(g, j) * x * (w[j] + (_F1 - w[j]) * _HALF * (_F1 + u / np.sqrt(_F1 + u * u)))
     dot = -dot * inv * inv / np.float32(h)
     for j in range(h):
-        a = x[j] + off[j]
+        x = _load(z, j)
+        a = x + off[j]
         u = min(max(scale[j] * a, -_CLIP), _CLIP)
         r = _F1 / np.sqrt(_F1 + u * u)
         sig = _HALF * (_F1 + u * r)
         gate = w[j] + (_F1 - w[j]) * sig
-        gy = (g[j] + x[j] * gate * dot) * inv
+        gy = (_load(g, j) + x * gate * dot) * inv
         # The path through the gate's argument: d gate / d u times the value.
-        q = gy * x[j] * (_F1 - w[j]) * _HALF * r * r * r
-        gw[j] += gy * x[j] * (_F1 - sig)
+        q = gy * x * (_F1 - w[j]) * _HALF * r * r * r
+        gw[j] += gy * x * (_F1 - sig)
         gscale[j] += q * a
         goff[j] += q * scale[j]
-        gx[j] = gy * gate + q * scale[j]
+        _store(gz, j, gy * gate + q * scale[j])
 
 
 @_jit_gate
-def _gate_forward_f32(z, w, scale, off, tile, eps, out, inv):  # pragma: no cover (compiled)
+def _gate_forward(z, w, scale, off, tile, eps, out, inv):  # pragma: no cover (compiled)
+    y = np.empty(z.shape[1], np.float32)
     for i in range(z.shape[0]):
-        inv[i] = _gate_norm(z[i], w, scale, off[i // tile], eps, out[i])
+        inv[i] = _gate_norm(z[i], w, scale, off[i // tile], eps, y, out[i])
 
 
 @_jit_gate
-def _gate_backward_f32(g, z, inv, w, scale, off, tile, gz, gw, gscale, goff):  # pragma: no cover
+def _gate_backward(g, z, inv, w, scale, off, tile, gz, gw, gscale, goff):  # pragma: no cover
     for i in range(z.shape[0]):
         t = i // tile
         _gate_norm_grad(g[i], z[i], w, scale, off[t], inv[i], gz[i], gw, gscale, goff[t])
-
-
-@_jit_gate
-def _gate_forward_bf16(z, w, scale, off, tile, eps, out, inv):  # pragma: no cover (compiled)
-    h = z.shape[1]
-    xb, yb = np.empty(h, np.uint32), np.empty(h, np.uint32)
-    x, y = xb.view(np.float32), yb.view(np.float32)
-    for i in range(z.shape[0]):
-        _widen(z[i], xb)
-        inv[i] = _gate_norm(x, w, scale, off[i // tile], eps, y)
-        _narrow(yb, out[i])
-
-
-@_jit_gate
-def _gate_backward_bf16(g, z, inv, w, scale, off, tile, gz, gw, gscale, goff):  # pragma: no cover
-    h = z.shape[1]
-    xb, gb, ob = np.empty(h, np.uint32), np.empty(h, np.uint32), np.empty(h, np.uint32)
-    x, gr, o = xb.view(np.float32), gb.view(np.float32), ob.view(np.float32)
-    for i in range(z.shape[0]):
-        t = i // tile
-        _widen(z[i], xb)
-        _widen(g[i], gb)
-        _gate_norm_grad(gr, x, w, scale, off[t], inv[i], o, gw, gscale, goff[t])
-        _narrow(ob, gz[i])
 
 
 def _bits(t: torch.Tensor) -> np.ndarray:
@@ -236,8 +242,7 @@ class PReLUScaleNormCPU(torch.autograd.Function):
         w = slope.detach().to(torch.float32).contiguous()
         out = torch.empty_like(z)
         inv = torch.empty(z.shape[0], dtype=torch.float32)
-        kernel = _forward_bf16 if z.dtype == torch.bfloat16 else _forward_f32
-        kernel(_bits(z), w.numpy(), np.float32(eps), _bits(out), inv.numpy())
+        _forward(_bits(z), w.numpy(), np.float32(eps), _bits(out), inv.numpy())
         ctx.save_for_backward(z, inv, w)
         ctx.slope_dtype = slope.dtype
         return out
@@ -248,8 +253,7 @@ class PReLUScaleNormCPU(torch.autograd.Function):
         g = g.to(z.dtype).contiguous()
         gz = torch.empty_like(z)
         gw = np.zeros(z.shape[1], dtype=np.float32)
-        kernel = _backward_bf16 if z.dtype == torch.bfloat16 else _backward_f32
-        kernel(_bits(g), _bits(z), inv.numpy(), w.numpy(), _bits(gz), gw)
+        _backward(_bits(g), _bits(z), inv.numpy(), w.numpy(), _bits(gz), gw)
         grad_slope = torch.from_numpy(gw).to(ctx.slope_dtype) if ctx.needs_input_grad[1] else None
         return gz, grad_slope, None
 
@@ -273,8 +277,7 @@ class GateScaleNormCPU(torch.autograd.Function):
             raise ValueError(f"{o.shape[0]} offset rows do not tile {z.shape[0]} rows.")
         out = torch.empty_like(z)
         inv = torch.empty(z.shape[0], dtype=torch.float32)
-        kernel = _gate_forward_bf16 if z.dtype == torch.bfloat16 else _gate_forward_f32
-        kernel(
+        _gate_forward(
             _bits(z),
             w.numpy(),
             s.numpy(),
@@ -295,8 +298,7 @@ class GateScaleNormCPU(torch.autograd.Function):
         g = g.to(z.dtype).contiguous()
         gz = torch.empty_like(z)
         gw, gs, go = np.zeros_like(w.numpy()), np.zeros_like(s.numpy()), np.zeros_like(o.numpy())
-        kernel = _gate_backward_bf16 if z.dtype == torch.bfloat16 else _gate_backward_f32
-        kernel(
+        _gate_backward(
             _bits(g),
             _bits(z),
             inv.numpy(),
