@@ -147,3 +147,21 @@ def test_the_modules_loss_takes_it_with_the_torch_losss_value_and_gradients():
         torch.testing.assert_close(ramped[0], results[1.0, 1.0, fused][0], rtol=1e-6, atol=0)
         torch.testing.assert_close(ramped[1], results[0.4, 0.4, fused][1], rtol=1e-6, atol=0)
     assert not torch.allclose(results[1.0, 1.0, True][1], results[0.4, 0.4, True][1])
+
+
+def test_far_apart_points_give_an_infinite_loss_without_warnings():
+    """A diverged map (points 1e25 apart) overflows ``p``: the loss is infinite, as the
+    compiled loop's was, and NumPy's vectorised pass warns about nothing."""
+    import warnings
+
+    emb = np.array([[0.0, 0.0], [1e25, 0.0], [3.0, 0.0]], dtype=np.float32)
+    heads, tails, negs = np.array([0]), np.array([1]), np.array([[2]])
+    grad = np.zeros_like(emb)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        attraction, repulsion = _loss._pairs(
+            emb, heads, tails, negs, np.float32(math.log(A)), np.float32(B), np.float32(1.0),
+            np.float32(DIST_EPS), grad,
+        )  # fmt: skip
+    assert attraction == math.inf and np.isfinite(repulsion)
+    assert np.isfinite(grad[2]).all() and grad[2, 0] != 0  # the negative's pull is finite

@@ -84,11 +84,13 @@ def _pairs(emb, heads, tails, negs, log_a, b, rep, eps, grad) -> tuple[float, fl
     """
     d2 = np.empty((heads.shape[0], negs.shape[1] + 1), np.float32)
     _squared_distances(emb, heads, tails, negs, eps, d2)
-    s = np.log(d2)
-    s *= b
-    s += log_a
-    p = np.exp(s)
-    soft = np.log1p(p)
+    # Silent on overflow (p = inf far apart, a diverged map), as the compiled loop was.
+    with np.errstate(over="ignore", invalid="ignore"):
+        s = np.log(d2)
+        s *= b
+        s += log_a
+        p = np.exp(s)
+        soft = np.log1p(p)
     return _sums_and_grad(emb, heads, tails, negs, d2, s, p, soft, b, rep, grad)
 
 
