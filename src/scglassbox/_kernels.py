@@ -40,14 +40,11 @@ _HALF = np.float32(0.5)
 _CLIP = np.float32(1e4)
 
 
-#: The kernels' compile options: no ``cache`` (see the module docstring).
-_jit = numba.njit(nogil=True, fastmath=True)
-_inline = numba.njit(inline="always")
-#: The gated kernels' options: NumPy's error model, as Python's check for a division by zero
-#: keeps their loops from vectorising (4x slower). It made the PReLU kernels 1.5-2x slower, so
-#: they keep Python's (which they never pay for: they divide outside their loops).
-_jit_gate = numba.njit(nogil=True, fastmath=True, error_model="numpy")
-_inline_gate = numba.njit(inline="always", error_model="numpy")
+#: The kernels' compile options: no ``cache`` (see the module docstring). NumPy's error model:
+#: Python's check for a division by zero kept the gated loops from vectorising (4x slower);
+#: the PReLU kernels, which divide outside their loops, run as fast either way.
+_jit = numba.njit(nogil=True, fastmath=True, error_model="numpy")
+_inline = numba.njit(inline="always", error_model="numpy")
 
 
 @intrinsic
@@ -157,7 +154,7 @@ def _backward(g, z, inv, w, gz, gw):  # pragma: no cover (compiled)
         _act_norm_grad(g[i], z[i], w, inv[i], gz[i], gw)
 
 
-@_inline_gate
+@_inline
 def _gate_norm(z, w, scale, off, eps, y, out) -> np.float32:
     """``out = z * gate * inv``, ``gate = w + (1 - w) sigmoid(scale (z + off))``; ``inv``."""
     h = z.shape[0]
@@ -174,7 +171,7 @@ def _gate_norm(z, w, scale, off, eps, y, out) -> np.float32:
     return inv
 
 
-@_inline_gate
+@_inline
 def _gate_norm_grad(g, z, w, scale, off, inv, gz, gw, gscale, goff) -> None:
     """``gz``: the gradient of the gated unit and ScaleNorm along ``g``.
 
@@ -204,14 +201,14 @@ def _gate_norm_grad(g, z, w, scale, off, inv, gz, gw, gscale, goff) -> None:
         _store(gz, j, gy * gate + q * scale[j])
 
 
-@_jit_gate
+@_jit
 def _gate_forward(z, w, scale, off, tile, eps, out, inv):  # pragma: no cover (compiled)
     y = np.empty(z.shape[1], np.float32)
     for i in range(z.shape[0]):
         inv[i] = _gate_norm(z[i], w, scale, off[i // tile], eps, y, out[i])
 
 
-@_jit_gate
+@_jit
 def _gate_backward(g, z, inv, w, scale, off, tile, gz, gw, gscale, goff):  # pragma: no cover
     for i in range(z.shape[0]):
         t = i // tile
