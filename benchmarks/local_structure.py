@@ -608,11 +608,11 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         for w in (48, 64)
         for k in (8, 10, 12)
     },
-    # Stop 44: the default with other Newton-Schulz steps in Muon (5), whose work grows with
-    # the experts.
+    # Stop 44: the default with other Newton-Schulz steps in Muon (since stop 46: 4 for
+    # experts up to 48 wide, 5 beyond), whose work grows with the experts.
     **{
         f"ns{k}": (
-            f"the default with {k} Newton-Schulz steps in Muon (5)",
+            f"the default with {k} Newton-Schulz steps in Muon (4 up to 48 wide, else 5)",
             {},
             {"ns_steps": k, "current": True},
         )

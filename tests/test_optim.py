@@ -173,3 +173,20 @@ def test_muon_changes_the_routed_fit_and_stays_exact(wine, monkeypatch):
     assert not np.allclose(muon.embedding_, adam.embedding_, atol=1e-3)
     C, emb = muon.compute_contributions(X, return_embedding=True)
     assert np.abs(C.sum(-1) - emb).max() <= 1e-5 * np.abs(emb).max()
+
+
+def test_muon_takes_four_newton_schulz_steps_on_narrow_experts_five_on_wider(wine, monkeypatch):
+    """4 steps while every matrix is at most MUON_NS4_WIDTH wide (the experts of 20,000
+    cells), 5 beyond (those of 100,000); MUON_NS_STEPS, when set, wins."""
+    X, _ = wine
+    narrow = {"experts": 4, "hidden": (48, 48)}
+    opt = _optimizer_of(X, encoder="mlp_routed", encoder_kwargs=narrow)
+    assert _training.MUON_NS4_WIDTH == 48 and opt.ns_steps == 4
+    wide = {"experts": 4, "hidden": (64, 64)}
+    assert _optimizer_of(X, encoder="mlp_routed", encoder_kwargs=wide).ns_steps == 5
+    # One matrix wider on both sides is enough (the smaller side is what counts: 48 x 64 is
+    # 48 wide): its smallest singular values need the fifth step.
+    mixed = {"experts": 4, "hidden": (48, 64, 64)}
+    assert _optimizer_of(X, encoder="mlp_routed", encoder_kwargs=mixed).ns_steps == 5
+    monkeypatch.setattr(_training, "MUON_NS_STEPS", 3)
+    assert _optimizer_of(X, encoder="mlp_routed", encoder_kwargs=wide).ns_steps == 3

@@ -47,10 +47,15 @@ AUTO_BF16_MIN_CELLS = 1000
 #: 0.1 but less at scanpy's 0.5 (docs/performance.md). 0 trains them with Adam, as before
 #: stop 40.
 MUON_LR_RATIO = 25 / 3
-#: Newton-Schulz steps of Muon's orthogonalisation. Four (a fifth less of Muon's products,
-#: about 0.3 s of a 20,000-cell fit) kept as much local structure or more at 20,000 cells
-#: but less at 100,000 (0.1205 / 0.1198 against 0.1211 / 0.1226; docs/performance.md).
-MUON_NS_STEPS = 5
+#: Newton-Schulz steps of Muon's orthogonalisation: ``None`` chooses by the matrices' width
+#: (:func:`muon_ns_steps`); a number is used for every fit (benchmark variants set it).
+MUON_NS_STEPS: int | None = None
+#: Muon takes 4 Newton-Schulz steps while no matrix it steps is wider than this (the smaller
+#: of its two sides), 5 beyond. At 20,000 cells (experts of 48) four kept as much local
+#: structure or more, in 8% less CPU time; at 100,000 (experts of 64) less
+#: (docs/performance.md). A matrix's smallest normalised singular values shrink with its
+#: width, and the iteration needs more steps to lift them.
+MUON_NS4_WIDTH = 48
 #: Routed fits start with this share of the repulsion (a third: the 5 negatives per edge of
 #: umap-learn where routed fits draw 15) and ramp it up linearly to the full strength at
 #: :data:`REPULSION_RAMP_STEPS` of the steps. The layout forms under the weak repulsion and
@@ -97,6 +102,18 @@ def compute_dtype(
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
     return None
+
+
+def muon_ns_steps(matrices: list[torch.Tensor]) -> int:
+    """Newton-Schulz steps for Muon on ``matrices``.
+
+    :data:`MUON_NS_STEPS` if set; else 4 while every matrix is at most
+    :data:`MUON_NS4_WIDTH` wide (its smaller side), 5 beyond.
+    """
+    if MUON_NS_STEPS is not None:
+        return int(MUON_NS_STEPS)
+    width = max((min(p.shape[-2:]) for p in matrices), default=0)
+    return 4 if width <= MUON_NS4_WIDTH else 5
 
 
 #: ``_unique`` sorts the ids rather than masking ``[0, n)`` when ``n`` exceeds this many times
@@ -243,7 +260,7 @@ class UMAPModule(lp.LightningModule):
             others,
             lr=self.lr,
             muon_lr=self.lr * MUON_LR_RATIO,
-            ns_steps=MUON_NS_STEPS,
+            ns_steps=muon_ns_steps(matrices),
             ns_dtype=torch.float32 if fast is None else fast,
             map_fn=map if self._blocks is None else self._blocks.map,
             # Each thread a share of every stack's experts: the stacks' sizes differ.
